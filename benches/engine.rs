@@ -1,0 +1,74 @@
+//! The engine's hot paths: recording a task event on the worker side,
+//! ingesting batches into a run's recording, and the timeline's range fold.
+
+use std::hint::black_box;
+
+use corelanes::bench::sample_task;
+use corelanes::run::{Recording, RunConfig};
+use corelanes::telemetry::events::{RunEvent, TaskRecord, TaskSink};
+use corelanes::timeline::Lane;
+use corelanes::topology::Topology;
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+
+fn record_event(c: &mut Criterion) {
+    let (tx, rx) = crossbeam_channel::unbounded();
+    let mut sink = TaskSink::new(tx);
+    let mut i = 0usize;
+    c.bench_function("record one task event (clock read + batch push)", |b| {
+        b.iter(|| {
+            let now = corelanes::sys::monotonic_ns();
+            sink.record(TaskRecord { end_ns: now, ..sample_task(i, 2) });
+            i += 1;
+            if i.is_multiple_of(1 << 16) {
+                while rx.try_recv().is_ok() {}
+            }
+        })
+    });
+}
+
+fn ingest(c: &mut Criterion) {
+    const EVENTS: usize = 256 * 1024;
+    let batches: Vec<Vec<TaskRecord>> = (0..EVENTS)
+        .collect::<Vec<_>>()
+        .chunks(TaskSink::BATCH)
+        .map(|chunk| chunk.iter().map(|&i| sample_task(i, 2)).collect())
+        .collect();
+    let mut group = c.benchmark_group("ingest");
+    group.throughput(Throughput::Elements(EVENTS as u64));
+    group.bench_function("task batches into a recording", |b| {
+        b.iter_batched(
+            || {
+                let mut rec = Recording::new(RunConfig::defaults(Topology::get()));
+                rec.timeline.reset(2);
+                (rec, batches.clone())
+            },
+            |(mut rec, batches)| {
+                for batch in batches {
+                    rec.ingest(RunEvent::Tasks(batch));
+                }
+                rec
+            },
+            criterion::BatchSize::LargeInput,
+        )
+    });
+    group.finish();
+}
+
+fn fold(c: &mut Criterion) {
+    let mut lane = Lane::default();
+    for i in 0..1_000_000u64 {
+        lane.push(i * 1000, i * 1000 + 700, i as u32);
+    }
+    lane.settle();
+    let mut out = Vec::new();
+    c.bench_function("fold 1 M spans to 1500 px", |b| {
+        b.iter(|| {
+            out.clear();
+            lane.fold(0, 1_000_000_000, 1e9 / 1500.0, 3.0, &mut out);
+            black_box(out.len())
+        })
+    });
+}
+
+criterion_group!(benches, record_event, ingest, fold);
+criterion_main!(benches);

@@ -1,0 +1,136 @@
+//! `corelanes bench`: the engine's own costs, printed as figures. The same
+//! measurements run under criterion in `benches/`; this command gives a
+//! quick reading without it.
+
+use std::process::ExitCode;
+use std::time::Instant;
+
+use crate::metrics::human_ns;
+use crate::run::Recording;
+use crate::sys;
+use crate::telemetry::events::{RunEvent, TaskRecord, TaskSink};
+use crate::timeline::Lane;
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct BenchArgs {
+    /// Task events recorded for the worker-side cost.
+    #[arg(long, default_value_t = 2_000_000)]
+    pub events: usize,
+    /// Also time cpu runs with scheduler capture on and off (takes ~20 s).
+    #[arg(long)]
+    pub capture: bool,
+}
+
+/// A task record as a worker makes it; `i` varies the fields.
+pub fn sample_task(i: usize, threads: usize) -> TaskRecord {
+    let t = (i as u64) * 1000;
+    TaskRecord {
+        id: i as u32,
+        thread: (i % threads) as u32,
+        start_ns: t,
+        end_ns: t + 900,
+        core_at_start: (i % threads) as u32,
+        core_at_end: (i % threads) as u32,
+        cpu_ns: 900,
+        ok: true,
+    }
+}
+
+/// Median ns to record one task event on the worker side: one clock read and
+/// a push into the thread-local batch (with the batch's channel sends amortised).
+pub fn record_cost_ns(events: usize) -> f64 {
+    const CHUNK: usize = 1000;
+    let (tx, rx) = crossbeam_channel::unbounded();
+    let mut sink = TaskSink::new(tx);
+    let mut per_event = Vec::with_capacity(events / CHUNK + 1);
+    let mut i = 0;
+    while i < events {
+        let t0 = Instant::now();
+        for _ in 0..CHUNK {
+            let now = sys::monotonic_ns();
+            sink.record(TaskRecord { end_ns: now, ..sample_task(i, 2) });
+            i += 1;
+        }
+        per_event.push(t0.elapsed().as_nanos() as f64 / CHUNK as f64);
+        // The collector drains as the run goes; keep memory flat like it would.
+        while rx.try_recv().is_ok() {}
+    }
+    median(&mut per_event)
+}
+
+/// Task events ingested per second into a run's recording (store + lanes).
+pub fn ingest_rate(events: usize) -> f64 {
+    let threads = 2;
+    let batches: Vec<RunEvent> = (0..events)
+        .collect::<Vec<_>>()
+        .chunks(TaskSink::BATCH)
+        .map(|chunk| RunEvent::Tasks(chunk.iter().map(|&i| sample_task(i, threads)).collect()))
+        .collect();
+    let mut rec = Recording::new(crate::run::RunConfig::defaults(crate::topology::Topology::get()));
+    rec.timeline.reset(threads);
+    let t0 = Instant::now();
+    for batch in batches {
+        rec.ingest(batch);
+    }
+    let secs = t0.elapsed().as_secs_f64();
+    assert_eq!(rec.tasks.len(), events);
+    events as f64 / secs
+}
+
+pub fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values.get(values.len() / 2).copied().unwrap_or(f64::NAN)
+}
+
+pub fn run(args: &BenchArgs) -> anyhow::Result<ExitCode> {
+    let cost = record_cost_ns(args.events);
+    println!("record one task event (worker side): {cost:.1} ns median   (target ≤ 25 ns)");
+    let t0 = sys::thread_cpu_ns();
+    let reads = 100_000;
+    for _ in 0..reads {
+        std::hint::black_box(sys::thread_cpu_ns());
+    }
+    let cpu_read = (sys::thread_cpu_ns() - t0) as f64 / reads as f64;
+    println!("  (plus per task: thread CPU-time read {cpu_read:.0} ns, done twice per task, not per event)");
+    let rate = ingest_rate(args.events.max(1_000_000));
+    println!("ingest into the store: {:.1} M events/s   (target ≥ 20 M/s)", rate / 1e6);
+    println!("memory per stored span: {} B   (target ≤ 24 B)", Lane::BYTES_PER_SPAN);
+    for (spans, ms) in crate::gui::bench::frame_times(&[10_000, 100_000, 1_000_000]) {
+        println!("one UI frame (build + tessellate), {spans:>9} spans stored: {ms:.2} ms   (target ≤ 8 ms at 1 M)");
+    }
+    if args.capture {
+        let (off, on) = capture_overhead();
+        println!(
+            "cpu run wall, scheduler capture off: {}  on: {}  overhead {:+.1} %   (target ≤ 2 %)",
+            human_ns(off),
+            human_ns(on),
+            (on as f64 / off as f64 - 1.0) * 100.0
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Median wall of a 2-thread spread cpu run with scheduler capture off and on
+/// (alternating, 7 pairs, so drift in machine load hits both sides alike).
+pub fn capture_overhead() -> (u64, u64) {
+    use crate::run::{Placement, RunConfig};
+    use crate::telemetry::sched::SchedMode;
+    let topo = crate::topology::Topology::get();
+    let config = |sched| RunConfig {
+        tasks: 4 * topo.allowed.len(),
+        task_ms: 100.0,
+        placement: Placement::Spread,
+        sched,
+        ..RunConfig::defaults(topo)
+    };
+    let wall = |sched| {
+        let valid = config(sched).validate(topo).expect("defaults are valid");
+        crate::run::run_to_end(valid).wall_ns as f64
+    };
+    let (mut off, mut on) = (Vec::new(), Vec::new());
+    for _ in 0..7 {
+        off.push(wall(SchedMode::Off));
+        on.push(wall(SchedMode::Auto));
+    }
+    (median(&mut off) as u64, median(&mut on) as u64)
+}

@@ -1,0 +1,257 @@
+//! The command line: `run`, `sweep`, `bench`, and `gui` (the default).
+//! Raw arguments are turned into a validated [`RunConfig`] before anything runs.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::export;
+use crate::metrics::human_ns;
+use crate::run::{self, ConfigError, Placement, Recording, RunConfig};
+use crate::telemetry::sched::SchedMode;
+use crate::topology::Topology;
+use crate::workload::WorkloadKind;
+
+#[derive(Parser, Debug)]
+#[command(name = "corelanes", version, about = "See concurrency versus parallelism with real data from the kernel.")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Open the desktop app (what plain `corelanes` does).
+    Gui(GuiArgs),
+    /// Run one workload headless and print what happened.
+    Run {
+        #[command(flatten)]
+        run: RunArgs,
+        #[command(flatten)]
+        out: OutputArgs,
+    },
+    /// Run the same total work on 1..N threads and print speedup and efficiency.
+    Sweep {
+        #[command(flatten)]
+        run: RunArgs,
+        /// Largest thread count of the sweep.
+        #[arg(long)]
+        max_threads: usize,
+        /// Write the sweep's points as JSON to FILE, or to stdout with '-'.
+        #[arg(long, value_name = "FILE|-")]
+        json: Option<PathBuf>,
+    },
+    /// Measure the engine's own costs and print the figures.
+    Bench(crate::bench::BenchArgs),
+}
+
+/// The flags that describe one run (shared by `run`, `sweep` and `gui`).
+#[derive(Args, Debug, Clone)]
+pub struct RunArgs {
+    /// cpu, io, disk, mixed, lock or amdahl.
+    #[arg(long, default_value = "cpu")]
+    pub workload: WorkloadKind,
+    /// Worker threads [default: the number of allowed cores].
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Tasks in total [default: 4 × threads].
+    #[arg(long)]
+    pub tasks: Option<usize>,
+    /// Nominal duration of one task in milliseconds.
+    #[arg(long, default_value_t = 50.0)]
+    pub task_ms: f64,
+    /// one-core, spread, unpinned, or a comma-separated list of cores, one per thread.
+    #[arg(long, default_value = "spread")]
+    pub placement: String,
+    /// The core for --placement one-core [default: the first allowed core].
+    #[arg(long)]
+    pub core: Option<usize>,
+    /// Amdahl workload: the serial fraction of the total work, 0 to 1.
+    #[arg(long, default_value_t = 0.1)]
+    pub serial: f64,
+    /// Kernel scheduler capture: auto (perf, else procfs), perf, procfs or off.
+    #[arg(long, default_value = "auto")]
+    pub sched: SchedMode,
+}
+
+impl RunArgs {
+    pub fn to_config(&self, topo: &Topology) -> Result<RunConfig, ConfigError> {
+        let defaults = RunConfig::defaults(topo);
+        let threads = self.threads.unwrap_or(defaults.threads);
+        Ok(RunConfig {
+            workload: self.workload,
+            threads,
+            tasks: self.tasks.unwrap_or(4 * threads),
+            task_ms: self.task_ms,
+            placement: Placement::parse(&self.placement, self.core, topo)?,
+            serial: self.serial,
+            sched: self.sched,
+        })
+    }
+}
+
+#[derive(Args, Debug, Clone, Default)]
+pub struct OutputArgs {
+    /// Write the summary JSON to FILE, or to stdout instead of the summary with '-'.
+    #[arg(long, value_name = "FILE|-")]
+    pub json: Option<PathBuf>,
+    /// Write the tasks as CSV to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub csv: Option<PathBuf>,
+    /// Write a Chrome trace (opens in Perfetto) to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub trace: Option<PathBuf>,
+}
+
+/// `corelanes gui`: the run flags preset the controls; the rest script a figure.
+#[derive(Args, Debug, Clone)]
+pub struct GuiArgs {
+    #[command(flatten)]
+    pub run: RunArgs,
+    /// Start the run as soon as the window opens.
+    #[arg(long)]
+    pub autorun: bool,
+    /// Save the timeline as PNG to FILE once the run has finished and been drawn.
+    #[arg(long, value_name = "FILE")]
+    pub screenshot: Option<PathBuf>,
+    /// Close the window after the screenshot (or the run) is done.
+    #[arg(long)]
+    pub exit: bool,
+}
+
+const STDOUT: &str = "-";
+
+fn is_stdout(path: &std::path::Path) -> bool {
+    path.as_os_str() == STDOUT
+}
+
+/// Runs the parsed command line; returns the process's exit code.
+pub fn run(cli: Cli) -> ExitCode {
+    let result = match cli.command {
+        None => crate::gui::run(None),
+        Some(Command::Gui(args)) => crate::gui::run(Some(args)),
+        Some(Command::Run { run, out }) => run_once(&run, &out),
+        Some(Command::Sweep { run, max_threads, json }) => run_sweep(&run, max_threads, json.as_deref()),
+        Some(Command::Bench(args)) => crate::bench::run(&args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run_once(args: &RunArgs, out: &OutputArgs) -> anyhow::Result<ExitCode> {
+    let topo = Topology::get();
+    let valid = args.to_config(topo)?.validate(topo)?;
+    let files = [&out.json, &out.csv, &out.trace];
+    for path in files.into_iter().flatten().filter(|p| !is_stdout(p)) {
+        export::check_writable(path)?;
+    }
+    let rec = run::run_to_end(valid);
+    let json_to_stdout = out.json.as_deref().is_some_and(is_stdout);
+    if json_to_stdout {
+        println!("{}", export::summary_json(&rec));
+    } else {
+        print!("{}", report(&rec));
+    }
+    let writes: [(&Option<PathBuf>, fn(&Recording) -> String); 3] = [
+        (&out.json, export::summary_json),
+        (&out.csv, export::tasks_csv),
+        (&out.trace, export::chrome_trace),
+    ];
+    for (path, render) in writes {
+        if let Some(path) = path.as_deref().filter(|p| !is_stdout(p)) {
+            export::write_atomically(path, render(&rec).as_bytes())?;
+            if !json_to_stdout {
+                println!("wrote {}", path.display());
+            }
+        }
+    }
+    for why in &rec.failures {
+        eprintln!("failure: {why}");
+    }
+    Ok(if rec.failures.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+fn run_sweep(args: &RunArgs, max_threads: usize, json: Option<&std::path::Path>) -> anyhow::Result<ExitCode> {
+    let topo = Topology::get();
+    let base = args.to_config(topo)?;
+    // Same total work at every point: the task count is fixed by the largest run.
+    let base = RunConfig { tasks: args.tasks.unwrap_or(4 * max_threads), ..base };
+    RunConfig { threads: max_threads, ..base.clone() }.validate(topo)?;
+    if let Some(path) = json.filter(|p| !is_stdout(p)) {
+        export::check_writable(path)?;
+    }
+    let quiet = json.is_some_and(is_stdout);
+    if !quiet {
+        eprintln!(
+            "sweep: {} tasks of {} ms, {} workload, placement {}, 1..{max_threads} threads",
+            base.tasks, base.task_ms, base.workload, base.placement.label()
+        );
+    }
+    let points = crate::sweep::sweep(&base, max_threads, topo, |p, _| {
+        if !quiet {
+            eprintln!("  {} thread(s): {}", p.threads, human_ns(p.wall_ns));
+        }
+    })?;
+    let body = serde_json::to_string_pretty(&serde_json::json!({
+        "config": base,
+        "amdahl_parallel_fraction": crate::sweep::amdahl_fit(&points),
+        "points": points,
+    }))?;
+    match json {
+        Some(path) if is_stdout(path) => println!("{body}"),
+        Some(path) => {
+            print!("{}", crate::sweep::table(&points));
+            export::write_atomically(path, body.as_bytes())?;
+            println!("wrote {}", path.display());
+        }
+        None => print!("{}", crate::sweep::table(&points)),
+    }
+    let _ = std::io::stdout().flush();
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The human summary of a run.
+pub fn report(rec: &Recording) -> String {
+    let m = rec.metrics();
+    let c = &rec.config;
+    let mut out = format!("{} — {} tasks of {} ms\n", rec.title(), c.tasks, c.task_ms);
+    out += &format!(
+        "wall {}   CPU {}   parallelism {:.2}   concurrency {:.2}   tasks ok {}/{}\n",
+        human_ns(m.wall_ns),
+        human_ns(m.cpu_ns),
+        m.parallelism,
+        m.concurrency,
+        m.tasks_ok,
+        rec.tasks.len()
+    );
+    for t in &rec.threads {
+        let pin = t.pinned_core.map_or("unpinned".to_string(), |c| format!("pinned to core {c}"));
+        out += &format!(
+            "  {:<10} {:<16} CPU {:>9}  waited for CPU {:>9}  switches {} voluntary, {} involuntary  migrations {}\n",
+            t.name,
+            pin,
+            human_ns(t.cpu_ns),
+            human_ns(t.run_delay_ns),
+            t.voluntary_switches,
+            t.involuntary_switches,
+            t.migrations
+        );
+    }
+    let lost = rec.sched.as_ref().map_or(0, |s| s.lost_records);
+    out += &format!("scheduler capture: {:?}", rec.sched_source).to_lowercase();
+    if let Some(s) = &rec.sched {
+        out += &format!(", {} slices, {lost} lost records", s.slices.len());
+    }
+    out += "\n";
+    if let Some(note) = &rec.sched_note {
+        out += &format!("note: {note}\n");
+    }
+    out
+}

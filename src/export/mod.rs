@@ -1,0 +1,72 @@
+//! Files a run can be saved as: a summary JSON, the tasks as CSV, and a
+//! Chrome trace (opens in Perfetto and `chrome://tracing`). PNG pictures are
+//! made by the GUI, which owns the pixels.
+//!
+//! Every file is written to a temporary file beside its destination and
+//! renamed into place, so a failure never leaves a half-written file.
+
+mod csv;
+mod summary;
+mod trace;
+
+pub use csv::tasks_csv;
+pub use summary::{Summary, summary_json};
+pub use trace::chrome_trace;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// Why a file could not be written: names the path and what to do.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot write {}: {source}. Choose a folder that exists and that you may write to.", path.display())]
+pub struct ExportError {
+    pub path: PathBuf,
+    #[source]
+    pub source: std::io::Error,
+}
+
+fn folder_of(path: &Path) -> &Path {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    }
+}
+
+/// Checks, before any work, that `path` can be written (its folder exists and
+/// accepts a new file), so a long run is not wasted on a bad path.
+pub fn check_writable(path: &Path) -> Result<(), ExportError> {
+    let fail = |source| ExportError { path: path.to_path_buf(), source };
+    if path.is_dir() {
+        return Err(fail(std::io::Error::new(std::io::ErrorKind::IsADirectory, "it is a folder")));
+    }
+    tempfile::NamedTempFile::new_in(folder_of(path)).map(drop).map_err(fail)
+}
+
+/// Writes `bytes` to `path` atomically (temporary file, then rename).
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), ExportError> {
+    let fail = |source| ExportError { path: path.to_path_buf(), source };
+    let mut file = tempfile::NamedTempFile::new_in(folder_of(path)).map_err(fail)?;
+    file.write_all(bytes).map_err(fail)?;
+    file.as_file().sync_all().map_err(fail)?;
+    file.persist(path).map_err(|e| fail(e.error))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unwritable_paths_are_refused_and_nothing_is_left() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("no/such/folder/out.json");
+        let err = check_writable(&missing).unwrap_err();
+        assert!(err.to_string().contains("no/such/folder/out.json"), "{err}");
+        assert!(write_atomically(&missing, b"x").is_err());
+        assert!(check_writable(dir.path()).is_err(), "a folder is not a file");
+        let ok = dir.path().join("out.json");
+        write_atomically(&ok, b"{}").unwrap();
+        assert_eq!(std::fs::read(&ok).unwrap(), b"{}");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1, "no temporary file left");
+    }
+}

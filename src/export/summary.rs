@@ -1,0 +1,55 @@
+//! The summary JSON: the run's configuration, figures, threads, tasks and,
+//! where captured, the kernel's scheduler slices.
+
+use crate::metrics::Metrics;
+use crate::run::{Recording, RunConfig, RunStatus};
+use crate::telemetry::events::{TaskRecord, ThreadRecord};
+use crate::telemetry::sched::{SchedSlice, SchedSource};
+
+#[derive(serde::Serialize)]
+pub struct Summary<'a> {
+    pub config: &'a RunConfig,
+    pub status: &'a RunStatus,
+    pub wall_ns: u64,
+    pub metrics: Metrics,
+    pub allowed_cores: &'a [usize],
+    pub cpu_iters_per_ms: f64,
+    pub threads: &'a [ThreadRecord],
+    pub tasks: &'a [TaskRecord],
+    pub sched: SchedSummary<'a>,
+    pub failures: &'a [String],
+}
+
+#[derive(serde::Serialize)]
+pub struct SchedSummary<'a> {
+    pub source: SchedSource,
+    pub lost_records: u64,
+    pub note: Option<&'a str>,
+    pub slices: &'a [SchedSlice],
+}
+
+impl<'a> Summary<'a> {
+    pub fn of(rec: &'a Recording) -> Summary<'a> {
+        Summary {
+            config: &rec.config,
+            status: &rec.status,
+            wall_ns: rec.wall_ns,
+            metrics: rec.metrics(),
+            allowed_cores: &crate::topology::Topology::get().allowed,
+            cpu_iters_per_ms: crate::workload::Calibration::get().iters_per_ms,
+            threads: &rec.threads,
+            tasks: &rec.tasks,
+            sched: SchedSummary {
+                source: rec.sched_source,
+                lost_records: rec.sched.as_ref().map_or(0, |s| s.lost_records),
+                note: rec.sched_note.as_deref(),
+                slices: rec.sched.as_ref().map_or(&[], |s| &s.slices),
+            },
+            failures: &rec.failures,
+        }
+    }
+}
+
+pub fn summary_json(rec: &Recording) -> String {
+    serde_json::to_string_pretty(&Summary::of(rec)).expect("the summary is plain data")
+}

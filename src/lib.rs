@@ -1,0 +1,32 @@
+//! corelanes: see concurrency versus parallelism with real data from the kernel.
+//!
+//! *Concurrency* is dealing with many things at once (task lifetimes overlap,
+//! interleaved by time-slicing, even on one core); *parallelism* is doing many
+//! things at once (tasks executing at the same instant on different cores).
+//! This crate runs real workloads on real, pinned threads and measures what
+//! happened, so the difference is shown by measurement, never by animation.
+//!
+//! Data flows one way: workers and capture threads → channel → [`run::Recording`]
+//! → [`timeline`] store → views (GUI, CLI, exports).
+//!
+//! - [`topology`]: which cores this process may use.
+//! - [`workload`]: what one task does (cpu, io, disk, mixed, lock, amdahl).
+//! - [`run`]: validated experiment config, pinned worker threads, cancel, panics.
+//! - [`telemetry`]: task events from workers, the kernel's scheduler capture, utilisation.
+//! - [`timeline`]: the drawing store: spans per lane, range queries, folding.
+//! - [`metrics`]: wall, CPU, parallelism, concurrency, speedup, Amdahl.
+//! - [`export`]: summary JSON, CSV, Chrome trace.
+//! - [`cli`] and [`gui`]: thin shells over the above.
+
+pub mod bench;
+pub mod cli;
+pub mod export;
+pub mod gui;
+pub mod metrics;
+pub mod run;
+pub mod sweep;
+pub mod sys;
+pub mod telemetry;
+pub mod timeline;
+pub mod topology;
+pub mod workload;

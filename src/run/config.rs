@@ -1,0 +1,184 @@
+//! Experiment configuration: what the user asked for, and its validation
+//! against the cores this process may use.
+
+use crate::telemetry::sched::SchedMode;
+use crate::topology::Topology;
+use crate::workload::WorkloadKind;
+
+pub const MAX_THREADS: usize = 1024;
+pub const MAX_TASKS: usize = 1_000_000;
+pub const MIN_TASK_MS: f64 = 0.01;
+pub const MAX_TASK_MS: f64 = 600_000.0;
+
+/// Where the worker threads run.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Placement {
+    /// Every thread pinned to this one core: concurrency without parallelism.
+    OneCore(usize),
+    /// Thread i pinned to the i-th allowed core, wrapping around.
+    Spread,
+    /// No pinning: the kernel places the threads.
+    Unpinned,
+    /// One core per thread, in thread order.
+    List(Vec<usize>),
+}
+
+impl Placement {
+    /// Parses the command line's words: `one-core`, `spread`, `unpinned`, or `0,1,1`.
+    /// `one-core` takes `core`, defaulting to the first allowed core.
+    pub fn parse(text: &str, core: Option<usize>, topo: &Topology) -> Result<Placement, ConfigError> {
+        match text {
+            "one-core" => Ok(Placement::OneCore(core.unwrap_or(topo.allowed[0]))),
+            "spread" => Ok(Placement::Spread),
+            "unpinned" => Ok(Placement::Unpinned),
+            list => list
+                .split(',')
+                .map(|part| part.trim().parse::<usize>())
+                .collect::<Result<Vec<_>, _>>()
+                .map(Placement::List)
+                .map_err(|_| ConfigError::Placement(text.to_string())),
+        }
+    }
+
+    pub fn label(&self) -> String {
+        match self {
+            Placement::OneCore(core) => format!("one core ({core})"),
+            Placement::Spread => "spread".into(),
+            Placement::Unpinned => "unpinned".into(),
+            Placement::List(cores) => format!("cores {}", join(cores)),
+        }
+    }
+}
+
+fn join(cores: &[usize]) -> String {
+    cores.iter().map(usize::to_string).collect::<Vec<_>>().join(",")
+}
+
+/// What the user asked for. Turn it into a [`ValidConfig`] before running.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct RunConfig {
+    pub workload: WorkloadKind,
+    pub threads: usize,
+    pub tasks: usize,
+    pub task_ms: f64,
+    pub placement: Placement,
+    /// Amdahl's serial fraction of the total work, 0..=1 (other workloads ignore it).
+    pub serial: f64,
+    pub sched: SchedMode,
+}
+
+impl RunConfig {
+    /// The defaults of the design: one thread per allowed core, four tasks each, 50 ms tasks.
+    pub fn defaults(topo: &Topology) -> RunConfig {
+        let threads = topo.allowed.len();
+        RunConfig {
+            workload: WorkloadKind::Cpu,
+            threads,
+            tasks: 4 * threads,
+            task_ms: 50.0,
+            placement: Placement::Spread,
+            serial: 0.1,
+            sched: SchedMode::Auto,
+        }
+    }
+
+    /// Checks every field and resolves the core of each thread.
+    pub fn validate(self, topo: &Topology) -> Result<ValidConfig, ConfigError> {
+        if !(1..=MAX_THREADS).contains(&self.threads) {
+            return Err(ConfigError::Threads(self.threads));
+        }
+        if !(1..=MAX_TASKS).contains(&self.tasks) {
+            return Err(ConfigError::Tasks(self.tasks));
+        }
+        if !(MIN_TASK_MS..=MAX_TASK_MS).contains(&self.task_ms) {
+            return Err(ConfigError::TaskMs(self.task_ms));
+        }
+        if !(0.0..=1.0).contains(&self.serial) {
+            return Err(ConfigError::Serial(self.serial));
+        }
+        let check = |core: usize| match topo.why_not_allowed(core) {
+            Some(why) => Err(ConfigError::Core { why }),
+            None => Ok(Some(core)),
+        };
+        let cores = match &self.placement {
+            Placement::OneCore(core) => vec![check(*core)?; self.threads],
+            Placement::Spread => (0..self.threads)
+                .map(|i| Some(topo.allowed[i % topo.allowed.len()]))
+                .collect(),
+            Placement::Unpinned => vec![None; self.threads],
+            Placement::List(list) => {
+                if list.len() != self.threads {
+                    return Err(ConfigError::ListLength {
+                        cores: list.len(),
+                        threads: self.threads,
+                    });
+                }
+                list.iter().map(|&c| check(c)).collect::<Result<_, _>>()?
+            }
+        };
+        Ok(ValidConfig { config: self, cores })
+    }
+}
+
+/// A configuration that passed validation, with each thread's core resolved.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ValidConfig {
+    pub config: RunConfig,
+    /// The core each worker thread is pinned to (`None`: unpinned).
+    pub cores: Vec<Option<usize>>,
+}
+
+/// Why a configuration cannot run: one sentence naming the bad value and what is allowed.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ConfigError {
+    #[error("thread count {0} is out of range: use 1 to {MAX_THREADS} threads")]
+    Threads(usize),
+    #[error("task count {0} is out of range: use 1 to {MAX_TASKS} tasks")]
+    Tasks(usize),
+    #[error("task duration {0} ms is out of range: use {MIN_TASK_MS} to {MAX_TASK_MS} ms")]
+    TaskMs(f64),
+    #[error("serial fraction {0} is out of range: use a number from 0 to 1")]
+    Serial(f64),
+    #[error("{why}")]
+    Core { why: String },
+    #[error("the core list has {cores} entries but there are {threads} threads: give exactly one core per thread")]
+    ListLength { cores: usize, threads: usize },
+    #[error("placement '{0}' is not understood: use one-core, spread, unpinned, or a comma-separated list of core ids such as 0,1")]
+    Placement(String),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(threads: usize, placement: Placement) -> RunConfig {
+        RunConfig {
+            threads,
+            placement,
+            ..RunConfig::defaults(Topology::get())
+        }
+    }
+
+    #[test]
+    fn spread_wraps_over_allowed_cores() {
+        let topo = Topology::get();
+        let valid = config(topo.allowed.len() + 1, Placement::Spread).validate(topo).unwrap();
+        assert_eq!(valid.cores.last().unwrap(), &Some(topo.allowed[0]));
+    }
+
+    #[test]
+    fn bad_values_are_named() {
+        let topo = Topology::get();
+        let err = config(0, Placement::Spread).validate(topo).unwrap_err();
+        assert!(err.to_string().contains("thread count 0"), "{err}");
+        let err = config(2, Placement::List(vec![topo.allowed[0]])).validate(topo).unwrap_err();
+        assert!(err.to_string().contains("1 entries but there are 2 threads"), "{err}");
+        let err = config(1, Placement::OneCore(9999)).validate(topo).unwrap_err();
+        assert!(err.to_string().contains("core 9999 does not exist"), "{err}");
+        let serial = RunConfig { serial: 1.5, ..config(1, Placement::Spread) };
+        assert!(serial.validate(topo).unwrap_err().to_string().contains("1.5"));
+        assert!(Placement::parse("0,x", None, topo).is_err());
+        assert_eq!(Placement::parse("3, 4", None, topo).unwrap(), Placement::List(vec![3, 4]));
+    }
+}

@@ -1,0 +1,161 @@
+//! Running an experiment: spawn named worker threads, pin them, hand out tasks,
+//! stream what happens, and let the caller cancel.
+//!
+//! A run lives on its own controller thread, so callers (the GUI's frame, the
+//! CLI) only read events: nothing a worker does ever waits for them.
+
+mod config;
+mod recording;
+mod worker;
+
+pub use config::{ConfigError, Placement, RunConfig, ValidConfig};
+pub use recording::{Recording, RunStatus};
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::thread::JoinHandle;
+
+use crossbeam_channel::{Receiver, Sender};
+
+use crate::sys;
+use crate::telemetry::events::{RunEvent, ThreadRecord};
+use crate::telemetry::sched::{SchedCapture, SchedSource};
+use crate::topology::Topology;
+use crate::workload::Plan;
+
+/// A run in progress. Read its events; dropping the handle does not stop the
+/// run (call [`RunHandle::cancel`] for that).
+pub struct RunHandle {
+    events: Receiver<RunEvent>,
+    cancel: Arc<AtomicBool>,
+    controller: Option<JoinHandle<()>>,
+}
+
+impl RunHandle {
+    pub fn events(&self) -> &Receiver<RunEvent> {
+        &self.events
+    }
+
+    /// Asks every worker to stop after (or, for long tasks, within ~1 ms of) its current step.
+    pub fn cancel(&self) {
+        self.cancel.store(true, Ordering::Relaxed);
+    }
+
+    /// Waits for the controller thread to end (all events have been sent by then).
+    pub fn join(mut self) {
+        if let Some(controller) = self.controller.take() {
+            let _ = controller.join();
+        }
+    }
+}
+
+/// Starts the configured workload.
+pub fn start(valid: ValidConfig) -> RunHandle {
+    let c = &valid.config;
+    let plan = Plan::new(c.workload, c.tasks, c.task_ms, c.serial);
+    start_plan(valid, plan)
+}
+
+/// Starts a run whose tasks are `plan`'s (a custom [`crate::workload::TaskBody`]).
+pub fn start_plan(valid: ValidConfig, plan: Result<Plan, String>) -> RunHandle {
+    let (tx, rx) = crossbeam_channel::unbounded();
+    let cancel = Arc::new(AtomicBool::new(false));
+    let flag = cancel.clone();
+    let controller = std::thread::Builder::new()
+        .name("corelanes-run".into())
+        .spawn(move || control(valid, plan, flag, tx));
+    let controller = match controller {
+        Ok(handle) => Some(handle),
+        Err(e) => {
+            let (tx, rx2) = crossbeam_channel::unbounded();
+            let _ = tx.send(RunEvent::Failure(format!("cannot start the run's thread: {e}")));
+            let _ = tx.send(RunEvent::Finished { wall_ns: 0, cancelled: true });
+            return RunHandle { events: rx2, cancel, controller: None };
+        }
+    };
+    RunHandle { events: rx, cancel, controller }
+}
+
+/// Runs to the end on this thread's watch and returns everything recorded.
+pub fn run_to_end(valid: ValidConfig) -> Recording {
+    let mut recording = Recording::new(valid.config.clone());
+    let handle = start(valid);
+    for event in handle.events().iter() {
+        recording.ingest(event);
+    }
+    handle.join();
+    recording
+}
+
+fn control(valid: ValidConfig, plan: Result<Plan, String>, cancel: Arc<AtomicBool>, tx: Sender<RunEvent>) {
+    let finish_early = |why: String| {
+        let _ = tx.send(RunEvent::Failure(why));
+        let _ = tx.send(RunEvent::Finished { wall_ns: 0, cancelled: true });
+    };
+    let plan = match plan {
+        Ok(plan) => plan,
+        Err(why) => return finish_early(why),
+    };
+    let origin_ns = sys::monotonic_ns();
+    // Opened here, before the workers exist, so that they inherit the perf events.
+    let sched = match SchedCapture::start(valid.config.sched, &Topology::get().allowed, origin_ns) {
+        Ok(capture) => capture,
+        Err(e) => return finish_early(e.to_string()),
+    };
+    let threads: Vec<ThreadRecord> = valid
+        .cores
+        .iter()
+        .enumerate()
+        .map(|(index, &pinned_core)| ThreadRecord {
+            index,
+            name: format!("worker-{index}"),
+            pinned_core,
+            ..ThreadRecord::default()
+        })
+        .collect();
+    let _ = tx.send(RunEvent::Started {
+        origin_ns,
+        threads: threads.clone(),
+        sched_source: sched.source(),
+        sched_note: sched.note().map(str::to_owned),
+    });
+    let shared = Arc::new(worker::Shared {
+        plan,
+        next_task: AtomicUsize::new(0),
+        cancel: cancel.clone(),
+        serial_done: worker::Gate::default(),
+        sched: (sched.source() != SchedSource::Off).then_some(sched),
+        origin_ns,
+    });
+    let mut workers = Vec::with_capacity(threads.len());
+    for me in threads {
+        let (shared, worker_tx) = (shared.clone(), tx.clone());
+        let name = me.name.clone();
+        let spawned = std::thread::Builder::new()
+            .name(name.clone())
+            .spawn(move || worker::work(&shared, me, worker_tx));
+        match spawned {
+            Ok(handle) => workers.push((name, handle)),
+            Err(e) => {
+                let _ = tx.send(RunEvent::Failure(format!(
+                    "cannot start {name}: {e}; the run was stopped. Try fewer threads."
+                )));
+                cancel.store(true, Ordering::Relaxed);
+                break;
+            }
+        }
+    }
+    for (name, handle) in workers {
+        if handle.join().is_err() {
+            let _ = tx.send(RunEvent::Failure(format!("{name} ended with a panic outside its tasks")));
+        }
+    }
+    let wall_ns = sys::monotonic_ns() - origin_ns;
+    if let Some(sched) = Arc::into_inner(shared).and_then(|shared| shared.sched) {
+        let _ = tx.send(RunEvent::Sched(sched.finish()));
+    }
+    let _ = tx.send(RunEvent::Finished {
+        wall_ns,
+        cancelled: cancel.load(Ordering::Relaxed),
+    });
+}

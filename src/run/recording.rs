@@ -1,0 +1,127 @@
+//! Everything one run produced, built by ingesting its events in order.
+
+use crate::metrics::Metrics;
+use crate::telemetry::events::{RunEvent, TaskRecord, ThreadRecord};
+use crate::telemetry::sched::{SchedReport, SchedSource};
+use crate::timeline::Timeline;
+
+use super::RunConfig;
+
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RunStatus {
+    Running,
+    Finished,
+    Cancelled,
+}
+
+/// A run's records: the collector side of the channel. Ingesting is cheap
+/// (appends), so a GUI frame can drain whatever arrived since the last frame.
+#[derive(Clone, Debug)]
+pub struct Recording {
+    pub config: RunConfig,
+    pub status: RunStatus,
+    /// `CLOCK_MONOTONIC` ns at the run's origin; every other time is relative to it.
+    pub origin_ns: u64,
+    /// Final once `status` is not `Running`; until then the last task end seen.
+    pub wall_ns: u64,
+    pub threads: Vec<ThreadRecord>,
+    pub tasks: Vec<TaskRecord>,
+    pub sched_source: SchedSource,
+    pub sched_note: Option<String>,
+    pub sched: Option<SchedReport>,
+    /// Sentences telling the user what went wrong (panics, failed pins).
+    pub failures: Vec<String>,
+    /// The drawing store, kept in step with `tasks` and `sched`.
+    pub timeline: Timeline,
+}
+
+impl Recording {
+    pub fn new(config: RunConfig) -> Recording {
+        Recording {
+            config,
+            status: RunStatus::Running,
+            origin_ns: 0,
+            wall_ns: 0,
+            threads: Vec::new(),
+            tasks: Vec::new(),
+            sched_source: SchedSource::Off,
+            sched_note: None,
+            sched: None,
+            failures: Vec::new(),
+            timeline: Timeline::default(),
+        }
+    }
+
+    pub fn ingest(&mut self, event: RunEvent) {
+        match event {
+            RunEvent::Started {
+                origin_ns,
+                threads,
+                sched_source,
+                sched_note,
+            } => {
+                self.origin_ns = origin_ns;
+                self.timeline.reset(threads.len());
+                self.threads = threads;
+                self.sched_source = sched_source;
+                self.sched_note = sched_note;
+            }
+            RunEvent::ThreadStarted { index, tid } => {
+                if let Some(thread) = self.threads.get_mut(index) {
+                    thread.tid = tid;
+                }
+            }
+            RunEvent::Tasks(batch) => {
+                for task in &batch {
+                    self.wall_ns = self.wall_ns.max(task.end_ns);
+                }
+                self.timeline.add_tasks(self.tasks.len(), &batch);
+                self.tasks.extend_from_slice(&batch);
+            }
+            RunEvent::ThreadDone(thread) => {
+                let index = thread.index;
+                if let Some(slot) = self.threads.get_mut(index) {
+                    *slot = thread;
+                }
+            }
+            RunEvent::Failure(why) => self.failures.push(why),
+            RunEvent::Sched(report) => {
+                self.timeline.add_slices(&report.slices);
+                if report.note.is_some() {
+                    self.sched_note = report.note.clone();
+                }
+                self.sched = Some(report);
+            }
+            RunEvent::Finished { wall_ns, cancelled } => {
+                self.wall_ns = wall_ns.max(self.wall_ns);
+                self.status = if cancelled {
+                    RunStatus::Cancelled
+                } else {
+                    RunStatus::Finished
+                };
+                self.timeline.settle();
+            }
+        }
+    }
+
+    pub fn is_running(&self) -> bool {
+        self.status == RunStatus::Running
+    }
+
+    pub fn metrics(&self) -> Metrics {
+        Metrics::of(self)
+    }
+
+    /// A one-line name for lists and legends, e.g. "cpu · 2 threads · one core (0)".
+    pub fn title(&self) -> String {
+        let c = &self.config;
+        format!(
+            "{} · {} thread{} · {}",
+            c.workload,
+            c.threads,
+            if c.threads == 1 { "" } else { "s" },
+            c.placement.label()
+        )
+    }
+}

@@ -1,0 +1,130 @@
+//! One worker thread: pin, take tasks from the shared queue, record each one.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
+
+use crossbeam_channel::Sender;
+
+use crate::sys;
+use crate::telemetry::events::{RunEvent, TaskRecord, TaskSink, ThreadRecord};
+use crate::telemetry::sched::SchedCapture;
+use crate::telemetry::thread_stats;
+use crate::workload::Plan;
+
+/// What all workers of one run share.
+pub(super) struct Shared {
+    pub plan: Plan,
+    pub next_task: AtomicUsize,
+    pub cancel: Arc<AtomicBool>,
+    pub serial_done: Gate,
+    pub sched: Option<SchedCapture>,
+    pub origin_ns: u64,
+}
+
+/// A one-way door: closed until `open`, then every `wait` returns.
+#[derive(Default)]
+pub(super) struct Gate {
+    open: Mutex<bool>,
+    opened: Condvar,
+}
+
+impl Gate {
+    pub fn open(&self) {
+        *self.open.lock().unwrap_or_else(|e| e.into_inner()) = true;
+        self.opened.notify_all();
+    }
+
+    /// Waits until opened or cancelled; true when opened.
+    fn wait(&self, cancel: &AtomicBool) -> bool {
+        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        while !*open {
+            if cancel.load(Ordering::Relaxed) {
+                return false;
+            }
+            open = self
+                .opened
+                .wait_timeout(open, Duration::from_millis(20))
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+        true
+    }
+}
+
+pub(super) fn work(shared: &Shared, mut me: ThreadRecord, tx: Sender<RunEvent>) {
+    if let Some(core) = me.pinned_core
+        && !core_affinity::set_for_current(core_affinity::CoreId { id: core })
+    {
+        let _ = tx.send(RunEvent::Failure(format!(
+            "{} could not be pinned to core {core}; it ran unpinned. Check the core is online and in this process's affinity.",
+            me.name
+        )));
+        me.pinned_core = None;
+    }
+    me.tid = sys::gettid();
+    if let Some(sched) = &shared.sched {
+        sched.register_worker(me.index, me.tid);
+    }
+    let _ = tx.send(RunEvent::ThreadStarted { index: me.index, tid: me.tid });
+
+    // Counted from here, so the move onto the pinned core is not a migration of the run.
+    let migrations_before = thread_stats::own_migrations().unwrap_or(0);
+    let mut sink = TaskSink::new(tx.clone());
+    let plan = &shared.plan;
+    let cancel = &*shared.cancel;
+    loop {
+        let task = shared.next_task.fetch_add(1, Ordering::Relaxed);
+        if task >= plan.tasks || cancel.load(Ordering::Relaxed) {
+            break;
+        }
+        if plan.serial_first && task > 0 && !shared.serial_done.wait(cancel) {
+            break;
+        }
+        let start_ns = sys::monotonic_ns();
+        let core_at_start = sys::current_cpu().unwrap_or(usize::MAX);
+        let cpu_before = sys::thread_cpu_ns();
+        let outcome = catch_unwind(AssertUnwindSafe(|| plan.body.run(task, cancel)));
+        let cpu_ns = sys::thread_cpu_ns() - cpu_before;
+        let end_ns = sys::monotonic_ns();
+        let core_at_end = sys::current_cpu().unwrap_or(usize::MAX);
+        if plan.serial_first && task == 0 {
+            shared.serial_done.open();
+        }
+        let problem = match outcome {
+            Ok(Ok(())) => None,
+            Ok(Err(why)) => Some(why),
+            Err(panic) => Some(format!("panicked: {}", panic_text(&panic))),
+        };
+        if let Some(why) = &problem {
+            let _ = tx.send(RunEvent::Failure(format!("task {task} on {}: {why}", me.name)));
+        }
+        sink.record(TaskRecord {
+            id: task as u32,
+            thread: me.index as u32,
+            start_ns: start_ns.saturating_sub(shared.origin_ns),
+            end_ns: end_ns.saturating_sub(shared.origin_ns),
+            core_at_start: core_at_start as u32,
+            core_at_end: core_at_end as u32,
+            cpu_ns,
+            ok: problem.is_none() && !cancel.load(Ordering::Relaxed),
+        });
+        me.tasks_done += 1;
+    }
+    sink.flush();
+
+    me.cpu_ns = sys::thread_cpu_ns();
+    (me.voluntary_switches, me.involuntary_switches) = sys::thread_switches();
+    me.run_delay_ns = thread_stats::own_schedstat().map_or(0, |(_, wait, _)| wait);
+    me.migrations = thread_stats::own_migrations().map_or(0, |m| m.saturating_sub(migrations_before));
+    let _ = tx.send(RunEvent::ThreadDone(me));
+}
+
+fn panic_text(panic: &Box<dyn std::any::Any + Send>) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "(no message)".into())
+}

@@ -1,0 +1,54 @@
+//! The exports parse back and agree with each other and with the run.
+
+use corelanes::export;
+use corelanes::run::Placement;
+use corelanes::workload::WorkloadKind;
+use serde_json::Value;
+
+use super::{config, exclusive, run};
+
+#[test]
+fn summary_csv_and_trace_agree() {
+    let _machine = exclusive();
+    let rec = run(config(WorkloadKind::Mixed, 2, 6, 10.0, Placement::Spread));
+
+    let summary: Value = serde_json::from_str(&export::summary_json(&rec)).unwrap();
+    let tasks = summary["tasks"].as_array().unwrap();
+    assert_eq!(tasks.len(), 6);
+    assert_eq!(summary["wall_ns"].as_u64().unwrap(), rec.wall_ns);
+    assert!(summary["metrics"]["parallelism"].as_f64().unwrap() > 0.0);
+    for key in ["index", "name", "tid", "pinned_core", "cpu_ns", "voluntary_switches", "involuntary_switches"] {
+        assert!(summary["threads"][0].get(key).is_some(), "threads[0].{key} missing");
+    }
+
+    let csv = export::tasks_csv(&rec);
+    let mut lines = csv.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let col = |name: &str| header.iter().position(|h| *h == name).unwrap();
+    let rows: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
+    assert_eq!(rows.len(), 6);
+
+    let trace: Value = serde_json::from_str(&export::chrome_trace(&rec)).unwrap();
+    let spans: Vec<&Value> = trace["traceEvents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["ph"] == "X" && e["cat"] == "task")
+        .collect();
+    assert_eq!(spans.len(), 6);
+    let names = trace["traceEvents"].as_array().unwrap().iter().filter(|e| e["name"] == "thread_name").count();
+    assert!(names >= 2, "thread_name metadata for each worker");
+
+    for task in tasks {
+        let id = task["id"].as_u64().unwrap();
+        let row = rows.iter().find(|r| r[col("id")] == id.to_string()).expect("task in the CSV");
+        assert_eq!(row[col("start_ns")], task["start_ns"].to_string());
+        assert_eq!(row[col("end_ns")], task["end_ns"].to_string());
+        let span = spans.iter().find(|s| s["name"] == format!("task {id}")).expect("task in the trace");
+        let ts_ns = span["ts"].as_f64().unwrap() * 1000.0;
+        let dur_ns = span["dur"].as_f64().unwrap() * 1000.0;
+        assert!((ts_ns - task["start_ns"].as_f64().unwrap()).abs() < 1.0);
+        let duration = task["end_ns"].as_f64().unwrap() - task["start_ns"].as_f64().unwrap();
+        assert!((dur_ns - duration).abs() < 1.0);
+    }
+}

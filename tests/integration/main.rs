@@ -1,0 +1,50 @@
+//! The one integration test binary: real threads on real cores, the CLI as a
+//! user runs it, the app's state driven without a GPU, and (ignored unless a
+//! display is present) a real window.
+//!
+//! Tests that run workloads take `exclusive()` first: on a 2-core machine two
+//! CPU-bound experiments at once would measure each other, not the claim.
+
+mod claims;
+mod cli;
+mod exports;
+mod robustness;
+
+use std::sync::{Mutex, MutexGuard};
+
+use corelanes::run::{self, Placement, Recording, RunConfig};
+use corelanes::telemetry::sched::SchedMode;
+use corelanes::topology::Topology;
+use corelanes::workload::WorkloadKind;
+
+static MACHINE: Mutex<()> = Mutex::new(());
+
+/// Holds the machine for one experiment at a time.
+pub fn exclusive() -> MutexGuard<'static, ()> {
+    MACHINE.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+pub fn config(workload: WorkloadKind, threads: usize, tasks: usize, task_ms: f64, placement: Placement) -> RunConfig {
+    RunConfig {
+        workload,
+        threads,
+        tasks,
+        task_ms,
+        placement,
+        serial: 0.25,
+        sched: SchedMode::Off,
+    }
+}
+
+pub fn run(config: RunConfig) -> Recording {
+    let valid = config.validate(Topology::get()).expect("test configs are valid");
+    let rec = run::run_to_end(valid);
+    assert!(rec.failures.is_empty(), "unexpected failures: {:?}", rec.failures);
+    rec
+}
+
+/// The first allowed core, and the first two when there are two.
+pub fn cores() -> (usize, Option<usize>) {
+    let allowed = &Topology::get().allowed;
+    (allowed[0], allowed.get(1).copied())
+}
