@@ -17,7 +17,10 @@ fn record_event(c: &mut Criterion) {
     c.bench_function("record one task event (clock read + batch push)", |b| {
         b.iter(|| {
             let now = corelanes::sys::monotonic_ns();
-            sink.record(TaskRecord { end_ns: now, ..sample_task(i, 2) });
+            sink.record(TaskRecord {
+                end_ns: now,
+                ..sample_task(i, 2)
+            });
             i += 1;
             if i.is_multiple_of(1 << 16) {
                 while rx.try_recv().is_ok() {}

@@ -48,7 +48,10 @@ pub fn record_cost_ns(events: usize) -> f64 {
         let t0 = Instant::now();
         for _ in 0..CHUNK {
             let now = sys::monotonic_ns();
-            sink.record(TaskRecord { end_ns: now, ..sample_task(i, 2) });
+            sink.record(TaskRecord {
+                end_ns: now,
+                ..sample_task(i, 2)
+            });
             i += 1;
         }
         per_event.push(t0.elapsed().as_nanos() as f64 / CHUNK as f64);
@@ -66,7 +69,9 @@ pub fn ingest_rate(events: usize) -> f64 {
         .chunks(TaskSink::BATCH)
         .map(|chunk| RunEvent::Tasks(chunk.iter().map(|&i| sample_task(i, threads)).collect()))
         .collect();
-    let mut rec = Recording::new(crate::run::RunConfig::defaults(crate::topology::Topology::get()));
+    let mut rec = Recording::new(crate::run::RunConfig::defaults(
+        crate::topology::Topology::get(),
+    ));
     rec.timeline.reset(threads);
     let t0 = Instant::now();
     for batch in batches {
@@ -91,12 +96,22 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<ExitCode> {
         std::hint::black_box(sys::thread_cpu_ns());
     }
     let cpu_read = (sys::thread_cpu_ns() - t0) as f64 / reads as f64;
-    println!("  (plus per task: thread CPU-time read {cpu_read:.0} ns, done twice per task, not per event)");
+    println!(
+        "  (plus per task: thread CPU-time read {cpu_read:.0} ns, done twice per task, not per event)"
+    );
     let rate = ingest_rate(args.events.max(1_000_000));
-    println!("ingest into the store: {:.1} M events/s   (target ≥ 20 M/s)", rate / 1e6);
-    println!("memory per stored span: {} B   (target ≤ 24 B)", Lane::BYTES_PER_SPAN);
+    println!(
+        "ingest into the store: {:.1} M events/s   (target ≥ 20 M/s)",
+        rate / 1e6
+    );
+    println!(
+        "memory per stored span: {} B   (target ≤ 24 B)",
+        Lane::BYTES_PER_SPAN
+    );
     for (spans, ms) in crate::gui::bench::frame_times(&[10_000, 100_000, 1_000_000]) {
-        println!("one UI frame (build + tessellate), {spans:>9} spans stored: {ms:.2} ms   (target ≤ 8 ms at 1 M)");
+        println!(
+            "one UI frame (build + tessellate), {spans:>9} spans stored: {ms:.2} ms   (target ≤ 8 ms at 1 M)"
+        );
     }
     if args.capture {
         let (off, on) = capture_overhead();

@@ -15,7 +15,11 @@ use crate::topology::Topology;
 use crate::workload::WorkloadKind;
 
 #[derive(Parser, Debug)]
-#[command(name = "corelanes", version, about = "See concurrency versus parallelism with real data from the kernel.")]
+#[command(
+    name = "corelanes",
+    version,
+    about = "See concurrency versus parallelism with real data from the kernel."
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -133,7 +137,11 @@ pub fn run(cli: Cli) -> ExitCode {
         None => crate::gui::run(None),
         Some(Command::Gui(args)) => crate::gui::run(Some(args)),
         Some(Command::Run { run, out }) => run_once(&run, &out),
-        Some(Command::Sweep { run, max_threads, json }) => run_sweep(&run, max_threads, json.as_deref()),
+        Some(Command::Sweep {
+            run,
+            max_threads,
+            json,
+        }) => run_sweep(&run, max_threads, json.as_deref()),
         Some(Command::Bench(args)) => crate::bench::run(&args),
     };
     match result {
@@ -159,7 +167,8 @@ fn run_once(args: &RunArgs, out: &OutputArgs) -> anyhow::Result<ExitCode> {
     } else {
         print!("{}", report(&rec));
     }
-    let writes: [(&Option<PathBuf>, fn(&Recording) -> String); 3] = [
+    type Render = fn(&Recording) -> String;
+    let writes: [(&Option<PathBuf>, Render); 3] = [
         (&out.json, export::summary_json),
         (&out.csv, export::tasks_csv),
         (&out.trace, export::chrome_trace),
@@ -175,15 +184,30 @@ fn run_once(args: &RunArgs, out: &OutputArgs) -> anyhow::Result<ExitCode> {
     for why in &rec.failures {
         eprintln!("failure: {why}");
     }
-    Ok(if rec.failures.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    Ok(if rec.failures.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
-fn run_sweep(args: &RunArgs, max_threads: usize, json: Option<&std::path::Path>) -> anyhow::Result<ExitCode> {
+fn run_sweep(
+    args: &RunArgs,
+    max_threads: usize,
+    json: Option<&std::path::Path>,
+) -> anyhow::Result<ExitCode> {
     let topo = Topology::get();
     let base = args.to_config(topo)?;
     // Same total work at every point: the task count is fixed by the largest run.
-    let base = RunConfig { tasks: args.tasks.unwrap_or(4 * max_threads), ..base };
-    RunConfig { threads: max_threads, ..base.clone() }.validate(topo)?;
+    let base = RunConfig {
+        tasks: args.tasks.unwrap_or(4 * max_threads),
+        ..base
+    };
+    RunConfig {
+        threads: max_threads,
+        ..base.clone()
+    }
+    .validate(topo)?;
     if let Some(path) = json.filter(|p| !is_stdout(p)) {
         export::check_writable(path)?;
     }
@@ -191,7 +215,10 @@ fn run_sweep(args: &RunArgs, max_threads: usize, json: Option<&std::path::Path>)
     if !quiet {
         eprintln!(
             "sweep: {} tasks of {} ms, {} workload, placement {}, 1..{max_threads} threads",
-            base.tasks, base.task_ms, base.workload, base.placement.label()
+            base.tasks,
+            base.task_ms,
+            base.workload,
+            base.placement.label()
         );
     }
     let points = crate::sweep::sweep(&base, max_threads, topo, |p, _| {
@@ -232,7 +259,9 @@ pub fn report(rec: &Recording) -> String {
         rec.tasks.len()
     );
     for t in &rec.threads {
-        let pin = t.pinned_core.map_or("unpinned".to_string(), |c| format!("pinned to core {c}"));
+        let pin = t
+            .pinned_core
+            .map_or("unpinned".to_string(), |c| format!("pinned to core {c}"));
         out += &format!(
             "  {:<10} {:<16} CPU {:>9}  waited for CPU {:>9}  switches {} voluntary, {} involuntary  migrations {}\n",
             t.name,

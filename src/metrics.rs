@@ -27,12 +27,17 @@ impl Metrics {
         let threads_done = !rec.is_running() && !rec.threads.is_empty();
         let task_cpu: u64 = rec.tasks.iter().map(|t| t.cpu_ns).sum();
         let cpu_ns = if threads_done {
-            rec.threads.iter().map(|t| t.cpu_ns).sum::<u64>().max(task_cpu)
+            rec.threads
+                .iter()
+                .map(|t| t.cpu_ns)
+                .sum::<u64>()
+                .max(task_cpu)
         } else {
             task_cpu
         };
         let in_flight: u64 = rec.tasks.iter().map(|t| t.duration_ns()).sum();
-        let sum = |f: fn(&crate::telemetry::events::ThreadRecord) -> u64| rec.threads.iter().map(f).sum();
+        let sum =
+            |f: fn(&crate::telemetry::events::ThreadRecord) -> u64| rec.threads.iter().map(f).sum();
         let ok = rec.tasks.iter().filter(|t| t.ok).count() as u64;
         Metrics {
             wall_ns: rec.wall_ns,

@@ -28,10 +28,16 @@ pub fn sweep(
 ) -> Result<Vec<SweepPoint>, SweepError> {
     let mut points: Vec<SweepPoint> = Vec::new();
     for threads in 1..=max_threads {
-        let config = RunConfig { threads, ..base.clone() };
+        let config = RunConfig {
+            threads,
+            ..base.clone()
+        };
         let rec = run::run_to_end(config.validate(topo)?);
         if let Some(why) = rec.failures.first() {
-            return Err(SweepError::Run { threads, why: why.clone() });
+            return Err(SweepError::Run {
+                threads,
+                why: why.clone(),
+            });
         }
         let m = rec.metrics();
         let base_wall = points.first().map_or(m.wall_ns, |p| p.wall_ns);
@@ -84,7 +90,10 @@ pub fn table(points: &[SweepPoint]) -> String {
             metrics::amdahl(p, pt.threads)
         );
     }
-    out += &format!("Amdahl fit: parallel fraction p = {p:.3} (serial {:.1} %)\n", (1.0 - p) * 100.0);
+    out += &format!(
+        "Amdahl fit: parallel fraction p = {p:.3} (serial {:.1} %)\n",
+        (1.0 - p) * 100.0
+    );
     out
 }
 

@@ -147,7 +147,9 @@ mod tests {
         assert!(!topo.allowed.is_empty());
         assert!(topo.system_cpus >= topo.allowed.len());
         let missing = topo.system_cpus + 5;
-        let why = topo.why_not_allowed(missing).expect("a core past the end is refused");
+        let why = topo
+            .why_not_allowed(missing)
+            .expect("a core past the end is refused");
         assert!(why.contains("does not exist"), "{why}");
         assert_eq!(topo.why_not_allowed(topo.allowed[0]), None);
     }

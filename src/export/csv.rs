@@ -9,7 +9,10 @@ pub fn tasks_csv(rec: &Recording) -> String {
         "id,thread,thread_name,start_ns,end_ns,duration_ns,core_at_start,core_at_end,cpu_ns,ok\n",
     );
     for t in &rec.tasks {
-        let name = rec.threads.get(t.thread as usize).map_or("", |th| th.name.as_str());
+        let name = rec
+            .threads
+            .get(t.thread as usize)
+            .map_or("", |th| th.name.as_str());
         let _ = writeln!(
             out,
             "{},{},{},{},{},{},{},{},{},{}",

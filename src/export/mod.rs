@@ -35,16 +35,27 @@ fn folder_of(path: &Path) -> &Path {
 /// Checks, before any work, that `path` can be written (its folder exists and
 /// accepts a new file), so a long run is not wasted on a bad path.
 pub fn check_writable(path: &Path) -> Result<(), ExportError> {
-    let fail = |source| ExportError { path: path.to_path_buf(), source };
+    let fail = |source| ExportError {
+        path: path.to_path_buf(),
+        source,
+    };
     if path.is_dir() {
-        return Err(fail(std::io::Error::new(std::io::ErrorKind::IsADirectory, "it is a folder")));
+        return Err(fail(std::io::Error::new(
+            std::io::ErrorKind::IsADirectory,
+            "it is a folder",
+        )));
     }
-    tempfile::NamedTempFile::new_in(folder_of(path)).map(drop).map_err(fail)
+    tempfile::NamedTempFile::new_in(folder_of(path))
+        .map(drop)
+        .map_err(fail)
 }
 
 /// Writes `bytes` to `path` atomically (temporary file, then rename).
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), ExportError> {
-    let fail = |source| ExportError { path: path.to_path_buf(), source };
+    let fail = |source| ExportError {
+        path: path.to_path_buf(),
+        source,
+    };
     let mut file = tempfile::NamedTempFile::new_in(folder_of(path)).map_err(fail)?;
     file.write_all(bytes).map_err(fail)?;
     file.as_file().sync_all().map_err(fail)?;
@@ -63,10 +74,17 @@ mod tests {
         let err = check_writable(&missing).unwrap_err();
         assert!(err.to_string().contains("no/such/folder/out.json"), "{err}");
         assert!(write_atomically(&missing, b"x").is_err());
-        assert!(check_writable(dir.path()).is_err(), "a folder is not a file");
+        assert!(
+            check_writable(dir.path()).is_err(),
+            "a folder is not a file"
+        );
         let ok = dir.path().join("out.json");
         write_atomically(&ok, b"{}").unwrap();
         assert_eq!(std::fs::read(&ok).unwrap(), b"{}");
-        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1, "no temporary file left");
+        assert_eq!(
+            std::fs::read_dir(dir.path()).unwrap().count(),
+            1,
+            "no temporary file left"
+        );
     }
 }

@@ -12,14 +12,23 @@ const CORES_PID: u32 = 2;
 
 pub fn chrome_trace(rec: &Recording) -> String {
     let us = |ns: u64| ns as f64 / 1000.0;
-    let tid_of = |thread: usize| rec.threads.get(thread).map_or(thread as i64, |t| i64::from(t.tid));
-    let name_of = |thread: usize| rec.threads.get(thread).map_or_else(|| format!("worker-{thread}"), |t| t.name.clone());
-    let meta = |pid: u32, tid: i64, what: &str, name: &str| {
-        json!({"ph": "M", "pid": pid, "tid": tid, "name": what, "args": {"name": name}})
+    let tid_of = |thread: usize| {
+        rec.threads
+            .get(thread)
+            .map_or(thread as i64, |t| i64::from(t.tid))
     };
-    let mut events: Vec<Value> = vec![
-        meta(WORKERS_PID, 0, "process_name", &format!("corelanes workers: {}", rec.title())),
-    ];
+    let name_of = |thread: usize| {
+        rec.threads
+            .get(thread)
+            .map_or_else(|| format!("worker-{thread}"), |t| t.name.clone())
+    };
+    let meta = |pid: u32, tid: i64, what: &str, name: &str| json!({"ph": "M", "pid": pid, "tid": tid, "name": what, "args": {"name": name}});
+    let mut events: Vec<Value> = vec![meta(
+        WORKERS_PID,
+        0,
+        "process_name",
+        &format!("corelanes workers: {}", rec.title()),
+    )];
     for (i, t) in rec.threads.iter().enumerate() {
         events.push(meta(WORKERS_PID, tid_of(i), "thread_name", &t.name));
         events.push(json!({"ph": "M", "pid": WORKERS_PID, "tid": tid_of(i), "name": "thread_sort_index", "args": {"sort_index": i}}));
@@ -33,14 +42,28 @@ pub fn chrome_trace(rec: &Recording) -> String {
         }));
     }
     if let Some(sched) = &rec.sched {
-        events.push(meta(CORES_PID, 0, "process_name", "cores (kernel scheduler)"));
+        events.push(meta(
+            CORES_PID,
+            0,
+            "process_name",
+            "cores (kernel scheduler)",
+        ));
         let mut cores: Vec<usize> = sched.slices.iter().map(|s| s.core).collect();
         cores.sort_unstable();
         cores.dedup();
         for core in cores {
-            events.push(meta(CORES_PID, core as i64, "thread_name", &format!("core {core}")));
+            events.push(meta(
+                CORES_PID,
+                core as i64,
+                "thread_name",
+                &format!("core {core}"),
+            ));
         }
-        for s in sched.slices.iter().filter(|s| s.state == SliceState::Running) {
+        for s in sched
+            .slices
+            .iter()
+            .filter(|s| s.state == SliceState::Running)
+        {
             events.push(json!({
                 "ph": "X", "cat": "sched", "name": name_of(s.thread),
                 "pid": CORES_PID, "tid": s.core,

@@ -27,7 +27,11 @@ pub enum Placement {
 impl Placement {
     /// Parses the command line's words: `one-core`, `spread`, `unpinned`, or `0,1,1`.
     /// `one-core` takes `core`, defaulting to the first allowed core.
-    pub fn parse(text: &str, core: Option<usize>, topo: &Topology) -> Result<Placement, ConfigError> {
+    pub fn parse(
+        text: &str,
+        core: Option<usize>,
+        topo: &Topology,
+    ) -> Result<Placement, ConfigError> {
         match text {
             "one-core" => Ok(Placement::OneCore(core.unwrap_or(topo.allowed[0]))),
             "spread" => Ok(Placement::Spread),
@@ -52,7 +56,11 @@ impl Placement {
 }
 
 fn join(cores: &[usize]) -> String {
-    cores.iter().map(usize::to_string).collect::<Vec<_>>().join(",")
+    cores
+        .iter()
+        .map(usize::to_string)
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 /// What the user asked for. Turn it into a [`ValidConfig`] before running.
@@ -117,7 +125,10 @@ impl RunConfig {
                 list.iter().map(|&c| check(c)).collect::<Result<_, _>>()?
             }
         };
-        Ok(ValidConfig { config: self, cores })
+        Ok(ValidConfig {
+            config: self,
+            cores,
+        })
     }
 }
 
@@ -142,9 +153,13 @@ pub enum ConfigError {
     Serial(f64),
     #[error("{why}")]
     Core { why: String },
-    #[error("the core list has {cores} entries but there are {threads} threads: give exactly one core per thread")]
+    #[error(
+        "the core list has {cores} entries but there are {threads} threads: give exactly one core per thread"
+    )]
     ListLength { cores: usize, threads: usize },
-    #[error("placement '{0}' is not understood: use one-core, spread, unpinned, or a comma-separated list of core ids such as 0,1")]
+    #[error(
+        "placement '{0}' is not understood: use one-core, spread, unpinned, or a comma-separated list of core ids such as 0,1"
+    )]
     Placement(String),
 }
 
@@ -163,7 +178,9 @@ mod tests {
     #[test]
     fn spread_wraps_over_allowed_cores() {
         let topo = Topology::get();
-        let valid = config(topo.allowed.len() + 1, Placement::Spread).validate(topo).unwrap();
+        let valid = config(topo.allowed.len() + 1, Placement::Spread)
+            .validate(topo)
+            .unwrap();
         assert_eq!(valid.cores.last().unwrap(), &Some(topo.allowed[0]));
     }
 
@@ -172,13 +189,36 @@ mod tests {
         let topo = Topology::get();
         let err = config(0, Placement::Spread).validate(topo).unwrap_err();
         assert!(err.to_string().contains("thread count 0"), "{err}");
-        let err = config(2, Placement::List(vec![topo.allowed[0]])).validate(topo).unwrap_err();
-        assert!(err.to_string().contains("1 entries but there are 2 threads"), "{err}");
-        let err = config(1, Placement::OneCore(9999)).validate(topo).unwrap_err();
-        assert!(err.to_string().contains("core 9999 does not exist"), "{err}");
-        let serial = RunConfig { serial: 1.5, ..config(1, Placement::Spread) };
-        assert!(serial.validate(topo).unwrap_err().to_string().contains("1.5"));
+        let err = config(2, Placement::List(vec![topo.allowed[0]]))
+            .validate(topo)
+            .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("1 entries but there are 2 threads"),
+            "{err}"
+        );
+        let err = config(1, Placement::OneCore(9999))
+            .validate(topo)
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("core 9999 does not exist"),
+            "{err}"
+        );
+        let serial = RunConfig {
+            serial: 1.5,
+            ..config(1, Placement::Spread)
+        };
+        assert!(
+            serial
+                .validate(topo)
+                .unwrap_err()
+                .to_string()
+                .contains("1.5")
+        );
         assert!(Placement::parse("0,x", None, topo).is_err());
-        assert_eq!(Placement::parse("3, 4", None, topo).unwrap(), Placement::List(vec![3, 4]));
+        assert_eq!(
+            Placement::parse("3, 4", None, topo).unwrap(),
+            Placement::List(vec![3, 4])
+        );
     }
 }

@@ -68,12 +68,25 @@ pub fn start_plan(valid: ValidConfig, plan: Result<Plan, String>) -> RunHandle {
         Ok(handle) => Some(handle),
         Err(e) => {
             let (tx, rx2) = crossbeam_channel::unbounded();
-            let _ = tx.send(RunEvent::Failure(format!("cannot start the run's thread: {e}")));
-            let _ = tx.send(RunEvent::Finished { wall_ns: 0, cancelled: true });
-            return RunHandle { events: rx2, cancel, controller: None };
+            let _ = tx.send(RunEvent::Failure(format!(
+                "cannot start the run's thread: {e}"
+            )));
+            let _ = tx.send(RunEvent::Finished {
+                wall_ns: 0,
+                cancelled: true,
+            });
+            return RunHandle {
+                events: rx2,
+                cancel,
+                controller: None,
+            };
         }
     };
-    RunHandle { events: rx, cancel, controller }
+    RunHandle {
+        events: rx,
+        cancel,
+        controller,
+    }
 }
 
 /// Runs to the end on this thread's watch and returns everything recorded.
@@ -87,10 +100,18 @@ pub fn run_to_end(valid: ValidConfig) -> Recording {
     recording
 }
 
-fn control(valid: ValidConfig, plan: Result<Plan, String>, cancel: Arc<AtomicBool>, tx: Sender<RunEvent>) {
+fn control(
+    valid: ValidConfig,
+    plan: Result<Plan, String>,
+    cancel: Arc<AtomicBool>,
+    tx: Sender<RunEvent>,
+) {
     let finish_early = |why: String| {
         let _ = tx.send(RunEvent::Failure(why));
-        let _ = tx.send(RunEvent::Finished { wall_ns: 0, cancelled: true });
+        let _ = tx.send(RunEvent::Finished {
+            wall_ns: 0,
+            cancelled: true,
+        });
     };
     let plan = match plan {
         Ok(plan) => plan,
@@ -147,7 +168,9 @@ fn control(valid: ValidConfig, plan: Result<Plan, String>, cancel: Arc<AtomicBoo
     }
     for (name, handle) in workers {
         if handle.join().is_err() {
-            let _ = tx.send(RunEvent::Failure(format!("{name} ended with a panic outside its tasks")));
+            let _ = tx.send(RunEvent::Failure(format!(
+                "{name} ended with a panic outside its tasks"
+            )));
         }
     }
     let wall_ns = sys::monotonic_ns() - origin_ns;

@@ -67,7 +67,10 @@ pub(super) fn work(shared: &Shared, mut me: ThreadRecord, tx: Sender<RunEvent>) 
     if let Some(sched) = &shared.sched {
         sched.register_worker(me.index, me.tid);
     }
-    let _ = tx.send(RunEvent::ThreadStarted { index: me.index, tid: me.tid });
+    let _ = tx.send(RunEvent::ThreadStarted {
+        index: me.index,
+        tid: me.tid,
+    });
 
     // Counted from here, so the move onto the pinned core is not a migration of the run.
     let migrations_before = thread_stats::own_migrations().unwrap_or(0);
@@ -98,7 +101,10 @@ pub(super) fn work(shared: &Shared, mut me: ThreadRecord, tx: Sender<RunEvent>) 
             Err(panic) => Some(format!("panicked: {}", panic_text(&panic))),
         };
         if let Some(why) = &problem {
-            let _ = tx.send(RunEvent::Failure(format!("task {task} on {}: {why}", me.name)));
+            let _ = tx.send(RunEvent::Failure(format!(
+                "task {task} on {}: {why}",
+                me.name
+            )));
         }
         sink.record(TaskRecord {
             id: task as u32,
@@ -117,7 +123,8 @@ pub(super) fn work(shared: &Shared, mut me: ThreadRecord, tx: Sender<RunEvent>) 
     me.cpu_ns = sys::thread_cpu_ns();
     (me.voluntary_switches, me.involuntary_switches) = sys::thread_switches();
     me.run_delay_ns = thread_stats::own_schedstat().map_or(0, |(_, wait, _)| wait);
-    me.migrations = thread_stats::own_migrations().map_or(0, |m| m.saturating_sub(migrations_before));
+    me.migrations =
+        thread_stats::own_migrations().map_or(0, |m| m.saturating_sub(migrations_before));
     let _ = tx.send(RunEvent::ThreadDone(me));
 }
 

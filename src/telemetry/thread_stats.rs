@@ -29,7 +29,10 @@ mod tests {
 
     #[test]
     fn parses_kernel_lines() {
-        assert_eq!(parse_schedstat("1765561 2000 13\n"), Some((1765561, 2000, 13)));
+        assert_eq!(
+            parse_schedstat("1765561 2000 13\n"),
+            Some((1765561, 2000, 13))
+        );
         assert_eq!(parse_schedstat("12"), None);
         let sched = "corelanes (42, #threads: 3)\n---\nse.exec_start   :   1.0\nse.nr_migrations                             :                    7\n";
         assert_eq!(parse_migrations(sched), Some(7));

@@ -80,7 +80,9 @@ impl Lane {
         if !self.sorted {
             return 0..self.len();
         }
-        let from = self.start.partition_point(|&s| s < t0.saturating_sub(self.max_len));
+        let from = self
+            .start
+            .partition_point(|&s| s < t0.saturating_sub(self.max_len));
         let to = self.start.partition_point(|&s| s <= t1);
         from..to.max(from)
     }
@@ -106,7 +108,12 @@ impl Lane {
             if end < t0 || start > t1 {
                 continue;
             }
-            let mut block = Drawn { start_ns: start, end_ns: end, item, count: 1 };
+            let mut block = Drawn {
+                start_ns: start,
+                end_ns: end,
+                item,
+                count: 1,
+            };
             if end - start < min_ns {
                 while i < range.end {
                     let (s, e, _) = self.get(i);
@@ -148,7 +155,15 @@ mod tests {
         lane.fold(0, 50_000, 100.0, 3.0, &mut out);
         assert_eq!(out.len(), 2, "{out:?}");
         assert_eq!(out[0].count, 1000);
-        assert_eq!(out[1], Drawn { start_ns: 30_000, end_ns: 40_000, item: 1000, count: 1 });
+        assert_eq!(
+            out[1],
+            Drawn {
+                start_ns: 30_000,
+                end_ns: 40_000,
+                item: 1000,
+                count: 1
+            }
+        );
         assert_eq!(lane.hit(35_000).map(|h| h.2), Some(1000));
         assert_eq!(lane.hit(15), None);
     }

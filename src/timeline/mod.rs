@@ -67,7 +67,11 @@ impl Timeline {
             lane_at(&mut self.threads, task.thread as usize).push(task.start_ns, task.end_ns, item);
             stored += 1;
             if !self.cores_from_kernel && stored < SPAN_CAP {
-                lane_at(&mut self.cores, task.core_at_start as usize).push(task.start_ns, task.end_ns, item);
+                lane_at(&mut self.cores, task.core_at_start as usize).push(
+                    task.start_ns,
+                    task.end_ns,
+                    item,
+                );
                 stored += 1;
             }
         }
@@ -94,14 +98,21 @@ impl Timeline {
 
     /// Sorts lanes that received spans out of order (core lanes gather many threads).
     pub fn settle(&mut self) {
-        for lane in self.threads.iter_mut().chain(&mut self.thread_states).chain(&mut self.cores) {
+        for lane in self
+            .threads
+            .iter_mut()
+            .chain(&mut self.thread_states)
+            .chain(&mut self.cores)
+        {
             lane.settle();
         }
     }
 
     /// The cores that hold at least one span, ascending.
     pub fn busy_cores(&self) -> Vec<usize> {
-        (0..self.cores.len()).filter(|&c| !self.cores[c].is_empty()).collect()
+        (0..self.cores.len())
+            .filter(|&c| !self.cores[c].is_empty())
+            .collect()
     }
 
     /// The latest end of any span.

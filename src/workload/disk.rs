@@ -21,7 +21,9 @@ impl FsyncWrites {
         let dir = tempfile::Builder::new()
             .prefix("corelanes-disk-")
             .tempdir()
-            .map_err(|e| format!("cannot create a temporary directory for the disk workload: {e}"))?;
+            .map_err(|e| {
+                format!("cannot create a temporary directory for the disk workload: {e}")
+            })?;
         Ok(FsyncWrites { dir, dur })
     }
 }

@@ -52,12 +52,24 @@ impl WorkloadKind {
     /// One sentence for tooltips and `--help`.
     pub fn describe(self) -> &'static str {
         match self {
-            WorkloadKind::Cpu => "CPU-bound: every task computes for the task duration (calibrated on an idle core).",
-            WorkloadKind::Io => "I/O-bound: every task sleeps for the task duration, needing no CPU.",
-            WorkloadKind::Disk => "Disk: every task writes 64 KiB blocks with fsync until the task duration has passed.",
-            WorkloadKind::Mixed => "Mixed: every task computes for half the duration, then sleeps for the other half.",
-            WorkloadKind::Lock => "Lock-contended: every task computes while holding one shared mutex, so threads take turns.",
-            WorkloadKind::Amdahl => "Amdahl: one serial task (the serial fraction of all the work) runs alone, then the rest runs in parallel.",
+            WorkloadKind::Cpu => {
+                "CPU-bound: every task computes for the task duration (calibrated on an idle core)."
+            }
+            WorkloadKind::Io => {
+                "I/O-bound: every task sleeps for the task duration, needing no CPU."
+            }
+            WorkloadKind::Disk => {
+                "Disk: every task writes 64 KiB blocks with fsync until the task duration has passed."
+            }
+            WorkloadKind::Mixed => {
+                "Mixed: every task computes for half the duration, then sleeps for the other half."
+            }
+            WorkloadKind::Lock => {
+                "Lock-contended: every task computes while holding one shared mutex, so threads take turns."
+            }
+            WorkloadKind::Amdahl => {
+                "Amdahl: one serial task (the serial fraction of all the work) runs alone, then the rest runs in parallel."
+            }
         }
     }
 }
@@ -74,7 +86,9 @@ impl std::str::FromStr for WorkloadKind {
         WorkloadKind::ALL
             .into_iter()
             .find(|k| k.name() == s)
-            .ok_or_else(|| format!("unknown workload '{s}': choose one of cpu, io, disk, mixed, lock, amdahl"))
+            .ok_or_else(|| {
+                format!("unknown workload '{s}': choose one of cpu, io, disk, mixed, lock, amdahl")
+            })
     }
 }
 
@@ -96,7 +110,12 @@ pub struct Plan {
 impl Plan {
     /// Builds the task bodies of `kind`. Total work is `tasks × task_ms`; for
     /// Amdahl, `serial` of it is one serial task and the rest is split into `tasks` tasks.
-    pub fn new(kind: WorkloadKind, tasks: usize, task_ms: f64, serial: f64) -> Result<Plan, String> {
+    pub fn new(
+        kind: WorkloadKind,
+        tasks: usize,
+        task_ms: f64,
+        serial: f64,
+    ) -> Result<Plan, String> {
         let calibration = Calibration::get();
         let iters = calibration.iters_for_ms(task_ms);
         let dur = Duration::from_secs_f64(task_ms / 1000.0);
@@ -104,8 +123,14 @@ impl Plan {
             WorkloadKind::Cpu => Arc::new(Compute { iters }),
             WorkloadKind::Io => Arc::new(Sleep { dur }),
             WorkloadKind::Disk => Arc::new(disk::FsyncWrites::new(dur)?),
-            WorkloadKind::Mixed => Arc::new(Mixed { iters: iters / 2, dur: dur / 2 }),
-            WorkloadKind::Lock => Arc::new(Locked { iters, lock: Mutex::new(0) }),
+            WorkloadKind::Mixed => Arc::new(Mixed {
+                iters: iters / 2,
+                dur: dur / 2,
+            }),
+            WorkloadKind::Lock => Arc::new(Locked {
+                iters,
+                lock: Mutex::new(0),
+            }),
             WorkloadKind::Amdahl => {
                 let total_ms = tasks as f64 * task_ms;
                 return Ok(Plan {
@@ -118,7 +143,11 @@ impl Plan {
                 });
             }
         };
-        Ok(Plan { tasks, serial_first: false, body })
+        Ok(Plan {
+            tasks,
+            serial_first: false,
+            body,
+        })
     }
 }
 
@@ -178,7 +207,11 @@ struct Amdahl {
 
 impl TaskBody for Amdahl {
     fn run(&self, task: usize, cancel: &AtomicBool) -> Result<(), String> {
-        let iters = if task == 0 { self.serial_iters } else { self.parallel_iters };
+        let iters = if task == 0 {
+            self.serial_iters
+        } else {
+            self.parallel_iters
+        };
         spin(iters, task as u64, cancel);
         Ok(())
     }

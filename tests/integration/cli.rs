@@ -7,7 +7,10 @@ use serde_json::Value;
 use super::exclusive;
 
 fn corelanes(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_corelanes")).args(args).output().expect("the binary runs")
+    Command::new(env!("CARGO_BIN_EXE_corelanes"))
+        .args(args)
+        .output()
+        .expect("the binary runs")
 }
 
 fn stderr(out: &Output) -> String {
@@ -20,9 +23,25 @@ fn run_prints_a_summary_and_writes_all_three_files() {
     let dir = tempfile::tempdir().unwrap();
     let path = |name: &str| dir.path().join(name).to_string_lossy().into_owned();
     let out = corelanes(&[
-        "run", "--workload", "cpu", "--threads", "2", "--tasks", "4", "--task-ms", "10",
-        "--placement", "one-core", "--sched", "off",
-        "--json", &path("s.json"), "--csv", &path("t.csv"), "--trace", &path("t.json"),
+        "run",
+        "--workload",
+        "cpu",
+        "--threads",
+        "2",
+        "--tasks",
+        "4",
+        "--task-ms",
+        "10",
+        "--placement",
+        "one-core",
+        "--sched",
+        "off",
+        "--json",
+        &path("s.json"),
+        "--csv",
+        &path("t.csv"),
+        "--trace",
+        &path("t.json"),
     ]);
     assert!(out.status.success(), "{}", stderr(&out));
     let text = String::from_utf8_lossy(&out.stdout);
@@ -30,18 +49,48 @@ fn run_prints_a_summary_and_writes_all_three_files() {
     let summary: Value = serde_json::from_slice(&std::fs::read(path("s.json")).unwrap()).unwrap();
     assert_eq!(summary["config"]["threads"], 2);
     assert_eq!(summary["tasks"].as_array().unwrap().len(), 4);
-    assert!(std::fs::read_to_string(path("t.csv")).unwrap().lines().count() == 5);
-    assert!(std::fs::read_to_string(path("t.json")).unwrap().contains("traceEvents"));
+    assert!(
+        std::fs::read_to_string(path("t.csv"))
+            .unwrap()
+            .lines()
+            .count()
+            == 5
+    );
+    assert!(
+        std::fs::read_to_string(path("t.json"))
+            .unwrap()
+            .contains("traceEvents")
+    );
 }
 
 #[test]
 fn json_to_stdout_is_the_summary_alone() {
     let _machine = exclusive();
-    let out = corelanes(&["run", "--workload", "io", "--threads", "2", "--task-ms", "5", "--sched", "off", "--json", "-"]);
+    let out = corelanes(&[
+        "run",
+        "--workload",
+        "io",
+        "--threads",
+        "2",
+        "--task-ms",
+        "5",
+        "--sched",
+        "off",
+        "--json",
+        "-",
+    ]);
     assert!(out.status.success(), "{}", stderr(&out));
-    let summary: Value = serde_json::from_slice(&out.stdout).expect("stdout is exactly one JSON document");
-    assert_eq!(summary["tasks"].as_array().unwrap().len(), 8, "default tasks = 4 × threads");
-    assert!(summary["threads"][0]["pinned_core"].is_u64(), "spread pins by default");
+    let summary: Value =
+        serde_json::from_slice(&out.stdout).expect("stdout is exactly one JSON document");
+    assert_eq!(
+        summary["tasks"].as_array().unwrap().len(),
+        8,
+        "default tasks = 4 × threads"
+    );
+    assert!(
+        summary["threads"][0]["pinned_core"].is_u64(),
+        "spread pins by default"
+    );
 }
 
 #[test]
@@ -52,9 +101,18 @@ fn bad_input_is_refused_with_one_clear_sentence() {
     let cases: [(&[&str], &str); 7] = [
         (&["--threads", "0"], "thread count 0"),
         (&["--threads", "5000"], "thread count 5000"),
-        (&["--placement", "one-core", "--core", "4096"], "core 4096 does not exist"),
-        (&["--threads", "2", "--placement", "0"], "1 entries but there are 2 threads"),
-        (&["--workload", "amdahl", "--serial", "1.5"], "serial fraction 1.5"),
+        (
+            &["--placement", "one-core", "--core", "4096"],
+            "core 4096 does not exist",
+        ),
+        (
+            &["--threads", "2", "--placement", "0"],
+            "1 entries but there are 2 threads",
+        ),
+        (
+            &["--workload", "amdahl", "--serial", "1.5"],
+            "serial fraction 1.5",
+        ),
         (&["--task-ms=-3"], "task duration -3"),
         (&["--json", &missing], "missing-folder/out.json"),
     ];
@@ -64,16 +122,34 @@ fn bad_input_is_refused_with_one_clear_sentence() {
         let out = corelanes(&all);
         assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
         let err = stderr(&out);
-        assert!(err.contains(expected), "{args:?}: expected '{expected}' in: {err}");
+        assert!(
+            err.contains(expected),
+            "{args:?}: expected '{expected}' in: {err}"
+        );
         assert_eq!(err.trim().lines().count(), 1, "one sentence: {err}");
     }
-    assert!(!dir.path().join("missing-folder").exists(), "nothing half-written");
+    assert!(
+        !dir.path().join("missing-folder").exists(),
+        "nothing half-written"
+    );
 }
 
 #[test]
 fn sweep_prints_a_table_of_speedups() {
     let _machine = exclusive();
-    let out = corelanes(&["sweep", "--workload", "cpu", "--max-threads", "2", "--task-ms", "20", "--sched", "off", "--json", "-"]);
+    let out = corelanes(&[
+        "sweep",
+        "--workload",
+        "cpu",
+        "--max-threads",
+        "2",
+        "--task-ms",
+        "20",
+        "--sched",
+        "off",
+        "--json",
+        "-",
+    ]);
     assert!(out.status.success(), "{}", stderr(&out));
     let body: Value = serde_json::from_slice(&out.stdout).unwrap();
     let points = body["points"].as_array().unwrap();

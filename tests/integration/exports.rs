@@ -17,8 +17,19 @@ fn summary_csv_and_trace_agree() {
     assert_eq!(tasks.len(), 6);
     assert_eq!(summary["wall_ns"].as_u64().unwrap(), rec.wall_ns);
     assert!(summary["metrics"]["parallelism"].as_f64().unwrap() > 0.0);
-    for key in ["index", "name", "tid", "pinned_core", "cpu_ns", "voluntary_switches", "involuntary_switches"] {
-        assert!(summary["threads"][0].get(key).is_some(), "threads[0].{key} missing");
+    for key in [
+        "index",
+        "name",
+        "tid",
+        "pinned_core",
+        "cpu_ns",
+        "voluntary_switches",
+        "involuntary_switches",
+    ] {
+        assert!(
+            summary["threads"][0].get(key).is_some(),
+            "threads[0].{key} missing"
+        );
     }
 
     let csv = export::tasks_csv(&rec);
@@ -36,15 +47,26 @@ fn summary_csv_and_trace_agree() {
         .filter(|e| e["ph"] == "X" && e["cat"] == "task")
         .collect();
     assert_eq!(spans.len(), 6);
-    let names = trace["traceEvents"].as_array().unwrap().iter().filter(|e| e["name"] == "thread_name").count();
+    let names = trace["traceEvents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["name"] == "thread_name")
+        .count();
     assert!(names >= 2, "thread_name metadata for each worker");
 
     for task in tasks {
         let id = task["id"].as_u64().unwrap();
-        let row = rows.iter().find(|r| r[col("id")] == id.to_string()).expect("task in the CSV");
+        let row = rows
+            .iter()
+            .find(|r| r[col("id")] == id.to_string())
+            .expect("task in the CSV");
         assert_eq!(row[col("start_ns")], task["start_ns"].to_string());
         assert_eq!(row[col("end_ns")], task["end_ns"].to_string());
-        let span = spans.iter().find(|s| s["name"] == format!("task {id}")).expect("task in the trace");
+        let span = spans
+            .iter()
+            .find(|s| s["name"] == format!("task {id}"))
+            .expect("task in the trace");
         let ts_ns = span["ts"].as_f64().unwrap() * 1000.0;
         let dur_ns = span["dur"].as_f64().unwrap() * 1000.0;
         assert!((ts_ns - task["start_ns"].as_f64().unwrap()).abs() < 1.0);

@@ -9,6 +9,7 @@ mod claims;
 mod cli;
 mod exports;
 mod robustness;
+mod sched;
 
 use std::sync::{Mutex, MutexGuard};
 
@@ -24,7 +25,13 @@ pub fn exclusive() -> MutexGuard<'static, ()> {
     MACHINE.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-pub fn config(workload: WorkloadKind, threads: usize, tasks: usize, task_ms: f64, placement: Placement) -> RunConfig {
+pub fn config(
+    workload: WorkloadKind,
+    threads: usize,
+    tasks: usize,
+    task_ms: f64,
+    placement: Placement,
+) -> RunConfig {
     RunConfig {
         workload,
         threads,
@@ -37,9 +44,15 @@ pub fn config(workload: WorkloadKind, threads: usize, tasks: usize, task_ms: f64
 }
 
 pub fn run(config: RunConfig) -> Recording {
-    let valid = config.validate(Topology::get()).expect("test configs are valid");
+    let valid = config
+        .validate(Topology::get())
+        .expect("test configs are valid");
     let rec = run::run_to_end(valid);
-    assert!(rec.failures.is_empty(), "unexpected failures: {:?}", rec.failures);
+    assert!(
+        rec.failures.is_empty(),
+        "unexpected failures: {:?}",
+        rec.failures
+    );
     rec
 }
 

@@ -28,18 +28,30 @@ fn a_panicking_task_is_reported_and_the_rest_of_the_run_completes() {
     let valid = config(WorkloadKind::Io, 2, 10, 2.0, Placement::Spread)
         .validate(Topology::get())
         .unwrap();
-    let plan = Plan { tasks: 10, serial_first: false, body: Arc::new(PanicsOnTask(3)) };
+    let plan = Plan {
+        tasks: 10,
+        serial_first: false,
+        body: Arc::new(PanicsOnTask(3)),
+    };
     let mut rec = Recording::new(valid.config.clone());
     let handle = run::start_plan(valid, Ok(plan));
     for event in handle.events().iter() {
         rec.ingest(event);
     }
     assert_eq!(rec.status, RunStatus::Finished);
-    assert_eq!(rec.tasks.len(), 10, "every task is recorded, the failed one too");
+    assert_eq!(
+        rec.tasks.len(),
+        10,
+        "every task is recorded, the failed one too"
+    );
     let failed: Vec<_> = rec.tasks.iter().filter(|t| !t.ok).map(|t| t.id).collect();
     assert_eq!(failed, vec![3]);
     assert_eq!(rec.failures.len(), 1);
-    assert!(rec.failures[0].contains("task 3") && rec.failures[0].contains("built to fail"), "{:?}", rec.failures);
+    assert!(
+        rec.failures[0].contains("task 3") && rec.failures[0].contains("built to fail"),
+        "{:?}",
+        rec.failures
+    );
     assert_eq!(rec.metrics().tasks_failed, 1);
 }
 
@@ -63,5 +75,8 @@ fn stop_ends_a_long_run_promptly_and_keeps_what_was_recorded() {
     // Workers look at the flag every ~1 ms of work; 2 s leaves room for a loaded machine.
     assert!(took < Duration::from_secs(2), "stop took {took:?}");
     assert!(!rec.tasks.is_empty() && rec.tasks.len() < 100);
-    assert!(rec.tasks.iter().any(|t| t.ok), "tasks finished before Stop stay recorded as done");
+    assert!(
+        rec.tasks.iter().any(|t| t.ok),
+        "tasks finished before Stop stay recorded as done"
+    );
 }
