@@ -80,3 +80,36 @@ fn stop_ends_a_long_run_promptly_and_keeps_what_was_recorded() {
         "tasks finished before Stop stay recorded as done"
     );
 }
+
+#[test]
+fn the_disk_workload_really_writes_and_removes_its_folder() {
+    let _machine = exclusive();
+    let leftovers = || {
+        std::fs::read_dir(std::env::temp_dir())
+            .unwrap()
+            .filter_map(Result::ok)
+            .filter(|e| {
+                e.file_name()
+                    .to_string_lossy()
+                    .starts_with("corelanes-disk-")
+            })
+            .count()
+    };
+    let before = leftovers();
+    let rec = super::run(config(WorkloadKind::Disk, 2, 4, 5.0, Placement::Spread));
+    assert_eq!(rec.tasks.len(), 4);
+    assert!(rec.tasks.iter().all(|t| t.ok));
+    // fsync blocks: the threads gave up the CPU voluntarily while the data reached the disk.
+    assert!(
+        rec.threads
+            .iter()
+            .map(|t| t.voluntary_switches)
+            .sum::<u64>()
+            > 0
+    );
+    assert_eq!(
+        leftovers(),
+        before,
+        "the temporary folder is removed after the run"
+    );
+}

@@ -1,0 +1,278 @@
+//! `perf_event_open`: the per-CPU context-switch rings of the scheduler capture.
+//!
+//! One [`PerfSwitchRing`] is a software dummy event opened on the calling
+//! thread (`pid = 0`) for one CPU, with `inherit = 1` so that threads spawned
+//! afterwards carry child events whose records land in this ring. It asks for
+//! `PERF_RECORD_SWITCH` (`context_switch`), fork/exit records (`task`), and a
+//! `sample_id` trailer of `TID | TIME | CPU` on every record, stamped with
+//! `CLOCK_MONOTONIC`. Reading returns raw record bytes; parsing them is pure
+//! code in `telemetry::sched::perf`.
+
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::ptr::NonNull;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use pe::bindings;
+use perf_event_open_sys as pe;
+
+/// Which system call of [`PerfSwitchRing::open`] failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OpenStep {
+    /// `perf_event_open` itself (EACCES / EPERM: `perf_event_paranoid` too high).
+    Open,
+    /// `mmap` of the ring (EPERM / ENOMEM: over the locked-memory allowance).
+    Mmap,
+}
+
+/// Why a ring could not be opened.
+#[derive(Debug)]
+pub struct OpenError {
+    pub step: OpenStep,
+    pub cpu: usize,
+    pub source: io::Error,
+}
+
+/// A mapped perf ring buffer of context-switch records for one CPU.
+pub struct PerfSwitchRing {
+    fd: OwnedFd,
+    base: NonNull<u8>,
+    map_len: usize,
+    data_offset: usize,
+    data_size: usize,
+    cpu: usize,
+}
+
+// SAFETY: the ring is a private mapping handle plus an fd; nothing in it is
+// tied to the thread that opened it, and `&mut self` serialises reads.
+unsafe impl Send for PerfSwitchRing {}
+
+/// Bytes per memory page.
+pub fn page_size() -> usize {
+    // SAFETY: sysconf only reads a system constant.
+    let size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    usize::try_from(size)
+        .ok()
+        .filter(|&s| s > 0)
+        .unwrap_or(4096)
+}
+
+impl PerfSwitchRing {
+    /// Opens the event on `cpu` for the calling thread and the threads it
+    /// spawns from now on, enabled at once, with a ring of `data_pages` pages
+    /// (rounded up to a power of two, as the kernel requires).
+    pub fn open(cpu: usize, data_pages: usize) -> Result<Self, OpenError> {
+        let fail = |step, source| OpenError { step, cpu, source };
+        let cpu_arg = i32::try_from(cpu)
+            .map_err(|_| fail(OpenStep::Open, io::Error::from(io::ErrorKind::InvalidInput)))?;
+
+        let mut attr = bindings::perf_event_attr {
+            size: std::mem::size_of::<bindings::perf_event_attr>() as u32,
+            type_: bindings::PERF_TYPE_SOFTWARE,
+            config: bindings::PERF_COUNT_SW_DUMMY as u64,
+            sample_type: (bindings::PERF_SAMPLE_TID
+                | bindings::PERF_SAMPLE_TIME
+                | bindings::PERF_SAMPLE_CPU) as u64,
+            clockid: libc::CLOCK_MONOTONIC,
+            ..Default::default()
+        };
+        attr.set_disabled(0);
+        attr.set_inherit(1);
+        attr.set_exclude_kernel(1);
+        attr.set_exclude_hv(1);
+        attr.set_context_switch(1);
+        attr.set_task(1);
+        attr.set_sample_id_all(1);
+        attr.set_use_clockid(1);
+
+        // SAFETY: `attr` is a fully initialised perf_event_attr with its size
+        // set; a dummy software event only produces side-band records.
+        let fd = unsafe {
+            pe::perf_event_open(
+                &mut attr,
+                0,
+                cpu_arg,
+                -1,
+                bindings::PERF_FLAG_FD_CLOEXEC as libc::c_ulong,
+            )
+        };
+        if fd < 0 {
+            return Err(fail(OpenStep::Open, io::Error::last_os_error()));
+        }
+        // SAFETY: `fd` was just returned by the kernel and is owned by no one else.
+        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+
+        let page = page_size();
+        let pages = data_pages.max(1).next_power_of_two();
+        let map_len = (1 + pages) * page;
+        // SAFETY: a fresh shared mapping of a perf fd; the kernel checks the
+        // length (1 + 2^n pages) and we check the result below.
+        let ptr = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                map_len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED,
+                fd.as_raw_fd(),
+                0,
+            )
+        };
+        if ptr == libc::MAP_FAILED {
+            return Err(fail(OpenStep::Mmap, io::Error::last_os_error()));
+        }
+        let base = NonNull::new(ptr.cast::<u8>()).expect("mmap returned null");
+        let meta = base.as_ptr().cast::<bindings::perf_event_mmap_page>();
+        // SAFETY: the first page of the mapping is the kernel's
+        // perf_event_mmap_page; data_offset and data_size are set once at mmap
+        // time and never change afterwards.
+        let (offset, size) = unsafe {
+            (
+                std::ptr::addr_of!((*meta).data_offset).read_volatile(),
+                std::ptr::addr_of!((*meta).data_size).read_volatile(),
+            )
+        };
+        let (data_offset, data_size) = if size == 0 {
+            (page, pages * page) // kernels before 4.1 leave these fields zero
+        } else {
+            (offset as usize, size as usize)
+        };
+        Ok(Self {
+            fd,
+            base,
+            map_len,
+            data_offset,
+            data_size,
+            cpu,
+        })
+    }
+
+    /// The CPU this ring records.
+    pub fn cpu(&self) -> usize {
+        self.cpu
+    }
+
+    /// Bytes of record space in the ring.
+    pub fn capacity(&self) -> usize {
+        self.data_size
+    }
+
+    fn head_tail(&self) -> (&AtomicU64, &AtomicU64) {
+        let meta = self.base.as_ptr().cast::<bindings::perf_event_mmap_page>();
+        // SAFETY: data_head and data_tail are 8-byte aligned u64 fields of the
+        // mapped control page, which lives as long as `self`; the kernel writes
+        // data_head and reads data_tail concurrently, so both are only ever
+        // accessed atomically.
+        unsafe {
+            (
+                AtomicU64::from_ptr(std::ptr::addr_of_mut!((*meta).data_head)),
+                AtomicU64::from_ptr(std::ptr::addr_of_mut!((*meta).data_tail)),
+            )
+        }
+    }
+
+    /// Appends every record written since the last call to `buf` (as raw
+    /// bytes, in order, wrap-around undone) and frees that space for the
+    /// kernel. Returns the number of bytes appended.
+    pub fn read_into(&mut self, buf: &mut Vec<u8>) -> usize {
+        let (head_atomic, tail_atomic) = self.head_tail();
+        // Acquire pairs with the kernel's barrier before it publishes data_head:
+        // every record below `head` is completely written.
+        let head = head_atomic.load(Ordering::Acquire);
+        let tail = tail_atomic.load(Ordering::Relaxed); // only we write it
+        let avail = (head.wrapping_sub(tail) as usize).min(self.data_size);
+        if avail == 0 {
+            return 0;
+        }
+        let start = (tail % self.data_size as u64) as usize;
+        let first = avail.min(self.data_size - start);
+        // SAFETY: [data_offset, data_offset + data_size) is the ring inside the
+        // mapping; the bytes between tail and head are complete records the
+        // kernel will not touch until we advance data_tail below.
+        unsafe {
+            let data = self.base.as_ptr().add(self.data_offset);
+            buf.extend_from_slice(std::slice::from_raw_parts(data.add(start), first));
+            if avail > first {
+                buf.extend_from_slice(std::slice::from_raw_parts(data, avail - first));
+            }
+        }
+        // Release: our reads of the records happen before the kernel may reuse the space.
+        tail_atomic.store(tail.wrapping_add(avail as u64), Ordering::Release);
+        avail
+    }
+
+    /// Stops recording (for this event and all its inherited children).
+    pub fn disable(&self) -> io::Result<()> {
+        // SAFETY: the fd is a live perf event fd owned by `self`.
+        let rc = unsafe { pe::ioctls::DISABLE(self.fd.as_raw_fd(), 0) };
+        if rc < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    }
+}
+
+impl Drop for PerfSwitchRing {
+    fn drop(&mut self) {
+        // SAFETY: base/map_len describe exactly the mapping made in `open`,
+        // and no reference into it outlives `self`. The fd closes afterwards.
+        unsafe {
+            libc::munmap(self.base.as_ptr().cast(), self.map_len);
+        }
+    }
+}
+
+/// CPU time consumed so far by thread `tid` of this process, in nanoseconds,
+/// exact even while it is running (the thread's `CLOCK_THREAD_CPUTIME_ID`,
+/// named by the kernel's `MAKE_THREAD_CPUCLOCK(tid, CPUCLOCK_SCHED)`).
+/// `None` once the thread has exited. Used by the /proc sampler, where
+/// schedstat's on-CPU total lags by up to a scheduler tick.
+pub fn thread_cpu_ns_of(tid: i32) -> Option<u64> {
+    if tid <= 0 {
+        return None;
+    }
+    // CPUCLOCK_PERTHREAD_MASK (4) | CPUCLOCK_SCHED (2), pid in the upper bits, inverted.
+    let clock = (((!(tid as u32)) << 3) | 6) as libc::clockid_t;
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec; an unknown or foreign thread
+    // clock makes the call fail with EINVAL, which is handled.
+    let rc = unsafe { libc::clock_gettime(clock, &mut ts) };
+    if rc != 0 {
+        return None;
+    }
+    Some(ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64)
+}
+
+/// Asks the kernel for a short time slice (`sched_runtime` of
+/// `sched_setattr`: EEVDF custom slices, Linux ≥ 6.12) for the calling
+/// thread, keeping its policy and nice value. A thread that wakes often and
+/// works briefly then preempts CPU-bound threads on wake-up instead of
+/// waiting out their slice. Older kernels ignore the field; errors are for
+/// the caller to treat as best effort.
+pub fn request_short_slice(slice_ns: u64) -> io::Result<()> {
+    // SAFETY: an all-zero sched_attr is a valid value of this plain C struct.
+    let mut attr: libc::sched_attr = unsafe { std::mem::zeroed() };
+    let size = std::mem::size_of::<libc::sched_attr>() as libc::c_uint;
+    // SAFETY: `attr` is valid and writable for `size` bytes; pid 0 is the
+    // calling thread; flags must be 0.
+    let rc = unsafe { libc::syscall(libc::SYS_sched_getattr, 0, &raw mut attr, size, 0) };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let policy = attr.sched_policy as libc::c_int;
+    if policy != libc::SCHED_OTHER && policy != libc::SCHED_BATCH {
+        return Err(io::Error::from(io::ErrorKind::Unsupported));
+    }
+    attr.size = size;
+    attr.sched_flags = 0;
+    attr.sched_runtime = slice_ns;
+    // SAFETY: `attr` is a valid sched_attr of the size it states, read back
+    // from the kernel for this thread with only the slice changed.
+    let rc = unsafe { libc::syscall(libc::SYS_sched_setattr, 0, &raw mut attr, 0) };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}

@@ -1,0 +1,469 @@
+//! The exact source: `perf_event_open` context-switch records.
+//!
+//! [`parse_records`] turns raw ring bytes into records (pure, tested with
+//! hand-made bytes); [`PerfCapture`] owns the per-CPU rings and the thread
+//! that drains them every few milliseconds.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+
+use super::{Registry, SchedError};
+use crate::sys::perf::{OpenError, OpenStep, PerfSwitchRing};
+
+const PERF_RECORD_LOST: u32 = 2;
+const PERF_RECORD_EXIT: u32 = 4;
+const PERF_RECORD_FORK: u32 = 7;
+const PERF_RECORD_SWITCH: u32 = 14;
+const PERF_RECORD_SWITCH_CPU_WIDE: u32 = 15;
+const PERF_RECORD_MISC_SWITCH_OUT: u16 = 0x2000;
+const PERF_RECORD_MISC_SWITCH_OUT_PREEMPT: u16 = 0x4000;
+
+/// Size of the `sample_id` trailer for `TID | TIME | CPU`:
+/// pid, tid (u32 each), time (u64), cpu, reserved (u32 each).
+const SAMPLE_ID_LEN: usize = 24;
+
+/// Ring sizes tried per CPU, largest first. A switch record is 32 bytes, so
+/// 64 pages (256 KiB) hold 8192 records: drained every 10 ms (see
+/// [`drain_interval`]) that is 800 000 records per second per CPU before
+/// anything is lost. 64 pages on every CPU also stays inside the
+/// kernel's unprivileged allowance (`perf_event_mlock_kb`, 516 KiB per CPU).
+const RING_PAGES: [usize; 3] = [64, 16, 4];
+
+/// How often the drain thread empties the rings: often enough that a ring
+/// is at most half full at 200 000 records per second on one CPU (a thread
+/// switching every 10 µs), rarely enough not to disturb the workers:
+/// 10 ms with 64-page rings, about 1 ms with 4-page ones.
+fn drain_interval(ring_bytes: usize) -> Duration {
+    let half_ring_records = (ring_bytes / 32 / 2) as u64;
+    Duration::from_micros(half_ring_records * 5)
+        .clamp(Duration::from_millis(1), Duration::from_millis(10))
+}
+
+/// How long `stop` waits for the exit records of registered workers (the
+/// kernel writes a thread's exit record slightly after `join` returns).
+const EXIT_GRACE: Duration = Duration::from_millis(100);
+
+/// What a record says happened.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RecordKind {
+    SwitchIn,
+    SwitchOut {
+        preempted: bool,
+    },
+    /// A thread was created (`tid` is the new thread).
+    Fork,
+    /// A thread exited (`tid` is the exiting thread).
+    Exit,
+}
+
+/// One parsed record; `time_ns` is absolute `CLOCK_MONOTONIC`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PerfRecord {
+    pub tid: i32,
+    pub cpu: u32,
+    pub time_ns: u64,
+    pub kind: RecordKind,
+}
+
+fn u16_at(b: &[u8], at: usize) -> u16 {
+    u16::from_ne_bytes([b[at], b[at + 1]])
+}
+fn u32_at(b: &[u8], at: usize) -> u32 {
+    u32::from_ne_bytes(b[at..at + 4].try_into().expect("4 bytes"))
+}
+fn u64_at(b: &[u8], at: usize) -> u64 {
+    u64::from_ne_bytes(b[at..at + 8].try_into().expect("8 bytes"))
+}
+
+/// Parses consecutive perf records (as read from the ring, wrap-around undone)
+/// of an event with `sample_id_all` and `sample_type = TID | TIME | CPU`.
+/// Appends switch, fork and exit records to `out` and returns the number of
+/// records the kernel reported lost. Unknown record types are skipped; a
+/// malformed header ends parsing.
+pub fn parse_records(bytes: &[u8], out: &mut Vec<PerfRecord>) -> u64 {
+    let mut lost = 0;
+    let mut at = 0;
+    while at + 8 <= bytes.len() {
+        let kind = u32_at(bytes, at);
+        let misc = u16_at(bytes, at + 4);
+        let size = u16_at(bytes, at + 6) as usize;
+        if size < 8 || at + size > bytes.len() {
+            break;
+        }
+        let rec = &bytes[at..at + size];
+        at += size;
+        // The sample_id trailer ends every record.
+        let trailer = size.checked_sub(SAMPLE_ID_LEN).filter(|&t| t >= 8);
+        match kind {
+            PERF_RECORD_SWITCH | PERF_RECORD_SWITCH_CPU_WIDE => {
+                let min_body = if kind == PERF_RECORD_SWITCH { 8 } else { 16 };
+                let Some(t) = trailer.filter(|&t| t >= min_body) else {
+                    continue;
+                };
+                let kind = if misc & PERF_RECORD_MISC_SWITCH_OUT != 0 {
+                    RecordKind::SwitchOut {
+                        preempted: misc & PERF_RECORD_MISC_SWITCH_OUT_PREEMPT != 0,
+                    }
+                } else {
+                    RecordKind::SwitchIn
+                };
+                out.push(PerfRecord {
+                    tid: u32_at(rec, t + 4) as i32,
+                    time_ns: u64_at(rec, t + 8),
+                    cpu: u32_at(rec, t + 16),
+                    kind,
+                });
+            }
+            PERF_RECORD_FORK | PERF_RECORD_EXIT => {
+                // Body: pid, ppid, tid, ptid (u32 each), time (u64).
+                let Some(t) = trailer.filter(|&t| t >= 32) else {
+                    continue;
+                };
+                out.push(PerfRecord {
+                    tid: u32_at(rec, 16) as i32,
+                    time_ns: u64_at(rec, 24),
+                    cpu: u32_at(rec, t + 16),
+                    kind: if kind == PERF_RECORD_FORK {
+                        RecordKind::Fork
+                    } else {
+                        RecordKind::Exit
+                    },
+                });
+            }
+            // Body: id (u64), lost (u64).
+            PERF_RECORD_LOST if size >= 24 => lost += u64_at(rec, 16),
+            _ => {}
+        }
+    }
+    lost
+}
+
+/// Everything the drain thread collected.
+#[derive(Debug, Default)]
+pub struct Drained {
+    pub records: Vec<PerfRecord>,
+    pub lost: u64,
+}
+
+/// Running capture: the rings live in the drain thread.
+pub struct PerfCapture {
+    stop_tx: Sender<()>,
+    handle: Option<JoinHandle<Drained>>,
+}
+
+fn open_error(e: OpenError) -> SchedError {
+    let denied = matches!(
+        e.source.raw_os_error(),
+        Some(libc::EACCES) | Some(libc::EPERM)
+    );
+    match e.step {
+        OpenStep::Open if denied => SchedError::PerfDenied {
+            cpu: e.cpu,
+            paranoid: paranoid_level(),
+            source: e.source,
+        },
+        OpenStep::Open => SchedError::PerfOpen {
+            cpu: e.cpu,
+            source: e.source,
+        },
+        OpenStep::Mmap => SchedError::PerfMmap {
+            cpu: e.cpu,
+            source: e.source,
+        },
+    }
+}
+
+/// `kernel.perf_event_paranoid`, for messages.
+pub fn paranoid_level() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/perf_event_paranoid")
+        .map(|s| s.trim().to_owned())
+        .unwrap_or_else(|_| "unknown".to_owned())
+}
+
+fn open_ring(cpu: usize) -> Result<PerfSwitchRing, SchedError> {
+    let mut last = None;
+    for pages in RING_PAGES {
+        match PerfSwitchRing::open(cpu, pages) {
+            Ok(ring) => return Ok(ring),
+            // Over the locked-memory allowance: try a smaller ring.
+            Err(e) if e.step == OpenStep::Mmap => last = Some(e),
+            Err(e) => return Err(open_error(e)),
+        }
+    }
+    Err(open_error(last.expect("at least one size tried")))
+}
+
+impl PerfCapture {
+    /// Opens one ring per CPU on the calling thread (inherited by the threads
+    /// it spawns afterwards) and starts the drain thread. The drain thread is
+    /// spawned *before* the events are opened so that it does not inherit
+    /// them and pollute the rings with its own wake-ups.
+    pub fn start(cpus: &[usize], registry: Arc<Registry>) -> Result<Self, SchedError> {
+        let (rings_tx, rings_rx) = crossbeam_channel::bounded::<Vec<PerfSwitchRing>>(1);
+        let (stop_tx, stop_rx) = crossbeam_channel::bounded::<()>(1);
+        let handle = std::thread::Builder::new()
+            .name("corelanes-sched".into())
+            .spawn(move || match rings_rx.recv() {
+                Ok(rings) => drain_loop(rings, &stop_rx, &registry),
+                Err(_) => Drained::default(),
+            })
+            .map_err(SchedError::Thread)?;
+
+        let opened: Result<Vec<_>, _> = cpus.iter().map(|&cpu| open_ring(cpu)).collect();
+        match opened {
+            Ok(rings) => {
+                rings_tx
+                    .send(rings)
+                    .expect("drain thread waits for the rings");
+                Ok(Self {
+                    stop_tx,
+                    handle: Some(handle),
+                })
+            }
+            Err(e) => {
+                drop(rings_tx);
+                let _ = handle.join();
+                Err(e)
+            }
+        }
+    }
+
+    /// Stops recording after the registered workers' exit records arrived (or
+    /// a short grace period passed), drains the rings a last time and returns
+    /// everything collected.
+    pub fn stop(mut self) -> Drained {
+        self.stop_inner()
+    }
+
+    fn stop_inner(&mut self) -> Drained {
+        let Some(handle) = self.handle.take() else {
+            return Drained::default();
+        };
+        let _ = self.stop_tx.send(());
+        handle.join().unwrap_or_default()
+    }
+}
+
+impl Drop for PerfCapture {
+    fn drop(&mut self) {
+        self.stop_inner();
+    }
+}
+
+struct Drainer {
+    rings: Vec<PerfSwitchRing>,
+    bytes: Vec<u8>,
+    out: Drained,
+    exited: HashSet<i32>,
+}
+
+impl Drainer {
+    fn drain(&mut self) {
+        for ring in &mut self.rings {
+            self.bytes.clear();
+            if ring.read_into(&mut self.bytes) == 0 {
+                continue;
+            }
+            let from = self.out.records.len();
+            self.out.lost += parse_records(&self.bytes, &mut self.out.records);
+            self.exited.extend(
+                self.out.records[from..]
+                    .iter()
+                    .filter(|r| r.kind == RecordKind::Exit)
+                    .map(|r| r.tid),
+            );
+        }
+    }
+}
+
+fn drain_loop(rings: Vec<PerfSwitchRing>, stop_rx: &Receiver<()>, registry: &Registry) -> Drained {
+    let capacity = rings.iter().map(|r| r.capacity()).max().unwrap_or(0);
+    let smallest = rings.iter().map(|r| r.capacity()).min().unwrap_or(0);
+    let interval = drain_interval(smallest);
+    let mut d = Drainer {
+        rings,
+        bytes: Vec::with_capacity(capacity),
+        out: Drained::default(),
+        exited: HashSet::new(),
+    };
+    loop {
+        d.drain();
+        match stop_rx.recv_timeout(interval) {
+            Err(RecvTimeoutError::Timeout) => continue,
+            Ok(()) | Err(RecvTimeoutError::Disconnected) => break,
+        }
+    }
+    // Workers have been joined, but the kernel writes a thread's exit record
+    // a little after `join` returns: wait for them so every final slice ends
+    // at the thread's real exit.
+    let deadline = Instant::now() + EXIT_GRACE;
+    loop {
+        d.drain();
+        let all_exited = registry
+            .snapshot()
+            .iter()
+            .all(|w| d.exited.contains(&w.tid));
+        if all_exited || Instant::now() >= deadline {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    for ring in &d.rings {
+        let _ = ring.disable();
+    }
+    // Everything written before the disable is now below data_head.
+    d.drain();
+    d.out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn header(kind: u32, misc: u16, size: u16) -> Vec<u8> {
+        let mut b = kind.to_ne_bytes().to_vec();
+        b.extend(misc.to_ne_bytes());
+        b.extend(size.to_ne_bytes());
+        b
+    }
+    fn sample_id(pid: u32, tid: u32, time: u64, cpu: u32) -> Vec<u8> {
+        let mut b = pid.to_ne_bytes().to_vec();
+        b.extend(tid.to_ne_bytes());
+        b.extend(time.to_ne_bytes());
+        b.extend(cpu.to_ne_bytes());
+        b.extend(0u32.to_ne_bytes());
+        b
+    }
+    fn switch(misc: u16, tid: u32, time: u64, cpu: u32) -> Vec<u8> {
+        let mut b = header(PERF_RECORD_SWITCH, misc, 32);
+        b.extend(sample_id(100, tid, time, cpu));
+        b
+    }
+
+    #[test]
+    fn parses_switch_in_out_and_preempt() {
+        let mut bytes = switch(0, 101, 1_000, 1);
+        bytes.extend(switch(PERF_RECORD_MISC_SWITCH_OUT, 101, 2_000, 1));
+        bytes.extend(switch(
+            PERF_RECORD_MISC_SWITCH_OUT | PERF_RECORD_MISC_SWITCH_OUT_PREEMPT,
+            102,
+            3_000,
+            0,
+        ));
+        let mut out = Vec::new();
+        assert_eq!(parse_records(&bytes, &mut out), 0);
+        assert_eq!(
+            out,
+            vec![
+                PerfRecord {
+                    tid: 101,
+                    cpu: 1,
+                    time_ns: 1_000,
+                    kind: RecordKind::SwitchIn
+                },
+                PerfRecord {
+                    tid: 101,
+                    cpu: 1,
+                    time_ns: 2_000,
+                    kind: RecordKind::SwitchOut { preempted: false }
+                },
+                PerfRecord {
+                    tid: 102,
+                    cpu: 0,
+                    time_ns: 3_000,
+                    kind: RecordKind::SwitchOut { preempted: true }
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn parses_cpu_wide_fork_exit_and_lost() {
+        // SWITCH_CPU_WIDE: next_prev_pid, next_prev_tid before the trailer.
+        let mut bytes = header(PERF_RECORD_SWITCH_CPU_WIDE, PERF_RECORD_MISC_SWITCH_OUT, 40);
+        bytes.extend(7u32.to_ne_bytes());
+        bytes.extend(8u32.to_ne_bytes());
+        bytes.extend(sample_id(100, 103, 5_000, 1));
+        // FORK: pid, ppid, tid, ptid, time, then the trailer of the parent.
+        bytes.extend(header(PERF_RECORD_FORK, 0, 56));
+        for v in [100u32, 100, 104, 101] {
+            bytes.extend(v.to_ne_bytes());
+        }
+        bytes.extend(6_000u64.to_ne_bytes());
+        bytes.extend(sample_id(100, 101, 6_000, 0));
+        // LOST: id, lost, trailer.
+        bytes.extend(header(PERF_RECORD_LOST, 0, 48));
+        bytes.extend(1u64.to_ne_bytes());
+        bytes.extend(17u64.to_ne_bytes());
+        bytes.extend(sample_id(0, 0, 0, 0));
+        // An unknown record type (MMAP, 1) with some body is skipped.
+        bytes.extend(header(1, 0, 16));
+        bytes.extend([0u8; 8]);
+        // EXIT.
+        bytes.extend(header(PERF_RECORD_EXIT, 0, 56));
+        for v in [100u32, 100, 104, 104] {
+            bytes.extend(v.to_ne_bytes());
+        }
+        bytes.extend(9_000u64.to_ne_bytes());
+        bytes.extend(sample_id(100, 104, 9_000, 1));
+
+        let mut out = Vec::new();
+        assert_eq!(parse_records(&bytes, &mut out), 17);
+        assert_eq!(
+            out,
+            vec![
+                PerfRecord {
+                    tid: 103,
+                    cpu: 1,
+                    time_ns: 5_000,
+                    kind: RecordKind::SwitchOut { preempted: false }
+                },
+                PerfRecord {
+                    tid: 104,
+                    cpu: 0,
+                    time_ns: 6_000,
+                    kind: RecordKind::Fork
+                },
+                PerfRecord {
+                    tid: 104,
+                    cpu: 1,
+                    time_ns: 9_000,
+                    kind: RecordKind::Exit
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn drain_interval_follows_ring_size() {
+        assert_eq!(drain_interval(64 * 4096), Duration::from_millis(10));
+        assert_eq!(drain_interval(16 * 4096), Duration::from_micros(5_120));
+        assert_eq!(drain_interval(4 * 4096), Duration::from_micros(1_280));
+        assert_eq!(drain_interval(0), Duration::from_millis(1));
+    }
+
+    #[test]
+    fn truncated_or_malformed_input_stops_cleanly() {
+        let full = switch(0, 101, 1_000, 1);
+        let mut out = Vec::new();
+        // Cut in the middle of the record.
+        assert_eq!(parse_records(&full[..20], &mut out), 0);
+        assert!(out.is_empty());
+        // A zero size would loop forever if not rejected.
+        let mut bad = header(PERF_RECORD_SWITCH, 0, 0);
+        bad.extend([0u8; 40]);
+        parse_records(&bad, &mut out);
+        assert!(out.is_empty());
+        // A switch record too short for its trailer is skipped, the next one read.
+        let mut short = header(PERF_RECORD_SWITCH, 0, 16);
+        short.extend([0u8; 8]);
+        short.extend(switch(0, 5, 7, 0));
+        parse_records(&short, &mut out);
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].tid, 5);
+    }
+}

@@ -1,0 +1,571 @@
+//! The fallback source: sampling `/proc/self/task/<tid>/…` at about 1 kHz.
+//!
+//! Each tick reads, per worker thread: its exact CPU time (the thread's CPU
+//! clock; schedstat's on-CPU total lags by up to a scheduler tick, 4 ms at
+//! HZ=250), its run-queue wait and number of times it got a CPU (`schedstat`
+//! fields 2 and 3), and its state letter and the CPU it last ran on (`stat`
+//! fields 3 and 39). Between two samples:
+//! - the thread was Running for the CPU time it gained, and not running for
+//!   the rest;
+//! - if it never got a CPU in between, any running came first (it was on a
+//!   CPU at the earlier sample and then left); if it did, the running came
+//!   last. Exact when at most one switch falls between two samples;
+//! - the not-running time is Runnable when the thread was runnable (`R`) at
+//!   both samples, else Blocked; and since the kernel adds run-queue wait only
+//!   when the thread gets a CPU again, a wait increase re-labels that much of
+//!   the not-running time just before its latest run as Runnable.
+//!
+//! Edges are good to about one sample period: honest and coarse.
+
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+
+use super::{Registered, Registry, SchedError, SchedSlice, SliceState};
+use crate::sys;
+
+/// Time between two samples.
+pub const PERIOD: Duration = Duration::from_millis(1);
+
+/// The time slice the sampler asks for, so that it wakes on time.
+const SAMPLER_SLICE: Duration = Duration::from_micros(100);
+
+/// Context-switch counters (`status`) are read every this many ticks: they
+/// are only totals, and `status` is long to format.
+const STATUS_EVERY: u64 = 8;
+
+/// One reading of one thread.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Sample {
+    /// When it was taken (absolute `CLOCK_MONOTONIC` ns).
+    pub t_ns: u64,
+    /// CPU time of the thread so far.
+    pub cpu_ns: u64,
+    /// Run-queue wait of the thread so far (`schedstat` field 2).
+    pub run_delay_ns: u64,
+    /// Times the thread got a CPU so far (`schedstat` field 3).
+    pub timeslices: u64,
+    /// CPU it runs or last ran on (`stat` field 39).
+    pub processor: usize,
+    /// Running or waiting for a CPU (`stat` state `R`), not sleeping.
+    pub runnable: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Piece {
+    state: SliceState,
+    core: usize,
+    start: u64,
+    end: u64,
+}
+
+/// Turns successive samples of one thread into state pieces, incrementally.
+#[derive(Clone, Debug, Default)]
+pub struct ProcTrack {
+    last: Option<Sample>,
+    pieces: Vec<Piece>,
+}
+
+impl ProcTrack {
+    /// Adds the next sample (samples must come in time order).
+    pub fn push(&mut self, s: Sample) {
+        let Some(prev) = self.last else {
+            self.last = Some(s);
+            return;
+        };
+        if s.t_ns <= prev.t_ns {
+            return;
+        }
+        self.last = Some(s);
+        let dt = s.t_ns - prev.t_ns;
+        let on = s.cpu_ns.saturating_sub(prev.cpu_ns).min(dt);
+        let off_state = if prev.runnable && s.runnable {
+            SliceState::Runnable
+        } else {
+            SliceState::Blocked
+        };
+        if s.timeslices == prev.timeslices {
+            // No switch-in in between: it ran first (if at all), then left.
+            let mid = prev.t_ns + on;
+            self.add(SliceState::Running, prev.processor, prev.t_ns, mid);
+            self.add(off_state, s.processor, mid, s.t_ns);
+        } else {
+            let mid = s.t_ns - on;
+            self.add(off_state, s.processor, prev.t_ns, mid);
+            self.add(SliceState::Running, s.processor, mid, s.t_ns);
+        }
+        let wait = s.run_delay_ns.saturating_sub(prev.run_delay_ns);
+        if wait > 0 {
+            self.relabel_runnable(wait);
+        }
+    }
+
+    fn add(&mut self, state: SliceState, core: usize, start: u64, end: u64) {
+        if end <= start {
+            return;
+        }
+        if let Some(last) = self.pieces.last_mut()
+            && last.state == state
+            && last.core == core
+            && last.end == start
+        {
+            last.end = end;
+            return;
+        }
+        self.pieces.push(Piece {
+            state,
+            core,
+            start,
+            end,
+        });
+    }
+
+    /// The kernel credited `wait` ns of run-queue wait at the thread's latest
+    /// switch-in: the not-running time just before its latest running piece
+    /// (or just before now) was that wait.
+    fn relabel_runnable(&mut self, mut wait: u64) {
+        let p = &mut self.pieces;
+        let mut i = p.len();
+        while i > 0 && p[i - 1].state == SliceState::Running {
+            i -= 1;
+        }
+        while i > 0 && wait > 0 {
+            let piece = p[i - 1];
+            let len = piece.end - piece.start;
+            match piece.state {
+                SliceState::Running => break,
+                SliceState::Runnable => wait = wait.saturating_sub(len),
+                SliceState::Blocked if len <= wait => {
+                    p[i - 1].state = SliceState::Runnable;
+                    wait -= len;
+                }
+                SliceState::Blocked => {
+                    let cut = piece.end - wait;
+                    p[i - 1].end = cut;
+                    p.insert(
+                        i,
+                        Piece {
+                            state: SliceState::Runnable,
+                            start: cut,
+                            ..piece
+                        },
+                    );
+                    wait = 0;
+                }
+            }
+            i -= 1;
+        }
+    }
+
+    /// The slices of worker `thread`, merged, relative to `origin_ns`.
+    pub fn slices(&self, thread: usize, origin_ns: u64, out: &mut Vec<SchedSlice>) {
+        let first = out.len();
+        for p in &self.pieces {
+            let (start, end) = (
+                p.start.saturating_sub(origin_ns),
+                p.end.saturating_sub(origin_ns),
+            );
+            if let Some(last) = out[first..].last_mut()
+                && last.state == p.state
+                && last.core == p.core
+                && last.end_ns == start
+            {
+                last.end_ns = end;
+                continue;
+            }
+            if end > start {
+                out.push(SchedSlice {
+                    thread,
+                    core: p.core,
+                    state: p.state,
+                    start_ns: start,
+                    end_ns: end,
+                });
+            }
+        }
+    }
+}
+
+/// A sample of the calling thread, taken by a worker as it registers, so
+/// that its track starts at registration however late the sampler looks.
+/// It is running right now; costs a few µs (one small /proc read).
+pub fn own_sample() -> Option<Sample> {
+    let cpu_ns = sys::thread_cpu_ns();
+    let t_ns = sys::monotonic_ns();
+    let (_, run_delay_ns, timeslices) =
+        parse_schedstat(&std::fs::read_to_string("/proc/thread-self/schedstat").ok()?)?;
+    Some(Sample {
+        t_ns,
+        cpu_ns,
+        run_delay_ns,
+        timeslices,
+        processor: sys::current_cpu()?,
+        runnable: true,
+    })
+}
+
+/// `schedstat`: (on-CPU ns, run-queue wait ns, timeslices).
+pub fn parse_schedstat(text: &str) -> Option<(u64, u64, u64)> {
+    let mut f = text.split_ascii_whitespace().map(|v| v.parse::<u64>().ok());
+    Some((f.next()??, f.next()??, f.next()??))
+}
+
+/// `stat`: (state letter, processor). The command name in field 2 is in
+/// parentheses and may hold spaces and ')' itself, so fields are counted from
+/// after the last ')': field 3 (state) comes first, field 39 (processor) 37th.
+pub fn parse_stat(text: &str) -> Option<(char, usize)> {
+    let rest = &text[text.rfind(')')? + 1..];
+    let mut fields = rest.split_ascii_whitespace();
+    let state = fields.next()?.chars().next()?;
+    let processor = fields.nth(35)?.parse().ok()?;
+    Some((state, processor))
+}
+
+/// `status`: (voluntary, involuntary) context switches.
+pub fn parse_status_switches(text: &str) -> Option<(u64, u64)> {
+    let field = |name: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().parse::<u64>().ok())
+    };
+    Some((
+        field("voluntary_ctxt_switches:")?,
+        field("nonvoluntary_ctxt_switches:")?,
+    ))
+}
+
+/// One worker as sampled: its track and switch counters.
+#[derive(Debug, Default)]
+pub struct Sampled {
+    pub index: usize,
+    pub tid: i32,
+    pub track: ProcTrack,
+    /// (voluntary, involuntary) switches between the first and last status read.
+    pub switches: (u64, u64),
+}
+
+struct Watched {
+    out: Sampled,
+    schedstat: File,
+    stat: File,
+    status: File,
+    first_switches: Option<(u64, u64)>,
+    alive: bool,
+}
+
+impl Watched {
+    fn open(r: &Registered) -> std::io::Result<Self> {
+        let dir = format!("/proc/self/task/{}", r.tid);
+        let mut track = ProcTrack::default();
+        if let Some(first) = r.first_sample {
+            track.push(first);
+        }
+        Ok(Self {
+            out: Sampled {
+                index: r.index,
+                tid: r.tid,
+                track,
+                ..Default::default()
+            },
+            schedstat: File::open(format!("{dir}/schedstat"))?,
+            stat: File::open(format!("{dir}/stat"))?,
+            status: File::open(format!("{dir}/status"))?,
+            first_switches: None,
+            alive: true,
+        })
+    }
+
+    /// Takes one sample; marks the thread gone when it can no longer be read.
+    fn sample(&mut self, buf: &mut [u8], with_status: bool) {
+        let tid = self.out.tid;
+        let Some(cpu_ns) = sys::perf::thread_cpu_ns_of(tid) else {
+            self.alive = false;
+            return;
+        };
+        let t_ns = sys::monotonic_ns();
+        let read = |file: &File, buf: &mut [u8]| -> Option<usize> {
+            file.read_at(buf, 0).ok().filter(|&n| n > 0)
+        };
+        let Some(n) = read(&self.schedstat, buf) else {
+            self.alive = false;
+            return;
+        };
+        let Some((_, run_delay_ns, timeslices)) = std::str::from_utf8(&buf[..n])
+            .ok()
+            .and_then(parse_schedstat)
+        else {
+            self.alive = false;
+            return;
+        };
+        let Some(n) = read(&self.stat, buf) else {
+            self.alive = false;
+            return;
+        };
+        let Some((state, processor)) = std::str::from_utf8(&buf[..n]).ok().and_then(parse_stat)
+        else {
+            self.alive = false;
+            return;
+        };
+        self.out.track.push(Sample {
+            t_ns,
+            cpu_ns,
+            run_delay_ns,
+            timeslices,
+            processor,
+            runnable: state == 'R',
+        });
+        if with_status || self.first_switches.is_none() {
+            let counts = read(&self.status, buf)
+                .and_then(|n| std::str::from_utf8(&buf[..n]).ok())
+                .and_then(parse_status_switches);
+            if let Some(now) = counts {
+                let first = *self.first_switches.get_or_insert(now);
+                self.out.switches = (now.0.saturating_sub(first.0), now.1.saturating_sub(first.1));
+            }
+        }
+    }
+}
+
+/// Running sampler thread.
+pub struct ProcfsCapture {
+    stop_tx: Sender<()>,
+    handle: Option<JoinHandle<Vec<Sampled>>>,
+}
+
+impl ProcfsCapture {
+    pub fn start(registry: Arc<Registry>) -> Result<Self, SchedError> {
+        let (stop_tx, stop_rx) = crossbeam_channel::bounded::<()>(1);
+        let handle = std::thread::Builder::new()
+            .name("corelanes-sched".into())
+            .spawn(move || sampler_loop(&registry, &stop_rx))
+            .map_err(SchedError::Thread)?;
+        Ok(Self {
+            stop_tx,
+            handle: Some(handle),
+        })
+    }
+
+    /// Stops sampling (after one last sample) and returns every worker's track.
+    pub fn stop(mut self) -> Vec<Sampled> {
+        self.stop_inner()
+    }
+
+    fn stop_inner(&mut self) -> Vec<Sampled> {
+        let Some(handle) = self.handle.take() else {
+            return Vec::new();
+        };
+        let _ = self.stop_tx.send(());
+        handle.join().unwrap_or_default()
+    }
+}
+
+impl Drop for ProcfsCapture {
+    fn drop(&mut self) {
+        self.stop_inner();
+    }
+}
+
+fn sampler_loop(registry: &Registry, stop_rx: &Receiver<()>) -> Vec<Sampled> {
+    // Without this, on a core shared with CPU-bound workers the sampler waits
+    // behind them for whole slices (ticks of 12 ms were seen instead of 1 ms).
+    let _ = sys::perf::request_short_slice(SAMPLER_SLICE.as_nanos() as u64);
+    let mut watched: Vec<Watched> = Vec::new();
+    let mut gone: Vec<Sampled> = Vec::new();
+    let mut seen = 0;
+    let mut buf = vec![0u8; 4096];
+    let mut tick = 0u64;
+    let mut next = Instant::now();
+    loop {
+        let stopping = match stop_rx.recv_deadline(next) {
+            Err(RecvTimeoutError::Timeout) => false,
+            Ok(()) | Err(RecvTimeoutError::Disconnected) => true,
+        };
+        for r in registry.since(&mut seen) {
+            match Watched::open(&r) {
+                Ok(w) => watched.push(w),
+                // Already gone: it is reported with no slices.
+                Err(_) => gone.push(Sampled {
+                    index: r.index,
+                    tid: r.tid,
+                    ..Default::default()
+                }),
+            }
+        }
+        for w in watched.iter_mut().filter(|w| w.alive) {
+            w.sample(&mut buf, tick.is_multiple_of(STATUS_EVERY));
+        }
+        if stopping {
+            break;
+        }
+        tick += 1;
+        next += PERIOD;
+        let now = Instant::now();
+        if next < now {
+            next = now + PERIOD; // fell behind: skip, never burst
+        }
+    }
+    gone.extend(watched.into_iter().map(|w| w.out));
+    gone
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use SliceState::*;
+
+    /// A sample; `state` is the `stat` letter.
+    fn s(
+        t_ns: u64,
+        cpu_ns: u64,
+        run_delay_ns: u64,
+        slices: u64,
+        cpu: usize,
+        state: char,
+    ) -> Sample {
+        Sample {
+            t_ns,
+            cpu_ns,
+            run_delay_ns,
+            timeslices: slices,
+            processor: cpu,
+            runnable: state == 'R',
+        }
+    }
+
+    fn slices_of(track: &ProcTrack) -> Vec<(SliceState, usize, u64, u64)> {
+        let mut out = Vec::new();
+        track.slices(0, 0, &mut out);
+        out.iter()
+            .map(|s| (s.state, s.core, s.start_ns, s.end_ns))
+            .collect()
+    }
+
+    #[test]
+    fn parses_proc_lines() {
+        assert_eq!(
+            parse_schedstat("1765561 2000 13\n"),
+            Some((1765561, 2000, 13))
+        );
+        assert_eq!(parse_schedstat("12 3"), None);
+        // comm with spaces and a ')' inside.
+        let stat = "4242 (we ird) x) R 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24 25 26 27 28 29 30 31 32 33 34 35 1 0 0 0\n";
+        assert_eq!(parse_stat(stat), Some(('R', 1)));
+        assert_eq!(parse_stat("1 (x) S 1 2"), None);
+        let status = "Name:\tx\nvoluntary_ctxt_switches:\t12\nnonvoluntary_ctxt_switches:\t3\n";
+        assert_eq!(parse_status_switches(status), Some((12, 3)));
+        // The real files of this thread parse.
+        let me = std::fs::read_to_string("/proc/thread-self/stat").unwrap();
+        let (state, cpu) = parse_stat(&me).unwrap();
+        assert_eq!(state, 'R');
+        assert!(cpu < 4096);
+    }
+
+    #[test]
+    fn spinner_sharing_a_core() {
+        // Runs 0..2500, preempted, waits until 5000 (credited at the switch-in
+        // seen in the sample at 6000), runs again.
+        let mut t = ProcTrack::default();
+        t.push(s(0, 0, 0, 1, 1, 'R'));
+        t.push(s(1_000, 1_000, 0, 1, 1, 'R'));
+        t.push(s(2_000, 2_000, 0, 1, 1, 'R'));
+        t.push(s(3_000, 2_500, 0, 1, 1, 'R'));
+        t.push(s(4_000, 2_500, 0, 1, 1, 'R'));
+        t.push(s(5_000, 2_500, 0, 1, 1, 'R'));
+        t.push(s(6_000, 3_500, 2_500, 2, 1, 'R'));
+        t.push(s(7_000, 4_500, 2_500, 2, 1, 'R'));
+        assert_eq!(
+            slices_of(&t),
+            vec![
+                (Running, 1, 0, 2_500),
+                (Runnable, 1, 2_500, 5_000),
+                (Running, 1, 5_000, 7_000),
+            ]
+        );
+    }
+
+    #[test]
+    fn sleeper_is_blocked_with_short_wakeup_wait() {
+        let mut t = ProcTrack::default();
+        t.push(s(0, 0, 0, 1, 0, 'R'));
+        t.push(s(1_000, 300, 0, 1, 0, 'S')); // runs 300, then sleeps
+        t.push(s(2_000, 300, 0, 1, 0, 'S'));
+        t.push(s(3_000, 500, 100, 2, 0, 'R')); // woke: waited 100, ran 200
+        assert_eq!(
+            slices_of(&t),
+            vec![
+                (Running, 0, 0, 300),
+                (Blocked, 0, 300, 2_700),
+                (Runnable, 0, 2_700, 2_800),
+                (Running, 0, 2_800, 3_000),
+            ]
+        );
+    }
+
+    #[test]
+    fn clamps_and_ignores_out_of_order() {
+        let mut t = ProcTrack::default();
+        t.push(s(1_000, 0, 0, 1, 0, 'R'));
+        t.push(s(1_000, 0, 0, 1, 0, 'R')); // same time: ignored
+        // More CPU than wall: clamped; it ran where it was at the earlier sample.
+        t.push(s(2_000, 5_000, 0, 1, 1, 'R'));
+        // More wait than not-running time: clamped.
+        t.push(s(3_000, 5_000, 9_999, 2, 1, 'R'));
+        assert_eq!(
+            slices_of(&t),
+            vec![(Running, 0, 1_000, 2_000), (Runnable, 1, 2_000, 3_000)]
+        );
+    }
+
+    #[test]
+    fn relabel_skips_trailing_running_and_stops_at_earlier_running() {
+        let mut t = ProcTrack::default();
+        t.push(s(0, 0, 0, 1, 0, 'R'));
+        t.push(s(1_000, 1_000, 0, 1, 0, 'R')); // running
+        t.push(s(2_000, 1_000, 0, 1, 0, 'S')); // off
+        t.push(s(3_000, 1_500, 0, 2, 0, 'R')); // off 500 then running 500
+        t.push(s(4_000, 1_500, 0, 2, 0, 'S')); // off
+        // Credited 5000 of wait, but only 1500 of not-running time precede
+        // the latest run: the rest cannot be placed.
+        t.push(s(5_000, 2_000, 5_000, 3, 0, 'R'));
+        assert_eq!(
+            slices_of(&t),
+            vec![
+                (Running, 0, 0, 1_000),
+                (Blocked, 0, 1_000, 2_500),
+                (Running, 0, 2_500, 3_000),
+                (Runnable, 0, 3_000, 4_500),
+                (Running, 0, 4_500, 5_000),
+            ]
+        );
+    }
+
+    #[test]
+    fn order_inside_an_interval_follows_the_switch_count() {
+        // 0..1000: ran 400 then was preempted (no switch-in): run first.
+        // 1000..2000: got a CPU again and ran 300: run last.
+        let mut t = ProcTrack::default();
+        t.push(s(0, 0, 0, 5, 1, 'R'));
+        t.push(s(1_000, 400, 0, 5, 1, 'R'));
+        t.push(s(2_000, 700, 1_300, 6, 1, 'R'));
+        assert_eq!(
+            slices_of(&t),
+            vec![
+                (Running, 1, 0, 400),
+                (Runnable, 1, 400, 1_700),
+                (Running, 1, 1_700, 2_000),
+            ]
+        );
+    }
+
+    #[test]
+    fn own_sample_reads_this_thread() {
+        let a = own_sample().unwrap();
+        let b = own_sample().unwrap();
+        assert!(a.runnable && b.t_ns > a.t_ns && b.cpu_ns >= a.cpu_ns);
+        assert!(b.timeslices >= a.timeslices);
+    }
+}

@@ -1,0 +1,331 @@
+//! From one thread's switch events to its scheduler slices (pure logic).
+//!
+//! A switch-in on CPU C at t starts a Running slice on C that lasts until the
+//! next switch-out; a switch-out marked preempted starts a Runnable slice
+//! (still wanting a CPU), any other switch-out a Blocked slice (sleep, I/O,
+//! lock), each lasting until the next switch-in. Times in events are absolute
+//! `CLOCK_MONOTONIC` ns; slices come out relative to the run origin.
+
+use super::{SchedSlice, SliceState, ThreadSched};
+
+/// What happened to the thread at one instant.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SwitchKind {
+    In,
+    Out { preempted: bool },
+}
+
+/// One context switch of one thread.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SwitchEvent {
+    pub time_ns: u64,
+    pub cpu: usize,
+    pub kind: SwitchKind,
+}
+
+/// Everything known about one worker thread's life, in absolute ns.
+#[derive(Clone, Debug, Default)]
+pub struct ThreadTrack {
+    /// When the thread was created (perf fork record), if seen: it is
+    /// Runnable from then until its first switch-in.
+    pub fork_ns: Option<u64>,
+    /// When the worker registered itself (it was running at that instant).
+    pub registered_ns: Option<u64>,
+    /// Switch events in time order.
+    pub events: Vec<SwitchEvent>,
+    /// When the thread exited (perf exit record), if seen.
+    pub exit_ns: Option<u64>,
+    /// Whether the thread still existed when the capture stopped.
+    pub alive_at_end: bool,
+    /// When the capture stopped.
+    pub end_ns: u64,
+}
+
+/// Builds the slices of worker `thread` from its track, appending them to
+/// `out`, and returns its switch-out counts (preempted, blocked).
+pub fn build_thread(
+    thread: usize,
+    track: &ThreadTrack,
+    origin_ns: u64,
+    out: &mut Vec<SchedSlice>,
+) -> (u64, u64) {
+    let mut emit = |state: SliceState, core: usize, start: u64, end: u64| {
+        if end > start {
+            out.push(SchedSlice {
+                thread,
+                core,
+                state,
+                start_ns: start.saturating_sub(origin_ns),
+                end_ns: end.saturating_sub(origin_ns),
+            });
+        }
+    };
+    let limit = track.exit_ns.unwrap_or(u64::MAX);
+    let (mut preempted, mut blocked) = (0, 0);
+    // The open slice: (state, core, since).
+    let mut open: Option<(SliceState, usize, u64)> = None;
+    let mut first = true;
+
+    for ev in track.events.iter().filter(|e| e.time_ns <= limit) {
+        if first {
+            first = false;
+            match ev.kind {
+                // A new thread waits on a run queue from its creation to its first run.
+                SwitchKind::In => {
+                    if let Some(fork) = track.fork_ns {
+                        emit(SliceState::Runnable, ev.cpu, fork, ev.time_ns);
+                    }
+                }
+                // Its switch-in was not seen: it was running since we knew of it.
+                SwitchKind::Out { .. } => {
+                    if let Some(since) = track.registered_ns.or(track.fork_ns) {
+                        open = Some((SliceState::Running, ev.cpu, since));
+                    }
+                }
+            }
+        }
+        if let Some((state, core, since)) = open.take() {
+            emit(state, core, since, ev.time_ns);
+        }
+        open = Some(match ev.kind {
+            SwitchKind::In => (SliceState::Running, ev.cpu, ev.time_ns),
+            SwitchKind::Out { preempted: true } => {
+                preempted += 1;
+                (SliceState::Runnable, ev.cpu, ev.time_ns)
+            }
+            SwitchKind::Out { preempted: false } => {
+                blocked += 1;
+                (SliceState::Blocked, ev.cpu, ev.time_ns)
+            }
+        });
+    }
+
+    if let Some((state, core, since)) = open {
+        match track.exit_ns {
+            // Exiting is the last thing a running thread does; a switch-out
+            // just before exit means its switch-in was lost: emit nothing.
+            Some(exit) if state == SliceState::Running => emit(state, core, since, exit),
+            Some(_) => {}
+            None if track.alive_at_end || state == SliceState::Running => {
+                emit(state, core, since, track.end_ns);
+            }
+            // Gone without an exit record after a switch-out: the final
+            // switch-out of an exiting thread is not recorded, so drop it.
+            None => {}
+        }
+    }
+    (preempted, blocked)
+}
+
+/// Adds the time and migration totals of `slices` (sorted by thread, then
+/// start) into `per_thread`, which must be long enough for every thread index.
+pub fn add_totals(slices: &[SchedSlice], per_thread: &mut [ThreadSched]) {
+    let mut last_running: Option<(usize, usize)> = None; // (thread, core)
+    for s in slices {
+        let t = &mut per_thread[s.thread];
+        let len = s.end_ns.saturating_sub(s.start_ns);
+        match s.state {
+            SliceState::Running => {
+                t.running_ns += len;
+                if let Some((thread, core)) = last_running
+                    && thread == s.thread
+                    && core != s.core
+                {
+                    t.migrations += 1;
+                }
+                last_running = Some((s.thread, s.core));
+            }
+            SliceState::Runnable => t.runnable_ns += len,
+            SliceState::Blocked => t.blocked_ns += len,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ev(time_ns: u64, cpu: usize, kind: SwitchKind) -> SwitchEvent {
+        SwitchEvent { time_ns, cpu, kind }
+    }
+    const IN: SwitchKind = SwitchKind::In;
+    const PRE: SwitchKind = SwitchKind::Out { preempted: true };
+    const BLK: SwitchKind = SwitchKind::Out { preempted: false };
+
+    fn slice(state: SliceState, core: usize, start_ns: u64, end_ns: u64) -> SchedSlice {
+        SchedSlice {
+            thread: 3,
+            core,
+            state,
+            start_ns,
+            end_ns,
+        }
+    }
+
+    fn build(track: &ThreadTrack, origin: u64) -> (Vec<SchedSlice>, (u64, u64)) {
+        let mut out = Vec::new();
+        let counts = build_thread(3, track, origin, &mut out);
+        (out, counts)
+    }
+
+    #[test]
+    fn full_life_with_fork_and_exit() {
+        let track = ThreadTrack {
+            fork_ns: Some(1_000),
+            registered_ns: Some(1_600),
+            events: vec![
+                ev(1_500, 0, IN),
+                ev(2_000, 0, PRE),
+                ev(2_500, 1, IN),
+                ev(3_000, 1, BLK),
+                ev(4_000, 1, IN),
+            ],
+            exit_ns: Some(4_200),
+            alive_at_end: false,
+            end_ns: 9_000,
+        };
+        let (slices, counts) = build(&track, 1_000);
+        use SliceState::*;
+        assert_eq!(
+            slices,
+            vec![
+                slice(Runnable, 0, 0, 500),
+                slice(Running, 0, 500, 1_000),
+                slice(Runnable, 0, 1_000, 1_500),
+                slice(Running, 1, 1_500, 2_000),
+                slice(Blocked, 1, 2_000, 3_000),
+                slice(Running, 1, 3_000, 3_200),
+            ]
+        );
+        assert_eq!(counts, (1, 1));
+        let mut per = vec![ThreadSched::default(); 4];
+        add_totals(&slices, &mut per);
+        assert_eq!(per[3].running_ns, 500 + 500 + 200);
+        assert_eq!(per[3].runnable_ns, 500 + 500);
+        assert_eq!(per[3].blocked_ns, 1_000);
+        assert_eq!(per[3].migrations, 1);
+    }
+
+    #[test]
+    fn first_event_switch_out_runs_from_registration() {
+        let track = ThreadTrack {
+            registered_ns: Some(100),
+            events: vec![ev(300, 1, BLK), ev(700, 1, IN)],
+            exit_ns: Some(750),
+            ..Default::default()
+        };
+        let (slices, counts) = build(&track, 0);
+        use SliceState::*;
+        assert_eq!(
+            slices,
+            vec![
+                slice(Running, 1, 100, 300),
+                slice(Blocked, 1, 300, 700),
+                slice(Running, 1, 700, 750),
+            ]
+        );
+        assert_eq!(counts, (0, 1));
+    }
+
+    #[test]
+    fn trailing_switch_out_of_dead_thread_is_dropped() {
+        let track = ThreadTrack {
+            events: vec![ev(10, 0, IN), ev(20, 0, BLK)],
+            alive_at_end: false,
+            end_ns: 1_000,
+            ..Default::default()
+        };
+        let (slices, _) = build(&track, 0);
+        assert_eq!(slices, vec![slice(SliceState::Running, 0, 10, 20)]);
+    }
+
+    #[test]
+    fn open_slices_close_at_end_when_alive_or_running() {
+        let alive = ThreadTrack {
+            events: vec![ev(10, 0, IN), ev(20, 0, BLK)],
+            alive_at_end: true,
+            end_ns: 1_000,
+            ..Default::default()
+        };
+        let (slices, _) = build(&alive, 0);
+        assert_eq!(slices[1], slice(SliceState::Blocked, 0, 20, 1_000));
+
+        let running_lost_exit = ThreadTrack {
+            events: vec![ev(10, 0, IN)],
+            alive_at_end: false,
+            end_ns: 1_000,
+            ..Default::default()
+        };
+        let (slices, _) = build(&running_lost_exit, 0);
+        assert_eq!(slices, vec![slice(SliceState::Running, 0, 10, 1_000)]);
+    }
+
+    #[test]
+    fn lost_records_do_not_invent_running_time() {
+        // Two switch-outs in a row (the switch-in between was lost) and two
+        // switch-ins in a row: slices stay contiguous and never overlap.
+        let track = ThreadTrack {
+            events: vec![
+                ev(10, 0, IN),
+                ev(20, 0, PRE),
+                ev(30, 0, BLK),
+                ev(40, 1, IN),
+                ev(50, 1, IN),
+            ],
+            exit_ns: Some(60),
+            ..Default::default()
+        };
+        let (slices, counts) = build(&track, 0);
+        use SliceState::*;
+        assert_eq!(
+            slices,
+            vec![
+                slice(Running, 0, 10, 20),
+                slice(Runnable, 0, 20, 30),
+                slice(Blocked, 0, 30, 40),
+                slice(Running, 1, 40, 50),
+                slice(Running, 1, 50, 60),
+            ]
+        );
+        assert_eq!(counts, (1, 1));
+        for w in slices.windows(2) {
+            assert!(w[0].end_ns <= w[1].start_ns);
+        }
+    }
+
+    #[test]
+    fn events_after_exit_and_before_origin() {
+        let track = ThreadTrack {
+            events: vec![ev(10, 0, IN), ev(90, 0, BLK)],
+            exit_ns: Some(50),
+            ..Default::default()
+        };
+        let (slices, counts) = build(&track, 30);
+        // Clipped at the origin (saturating), closed at exit, later event ignored.
+        assert_eq!(slices, vec![slice(SliceState::Running, 0, 0, 20)]);
+        assert_eq!(counts, (0, 0));
+    }
+
+    #[test]
+    fn migrations_count_core_changes_between_running_slices_only() {
+        use SliceState::*;
+        let mut s = vec![
+            slice(Running, 0, 0, 10),
+            slice(Runnable, 1, 10, 20),
+            slice(Running, 0, 20, 30),
+            slice(Blocked, 0, 30, 40),
+            slice(Running, 1, 40, 50),
+            slice(Running, 0, 50, 60),
+        ];
+        s.push(SchedSlice {
+            thread: 4,
+            ..slice(Running, 1, 60, 70)
+        });
+        let mut per = vec![ThreadSched::default(); 5];
+        add_totals(&s, &mut per);
+        assert_eq!(per[3].migrations, 2);
+        assert_eq!(per[4].migrations, 0);
+        assert_eq!(per[3].running_ns, 40);
+        assert_eq!(per[4].running_ns, 10);
+    }
+}
