@@ -3,20 +3,19 @@
 
 use std::hint::black_box;
 
-use corelanes::bench::sample_task;
-use corelanes::run::{Recording, RunConfig};
+use corelanes::bench::{sample_task, started_recording};
 use corelanes::telemetry::events::{RunEvent, TaskRecord, TaskSink};
 use corelanes::timeline::Lane;
-use corelanes::topology::Topology;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 
 fn record_event(c: &mut Criterion) {
     let (tx, rx) = crossbeam_channel::unbounded();
     let mut sink = TaskSink::new(tx);
     let mut i = 0usize;
+    corelanes::sys::sync_fast_clock();
     c.bench_function("record one task event (clock read + batch push)", |b| {
         b.iter(|| {
-            let now = corelanes::sys::monotonic_ns();
+            let now = corelanes::sys::fast_monotonic_ns();
             sink.record(TaskRecord {
                 end_ns: now,
                 ..sample_task(i, 2)
@@ -40,11 +39,7 @@ fn ingest(c: &mut Criterion) {
     group.throughput(Throughput::Elements(EVENTS as u64));
     group.bench_function("task batches into a recording", |b| {
         b.iter_batched(
-            || {
-                let mut rec = Recording::new(RunConfig::defaults(Topology::get()));
-                rec.timeline.reset(2);
-                (rec, batches.clone())
-            },
+            || (started_recording(2, EVENTS), batches.clone()),
             |(mut rec, batches)| {
                 for batch in batches {
                     rec.ingest(RunEvent::Tasks(batch));

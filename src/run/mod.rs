@@ -117,6 +117,7 @@ fn control(
         Ok(plan) => plan,
         Err(why) => return finish_early(why),
     };
+    sys::sync_fast_clock();
     let origin_ns = sys::monotonic_ns();
     // Opened here, before the workers exist, so that they inherit the perf events.
     let sched = match SchedCapture::start(valid.config.sched, &Topology::get().allowed, origin_ns) {

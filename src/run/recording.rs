@@ -62,7 +62,11 @@ impl Recording {
                 sched_note,
             } => {
                 self.origin_ns = origin_ns;
+                // The task count is known: reserve once instead of growing (and copying) as batches arrive.
+                let tasks = self.config.tasks.min(crate::timeline::SPAN_CAP);
+                self.tasks.reserve_exact(tasks);
                 self.timeline.reset(threads.len());
+                self.timeline.reserve(tasks);
                 self.threads = threads;
                 self.sched_source = sched_source;
                 self.sched_note = sched_note;

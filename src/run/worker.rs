@@ -85,12 +85,12 @@ pub(super) fn work(shared: &Shared, mut me: ThreadRecord, tx: Sender<RunEvent>) 
         if plan.serial_first && task > 0 && !shared.serial_done.wait(cancel) {
             break;
         }
-        let start_ns = sys::monotonic_ns();
+        let start_ns = sys::fast_monotonic_ns();
         let core_at_start = sys::current_cpu().unwrap_or(usize::MAX);
         let cpu_before = sys::thread_cpu_ns();
         let outcome = catch_unwind(AssertUnwindSafe(|| plan.body.run(task, cancel)));
         let cpu_ns = sys::thread_cpu_ns() - cpu_before;
-        let end_ns = sys::monotonic_ns();
+        let end_ns = sys::fast_monotonic_ns();
         let core_at_end = sys::current_cpu().unwrap_or(usize::MAX);
         if plan.serial_first && task == 0 {
             shared.serial_done.open();

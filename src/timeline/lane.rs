@@ -41,6 +41,12 @@ impl Lane {
     /// Bytes held per stored span (for the memory figure).
     pub const BYTES_PER_SPAN: usize = 2 * std::mem::size_of::<u64>() + std::mem::size_of::<u32>();
 
+    pub fn reserve(&mut self, spans: usize) {
+        self.start.reserve(spans);
+        self.end.reserve(spans);
+        self.item.reserve(spans);
+    }
+
     #[inline]
     pub fn push(&mut self, start_ns: u64, end_ns: u64, item: u32) {
         let end_ns = end_ns.max(start_ns);

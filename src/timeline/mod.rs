@@ -38,6 +38,14 @@ impl Timeline {
         };
     }
 
+    /// Makes room for `tasks` task lifetimes spread evenly over the thread lanes.
+    pub fn reserve(&mut self, tasks: usize) {
+        let per_lane = tasks.div_ceil(self.threads.len().max(1));
+        for lane in &mut self.threads {
+            lane.reserve(per_lane);
+        }
+    }
+
     pub fn len(&self) -> usize {
         let count = |lanes: &[Lane]| lanes.iter().map(Lane::len).sum::<usize>();
         count(&self.threads) + count(&self.thread_states) + count(&self.cores)
@@ -57,22 +65,21 @@ impl Timeline {
 
     /// Adds task lifetimes; `first` is the index of `tasks[0]` in the run's task list.
     pub fn add_tasks(&mut self, first: usize, tasks: &[TaskRecord]) {
-        let mut stored = self.len();
-        for (i, task) in tasks.iter().enumerate() {
-            if stored >= SPAN_CAP {
-                self.dropped += (tasks.len() - i) as u64;
-                return;
-            }
+        // Without kernel data each task is drawn twice: on its thread and on its core.
+        let lanes_per_task = if self.cores_from_kernel { 1 } else { 2 };
+        let keep = tasks
+            .len()
+            .min(SPAN_CAP.saturating_sub(self.len()) / lanes_per_task);
+        self.dropped += (tasks.len() - keep) as u64;
+        for (i, task) in tasks[..keep].iter().enumerate() {
             let item = (first + i) as u32;
             lane_at(&mut self.threads, task.thread as usize).push(task.start_ns, task.end_ns, item);
-            stored += 1;
-            if !self.cores_from_kernel && stored < SPAN_CAP {
+            if !self.cores_from_kernel {
                 lane_at(&mut self.cores, task.core_at_start as usize).push(
                     task.start_ns,
                     task.end_ns,
                     item,
                 );
-                stored += 1;
             }
         }
     }
@@ -127,6 +134,7 @@ impl Timeline {
     }
 }
 
+#[inline]
 fn lane_at(lanes: &mut Vec<Lane>, index: usize) -> &mut Lane {
     if lanes.len() <= index {
         lanes.resize(index + 1, Lane::default());
