@@ -117,13 +117,13 @@ fn control(
         Ok(plan) => plan,
         Err(why) => return finish_early(why),
     };
-    sys::sync_fast_clock();
-    let origin_ns = sys::monotonic_ns();
     // Opened here, before the workers exist, so that they inherit the perf events.
-    let sched = match SchedCapture::start(valid.config.sched, &Topology::get().allowed, origin_ns) {
+    let sched = match SchedCapture::start(valid.config.sched, &Topology::get().allowed) {
         Ok(capture) => capture,
         Err(e) => return finish_early(e.to_string()),
     };
+    sys::sync_fast_clock();
+    let origin_ns = sys::monotonic_ns();
     let threads: Vec<ThreadRecord> = valid
         .cores
         .iter()
@@ -176,7 +176,7 @@ fn control(
     }
     let wall_ns = sys::monotonic_ns() - origin_ns;
     if let Some(sched) = Arc::into_inner(shared).and_then(|shared| shared.sched) {
-        let _ = tx.send(RunEvent::Sched(sched.finish()));
+        let _ = tx.send(RunEvent::Sched(sched.finish(origin_ns)));
     }
     let _ = tx.send(RunEvent::Finished {
         wall_ns,

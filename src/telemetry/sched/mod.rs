@@ -11,7 +11,7 @@
 //! Lifecycle: [`SchedCapture::start`] on the run's controller thread *before*
 //! it spawns the workers; [`SchedCapture::register_worker`] from each worker
 //! once it runs; [`SchedCapture::finish`] after all workers were joined.
-//! All times are `CLOCK_MONOTONIC` ns relative to the run's `origin_ns`.
+//! All times are `CLOCK_MONOTONIC` ns relative to the run's origin, given to `finish`.
 
 pub mod perf;
 pub mod procfs;
@@ -208,7 +208,6 @@ enum State {
 /// A running capture of the workers' scheduling. Share it in an `Arc`.
 pub struct SchedCapture {
     source: SchedSource,
-    origin_ns: u64,
     note: Option<String>,
     registry: Arc<Registry>,
     state: Mutex<State>,
@@ -218,7 +217,6 @@ impl fmt::Debug for SchedCapture {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SchedCapture")
             .field("source", &self.source)
-            .field("origin_ns", &self.origin_ns)
             .field("note", &self.note)
             .finish_non_exhaustive()
     }
@@ -233,7 +231,7 @@ impl SchedCapture {
     ///
     /// `Auto` tries perf and falls back to procfs (with a `note` saying why);
     /// `Perf` returns the error instead; `Off` captures nothing.
-    pub fn start(mode: SchedMode, cpus: &[usize], origin_ns: u64) -> Result<Self, SchedError> {
+    pub fn start(mode: SchedMode, cpus: &[usize]) -> Result<Self, SchedError> {
         let registry = Arc::new(Registry::default());
         let all_cpus;
         let cpus = if cpus.is_empty() {
@@ -271,7 +269,6 @@ impl SchedCapture {
         };
         Ok(Self {
             source,
-            origin_ns,
             note,
             registry,
             state: Mutex::new(State::Capturing(backend)),
@@ -304,8 +301,10 @@ impl SchedCapture {
     }
 
     /// Call after all workers have been joined: stops the capture, drains it
-    /// and builds the slices. Idempotent: later calls return the same report.
-    pub fn finish(&self) -> SchedReport {
+    /// and builds the slices, timed relative to `origin_ns` (the run's start,
+    /// taken after the capture was opened so that opening is not in the run).
+    /// Idempotent: later calls return the same report.
+    pub fn finish(&self, origin_ns: u64) -> SchedReport {
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         let backend = match std::mem::replace(&mut *state, State::Capturing(Backend::Off)) {
             State::Finished(report) => {
@@ -314,12 +313,12 @@ impl SchedCapture {
             }
             State::Capturing(backend) => backend,
         };
-        let report = self.build(backend);
+        let report = self.build(backend, origin_ns);
         *state = State::Finished(report.clone());
         report
     }
 
-    fn build(&self, backend: Backend) -> SchedReport {
+    fn build(&self, backend: Backend, origin_ns: u64) -> SchedReport {
         let workers = self.registry.snapshot();
         let threads = workers.iter().map(|w| w.index + 1).max().unwrap_or(0);
         let mut report = SchedReport {
@@ -335,7 +334,7 @@ impl SchedCapture {
                 let drained = capture.stop();
                 let end_ns = sys::monotonic_ns();
                 report.lost_records = drained.lost;
-                self.build_perf(&workers, drained, end_ns, &mut report);
+                self.build_perf(&workers, drained, end_ns, origin_ns, &mut report);
                 if report.lost_records > 0 {
                     let lost = format!(
                         "The kernel dropped {} scheduler records (ring buffer full): some slices are missing.",
@@ -351,7 +350,7 @@ impl SchedCapture {
                 for sampled in capture.stop() {
                     sampled
                         .track
-                        .slices(sampled.index, self.origin_ns, &mut report.slices);
+                        .slices(sampled.index, origin_ns, &mut report.slices);
                     let t = &mut report.per_thread[sampled.index];
                     t.switches_out_blocked += sampled.switches.0;
                     t.switches_out_preempted += sampled.switches.1;
@@ -370,6 +369,7 @@ impl SchedCapture {
         workers: &[Registered],
         drained: perf::Drained,
         end_ns: u64,
+        origin_ns: u64,
         report: &mut SchedReport,
     ) {
         use perf::RecordKind;
@@ -417,7 +417,7 @@ impl SchedCapture {
             track.alive_at_end = track.exit_ns.is_none()
                 && std::fs::exists(format!("/proc/self/task/{}", w.tid)).unwrap_or(false);
             let (preempted, blocked) =
-                slices::build_thread(w.index, &track, self.origin_ns, &mut report.slices);
+                slices::build_thread(w.index, &track, origin_ns, &mut report.slices);
             let t = &mut report.per_thread[w.index];
             t.switches_out_preempted += preempted;
             t.switches_out_blocked += blocked;
@@ -465,7 +465,7 @@ mod tests {
     /// joins them and finishes. `None` when perf is refused by the kernel.
     fn run(mode: SchedMode, pins: &[usize], job: Job) -> Option<(SchedReport, Vec<Done>)> {
         let origin = sys::monotonic_ns();
-        let capture = match SchedCapture::start(mode, &allowed(), origin) {
+        let capture = match SchedCapture::start(mode, &allowed()) {
             Ok(c) => Arc::new(c),
             Err(e @ SchedError::PerfDenied { .. }) => {
                 eprintln!("skipping the perf scenario: {e}");
@@ -516,9 +516,9 @@ mod tests {
             })
             .collect();
         let done: Vec<Done> = handles.into_iter().map(|h| h.join().unwrap()).collect();
-        let report = capture.finish();
+        let report = capture.finish(origin);
         // Idempotent, and the Arc is fine.
-        assert_eq!(capture.finish().slices.len(), report.slices.len());
+        assert_eq!(capture.finish(origin).slices.len(), report.slices.len());
         check_well_formed(&report, pins.len());
         Some((report, done))
     }
@@ -733,10 +733,10 @@ mod tests {
 
     #[test]
     fn off_captures_nothing_but_sizes_per_thread() {
-        let c = SchedCapture::start(SchedMode::Off, &[], 0).unwrap();
+        let c = SchedCapture::start(SchedMode::Off, &[]).unwrap();
         assert_eq!(c.source(), SchedSource::Off);
         c.register_worker(2, sys::gettid());
-        let r = c.finish();
+        let r = c.finish(0);
         assert_eq!(r.source, SchedSource::Off);
         assert!(r.slices.is_empty());
         assert_eq!(r.per_thread.len(), 3);
@@ -744,7 +744,7 @@ mod tests {
 
     #[test]
     fn auto_picks_a_source_and_explains_procfs() {
-        let c = SchedCapture::start(SchedMode::Auto, &[], sys::monotonic_ns()).unwrap();
+        let c = SchedCapture::start(SchedMode::Auto, &[]).unwrap();
         match c.source() {
             SchedSource::Perf => assert!(c.note().is_none()),
             SchedSource::Procfs => assert!(c.note().unwrap().contains("perf_event_paranoid")),
