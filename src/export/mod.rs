@@ -45,9 +45,18 @@ pub fn check_writable(path: &Path) -> Result<(), ExportError> {
             "it is a folder",
         )));
     }
-    tempfile::NamedTempFile::new_in(folder_of(path))
-        .map(drop)
-        .map_err(fail)
+    temp_file_beside(path).map(drop).map_err(fail)
+}
+
+/// A temporary file in `path`'s folder, created with mode 0666 so that the
+/// kernel applies the user's umask, as for any file a program saves
+/// (tempfile's own default, 0600, would hide exports from other users).
+fn temp_file_beside(path: &Path) -> std::io::Result<tempfile::NamedTempFile> {
+    use std::os::unix::fs::PermissionsExt;
+    tempfile::Builder::new()
+        .prefix(".corelanes-")
+        .permissions(std::fs::Permissions::from_mode(0o666))
+        .tempfile_in(folder_of(path))
 }
 
 /// Writes `bytes` to `path` atomically (temporary file, then rename).
@@ -56,7 +65,7 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), ExportError> {
         path: path.to_path_buf(),
         source,
     };
-    let mut file = tempfile::NamedTempFile::new_in(folder_of(path)).map_err(fail)?;
+    let mut file = temp_file_beside(path).map_err(fail)?;
     file.write_all(bytes).map_err(fail)?;
     file.as_file().sync_all().map_err(fail)?;
     file.persist(path).map_err(|e| fail(e.error))?;
@@ -81,6 +90,19 @@ mod tests {
         let ok = dir.path().join("out.json");
         write_atomically(&ok, b"{}").unwrap();
         assert_eq!(std::fs::read(&ok).unwrap(), b"{}");
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&ok).unwrap().permissions().mode();
+        let status = std::fs::read_to_string("/proc/self/status").unwrap();
+        let umask = status
+            .lines()
+            .find_map(|l| l.strip_prefix("Umask:"))
+            .and_then(|m| u32::from_str_radix(m.trim(), 8).ok())
+            .unwrap();
+        assert_eq!(
+            mode & 0o777,
+            0o666 & !umask,
+            "as any saved file: 0666 less the umask"
+        );
         assert_eq!(
             std::fs::read_dir(dir.path()).unwrap().count(),
             1,

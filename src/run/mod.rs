@@ -8,7 +8,10 @@ mod config;
 mod recording;
 mod worker;
 
-pub use config::{ConfigError, Placement, RunConfig, ValidConfig};
+pub use config::{
+    ConfigError, MAX_TASK_MS, MAX_TASKS, MAX_THREADS, MIN_TASK_MS, Placement, RunConfig,
+    ValidConfig,
+};
 pub use recording::{Recording, RunStatus};
 
 use std::sync::Arc;

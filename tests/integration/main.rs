@@ -8,8 +8,10 @@
 mod claims;
 mod cli;
 mod exports;
+mod gui;
 mod robustness;
 mod sched;
+mod window;
 
 use std::sync::{Mutex, MutexGuard};
 

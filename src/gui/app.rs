@@ -1,0 +1,334 @@
+//! The app: the run history, the run in progress, the views, and the
+//! deferred commands that connect them.
+//!
+//! [`App::poll`] drains what arrived (run events, saved files) and may run
+//! when the window is hidden; [`App::show`] draws and only records commands,
+//! which are applied after the frame is drawn. Tests drive both without
+//! eframe (no window, no GPU).
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use eframe::egui;
+use egui::{Context, Key, Modifiers, RichText, Ui};
+
+use super::controls::{Action, Controls};
+use super::export::ExportView;
+use super::figures;
+use super::history::History;
+use super::running::Running;
+use super::script::{Script, ScriptReport};
+use super::timeline::{RunView, TimelineView};
+use super::utilisation::UtilisationView;
+use crate::cli::GuiArgs;
+use crate::export;
+use crate::metrics::human_ns;
+use crate::run::{Recording, RunConfig, RunStatus, ValidConfig};
+use crate::topology::Topology;
+
+/// How often the window is redrawn unasked, during a run and between runs
+/// (when only the utilisation plot changes).
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct Cadence {
+    live: Duration,
+    idle: Duration,
+    /// How long after Run the run starts: the frames that show the new
+    /// state (buttons, history row) are drawn before, not during, the run.
+    start_after: Duration,
+}
+
+/// With a GPU: smooth live growth; the plot as often as it gets samples.
+const GPU: Cadence = Cadence {
+    live: Duration::from_millis(33),
+    idle: Duration::from_millis(250),
+    start_after: Duration::ZERO,
+};
+/// Without a GPU a frame costs the CPU about 0.1 s, taken from the very cores
+/// a run is measuring: redraw once a second, and not while a run starts.
+const SOFTWARE: Cadence = Cadence {
+    live: Duration::from_secs(1),
+    idle: Duration::from_secs(1),
+    start_after: Duration::from_millis(600),
+};
+
+pub struct App {
+    pub controls: Controls,
+    pub history: History,
+    pub timeline: TimelineView,
+    utilisation: UtilisationView,
+    export: ExportView,
+    running: Option<Running>,
+    /// Runs waiting for the current one ("Run both").
+    queue: VecDeque<ValidConfig>,
+    /// While a "Run both" is in progress: its runs so far, compared once it is done.
+    batch: Option<Vec<usize>>,
+    commands: Vec<Action>,
+    script: Option<Script>,
+    /// How often to redraw (see [`App::set_software_rendering`]).
+    cadence: Cadence,
+}
+
+impl App {
+    pub fn new(config: &RunConfig) -> App {
+        App {
+            controls: Controls::from_config(config, Topology::get()),
+            history: History::default(),
+            timeline: TimelineView::default(),
+            utilisation: UtilisationView::default(),
+            export: ExportView::default(),
+            running: None,
+            queue: VecDeque::new(),
+            batch: None,
+            commands: Vec::new(),
+            script: None,
+            cadence: GPU,
+        }
+    }
+
+    /// Tells the app that frames are drawn by the CPU (no GPU): it then
+    /// redraws rarely during a run, so that drawing does not perturb it.
+    pub fn set_software_rendering(&mut self, software: bool) {
+        self.cadence = if software { SOFTWARE } else { GPU };
+    }
+
+    /// The app as `corelanes gui [flags]` asks for it. Flags are validated
+    /// like `corelanes run`'s when the session is scripted, so a bad flag
+    /// fails before any window opens.
+    pub fn from_args(args: Option<&GuiArgs>) -> anyhow::Result<App> {
+        let topo = Topology::get();
+        let Some(args) = args else {
+            return Ok(App::new(&RunConfig::defaults(topo)));
+        };
+        let config = args.run.to_config(topo)?;
+        let mut app = App::new(&config);
+        if let Some(path) = &args.screenshot {
+            export::check_writable(path)?;
+        }
+        let autorun = args.autorun.then(|| config.validate(topo)).transpose()?;
+        if args.autorun || args.screenshot.is_some() || args.exit {
+            app.script = Some(Script::new(autorun, args.screenshot.clone(), args.exit));
+        }
+        Ok(app)
+    }
+
+    /// The scripted session's report, if this session is scripted.
+    pub fn script_report(&self) -> Option<Arc<Mutex<ScriptReport>>> {
+        self.script.as_ref().map(Script::report)
+    }
+
+    /// True while a run is in progress or waiting to start.
+    pub fn is_busy(&self) -> bool {
+        self.running.is_some()
+            || !self.queue.is_empty()
+            || self.commands.iter().any(|c| !matches!(c, Action::Stop))
+    }
+
+    /// The recording shown in the timeline and figures.
+    pub fn shown(&self) -> Option<&Recording> {
+        self.history.selected_rec()
+    }
+
+    /// Takes in what arrived since the last frame: run events, saved files.
+    pub fn poll(&mut self, ctx: &Context) {
+        if let Some(running) = &mut self.running {
+            let index = running.index;
+            self.history.ingest(index, running.events());
+            let finished = self.history.get(index).is_some_and(|e| !e.rec.is_running());
+            if finished {
+                if let Some(done) = self.running.take() {
+                    done.join();
+                }
+                self.start_next();
+            }
+        }
+        let cadence = &self.cadence;
+        ctx.request_repaint_after(if self.running.is_some() {
+            cadence.live
+        } else {
+            cadence.idle
+        });
+        let saved = self.export.poll(ctx);
+        let idle = self.running.is_none() && self.queue.is_empty() && self.commands.is_empty();
+        let last = self
+            .history
+            .len()
+            .checked_sub(1)
+            .and_then(|i| self.history.get(i));
+        if let Some(script) = &mut self.script {
+            script.poll(ctx, last.filter(|_| idle).map(|e| &*e.rec), &saved);
+        }
+    }
+
+    /// Draws the whole window into `ui`, then applies what the user asked for.
+    pub fn show(&mut self, ui: &mut Ui) {
+        self.keys(ui);
+        let busy = self.is_busy();
+        let topo = Topology::get();
+        egui::Panel::left("controls")
+            .resizable(true)
+            .default_size(330.0)
+            .show(ui, |ui| {
+                egui::ScrollArea::vertical().id_salt("left").show(ui, |ui| {
+                    if let Some(action) = self.controls.ui(ui, busy, topo) {
+                        self.commands.push(action);
+                    }
+                    ui.separator();
+                    self.history.ui(ui);
+                });
+            });
+        egui::Panel::right("figures")
+            .resizable(true)
+            .default_size(340.0)
+            .show(ui, |ui| {
+                egui::ScrollArea::vertical()
+                    .id_salt("right")
+                    .show(ui, |ui| {
+                        figures::ui(ui, &self.history);
+                        ui.separator();
+                        self.timeline.selection_ui(ui, &self.history);
+                        self.export.ui(ui, &self.history, self.timeline.rect);
+                    });
+            });
+        egui::Panel::bottom("utilisation")
+            .resizable(true)
+            .default_size(190.0)
+            .show(ui, |ui| {
+                self.utilisation.ui(ui, self.history.selected_rec());
+            });
+        self.timeline.quiet = self.script.as_ref().is_some_and(Script::is_active);
+        egui::CentralPanel::default().show(ui, |ui| self.timeline_ui(ui));
+        let ctx = ui.ctx().clone();
+        self.apply(&ctx);
+        if let Some(script) = &mut self.script
+            && let Some(valid) = script.after_frame(&ctx, self.timeline.rect, &mut self.export)
+        {
+            self.commands.push(Action::Run(valid));
+        }
+    }
+
+    fn timeline_ui(&mut self, ui: &mut Ui) {
+        let shown = self.history.shown();
+        if shown.is_empty() {
+            ui.add_space(20.0);
+            ui.heading("Choose a workload and press Run (or Space).");
+            ui.label("Try the presets: the same CPU-bound threads on one core (concurrency) and on several cores (parallelism), then compare them.");
+            return;
+        }
+        ui.label(
+            RichText::new("Ctrl+scroll or scroll over the axis: zoom · drag: pan · double-click: fit · click a task: details").weak(),
+        );
+        if self.running.is_some() && self.cadence == SOFTWARE {
+            ui.label(
+                RichText::new("No GPU: a run starts 0.6 s after Run and the window is redrawn once a second during it, so that drawing takes little CPU from the run.").weak(),
+            );
+        }
+        let views: Vec<RunView> = shown
+            .iter()
+            .filter_map(|&i| {
+                let entry = self.history.get(i)?;
+                let m = &entry.metrics;
+                let status = match entry.rec.status {
+                    RunStatus::Running => " · running…",
+                    RunStatus::Cancelled => " · stopped",
+                    RunStatus::Finished => "",
+                };
+                let caption = format!(
+                    "{} — wall {} · parallelism {:.2} · concurrency {:.2}{status}",
+                    entry.name(i),
+                    human_ns(m.wall_ns),
+                    m.parallelism,
+                    m.concurrency
+                );
+                Some(RunView {
+                    index: i,
+                    rec: &entry.rec,
+                    caption,
+                })
+            })
+            .collect();
+        egui::ScrollArea::vertical()
+            .id_salt("timeline")
+            .show(ui, |ui| self.timeline.ui(ui, &views));
+    }
+
+    /// Space or Enter runs, Escape stops — unless the keys are being typed into a field.
+    fn keys(&mut self, ui: &Ui) {
+        let ctx = ui.ctx();
+        if ctx.text_edit_focused() {
+            return;
+        }
+        let (run, stop) = ctx.input_mut(|i| {
+            let run = i.consume_key(Modifiers::NONE, Key::Space)
+                || i.consume_key(Modifiers::NONE, Key::Enter);
+            (run, i.consume_key(Modifiers::NONE, Key::Escape))
+        });
+        if stop && self.is_busy() {
+            self.commands.push(Action::Stop);
+        } else if run
+            && !self.is_busy()
+            && let Ok(valid) = self.controls.validate(Topology::get())
+        {
+            self.commands.push(Action::Run(valid));
+        }
+    }
+
+    /// Applies the commands recorded while drawing.
+    fn apply(&mut self, ctx: &Context) {
+        for command in std::mem::take(&mut self.commands) {
+            match command {
+                Action::Run(valid) if self.running.is_none() => {
+                    self.batch = None;
+                    self.queue.push_back(valid);
+                    self.start_next();
+                }
+                Action::RunBoth(configs) if self.running.is_none() => {
+                    self.batch = Some(Vec::new());
+                    self.queue.extend(configs);
+                    self.start_next();
+                }
+                Action::Run(_) | Action::RunBoth(_) => {}
+                Action::Stop => {
+                    self.queue.clear();
+                    self.batch = None;
+                    if let Some(running) = &mut self.running {
+                        running.cancel();
+                    }
+                }
+            }
+        }
+        if self.running.is_some() {
+            ctx.request_repaint_after(self.cadence.live);
+        }
+    }
+
+    /// Starts the next queued run; once a batch is done, compares its runs.
+    fn start_next(&mut self) {
+        let Some(valid) = self.queue.pop_front() else {
+            if let Some([first, second]) = self.batch.take().as_deref() {
+                self.history.selected = Some(*first);
+                self.history.compare = Some(*second);
+                self.timeline.fit();
+            }
+            return;
+        };
+        let index = self.history.push(Recording::new(valid.config.clone()));
+        if let Some(batch) = &mut self.batch {
+            batch.push(index);
+        }
+        self.history.compare = None;
+        self.timeline.fit();
+        self.timeline.selected = None;
+        self.running = Some(Running::start(index, valid, self.cadence.start_after));
+    }
+}
+
+impl eframe::App for App {
+    fn logic(&mut self, ctx: &Context, _frame: &mut eframe::Frame) {
+        self.poll(ctx);
+    }
+
+    fn ui(&mut self, ui: &mut Ui, _frame: &mut eframe::Frame) {
+        self.show(ui);
+    }
+}

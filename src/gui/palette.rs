@@ -1,0 +1,92 @@
+//! Colours and their meanings, shared by every view and legend, so that a
+//! thread has the same colour in the timeline, the legend and a compare view.
+
+use eframe::egui;
+use egui::Color32;
+
+use crate::telemetry::sched::SliceState;
+
+/// Okabe–Ito's colour-blind-safe set first (without its black and yellow,
+/// which vanish on a white slide, and with its green last, so it is not
+/// mistaken for "running" in the state strips), then a few more hues.
+const THREADS: [Color32; 10] = [
+    Color32::from_rgb(0, 114, 178),   // blue
+    Color32::from_rgb(230, 159, 0),   // orange
+    Color32::from_rgb(204, 121, 167), // reddish purple
+    Color32::from_rgb(86, 180, 233),  // sky blue
+    Color32::from_rgb(120, 94, 240),  // violet
+    Color32::from_rgb(140, 86, 75),   // brown
+    Color32::from_rgb(213, 94, 0),    // vermilion
+    Color32::from_rgb(23, 190, 207),  // cyan
+    Color32::from_rgb(127, 127, 127), // grey
+    Color32::from_rgb(0, 158, 115),   // bluish green
+];
+
+/// The colour of worker thread `index` (repeats after ten threads).
+pub fn thread(index: usize) -> Color32 {
+    THREADS[index % THREADS.len()]
+}
+
+/// Core colours for the utilisation plot: hues unlike the threads', so that
+/// "core 1" is never mistaken for "worker-1".
+const CORES: [Color32; 6] = [
+    Color32::from_rgb(40, 40, 40),
+    Color32::from_rgb(150, 50, 150),
+    Color32::from_rgb(110, 120, 0),
+    Color32::from_rgb(0, 120, 120),
+    Color32::from_rgb(170, 90, 40),
+    Color32::from_rgb(90, 90, 200),
+];
+
+/// The colour of core `index` in the utilisation plot (repeats after six).
+pub fn core(index: usize) -> Color32 {
+    CORES[index % CORES.len()]
+}
+
+/// The colour of a scheduler state in the thin strip under a thread lane.
+pub fn state(state: SliceState) -> Color32 {
+    match state {
+        SliceState::Running => Color32::from_rgb(40, 160, 70),
+        SliceState::Runnable => Color32::from_rgb(225, 60, 50),
+        SliceState::Blocked => Color32::from_rgb(175, 175, 185),
+    }
+}
+
+/// What a scheduler state means, in the words of the legend.
+pub fn state_label(state: SliceState) -> &'static str {
+    match state {
+        SliceState::Running => "running on a core",
+        SliceState::Runnable => "waiting for a CPU (runnable)",
+        SliceState::Blocked => "blocked (sleep, I/O, lock)",
+    }
+}
+
+pub const STATES: [SliceState; 3] = [
+    SliceState::Running,
+    SliceState::Runnable,
+    SliceState::Blocked,
+];
+
+/// Outline of a task that failed or was cut short.
+pub const FAILED: Color32 = Color32::from_rgb(200, 0, 0);
+/// Outline of the selected task.
+pub const SELECTED: Color32 = Color32::BLACK;
+/// Text of warnings and failures.
+pub const WARNING: Color32 = Color32::from_rgb(180, 40, 20);
+/// Text that confirms something was done.
+pub const SUCCESS: Color32 = Color32::from_rgb(20, 120, 50);
+
+/// Black or white, whichever reads better on `background`.
+pub fn text_on(background: Color32) -> Color32 {
+    let [r, g, b, _] = background.to_array().map(f32::from);
+    if 0.299 * r + 0.587 * g + 0.114 * b > 150.0 {
+        Color32::BLACK
+    } else {
+        Color32::WHITE
+    }
+}
+
+/// A colour at `alpha` (0–1) opacity, for folded blocks and backgrounds.
+pub fn faded(color: Color32, alpha: f32) -> Color32 {
+    color.gamma_multiply(alpha)
+}

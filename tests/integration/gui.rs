@@ -1,0 +1,177 @@
+//! The app driven like a user drives it, without a window or a GPU: controls
+//! set, buttons clicked by their labels, real runs stepped to the end.
+
+use std::time::{Duration, Instant};
+
+use corelanes::gui::{App, PlacementChoice};
+use corelanes::run::{Placement, RunConfig, RunStatus};
+use corelanes::workload::WorkloadKind::{Cpu, Io};
+use eframe::egui;
+use egui_kittest::Harness;
+use egui_kittest::kittest::{NodeT, Queryable};
+
+use super::{config, cores, exclusive};
+
+fn harness(config: &RunConfig) -> Harness<'static, App> {
+    Harness::builder()
+        .with_size(egui::vec2(1500.0, 940.0))
+        .with_step_dt(1.0 / 60.0)
+        .build_ui_state(
+            |ui, app: &mut App| {
+                app.poll(ui.ctx());
+                app.show(ui);
+            },
+            App::new(config),
+        )
+}
+
+/// Steps frames (as a window would, ~100 per second) until no run is in progress.
+fn step_until_idle(harness: &mut Harness<'_, App>) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    harness.step();
+    while harness.state().is_busy() {
+        assert!(
+            Instant::now() < deadline,
+            "the run did not finish within a minute"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+        harness.step();
+    }
+    harness.run_steps(2);
+}
+
+fn run_disabled(harness: &Harness<'_, App>) -> bool {
+    harness.get_by_label("Run").accesskit_node().is_disabled()
+}
+
+#[test]
+fn clicking_run_records_a_real_run_and_shows_its_figures() {
+    let _machine = exclusive();
+    let (core, _) = cores();
+    let mut harness = harness(&config(Cpu, 2, 4, 20.0, Placement::OneCore(core)));
+    assert!(
+        harness.query_by_label("parallelism").is_none(),
+        "no figures before a run"
+    );
+
+    harness.get_by_label("Run").click();
+    step_until_idle(&mut harness);
+
+    let rec = harness.state().shown().expect("the run is shown");
+    assert_eq!(rec.status, RunStatus::Finished);
+    assert!(rec.failures.is_empty(), "{:?}", rec.failures);
+    assert_eq!(rec.tasks.len(), 4);
+    let stored: usize = rec.timeline.threads.iter().map(|lane| lane.len()).sum();
+    assert_eq!(stored, 4, "every task is on its thread's lane");
+    assert_eq!(rec.timeline.threads.len(), 2);
+    assert!(rec.tasks.iter().all(|t| t.core_at_start as usize == core));
+    assert!(
+        harness.state().timeline.rect.is_some(),
+        "the timeline was drawn"
+    );
+    // The figures name each measure, with the run's column beside them.
+    for name in ["wall", "parallelism", "concurrency", "speedup"] {
+        harness.get_by_label(name);
+    }
+    harness.get_by_label_contains("4 ok of 4");
+    harness.get_by_label_contains("scheduler data: off");
+
+    // Ctrl+scroll (a zoom gesture) over the timeline zooms in; double-click fits again.
+    let centre = harness.state().timeline.rect.unwrap().center();
+    harness.hover_at(centre);
+    harness.event(egui::Event::Zoom(2.0));
+    harness.run_steps(2);
+    let [t0, t1] = harness.state().timeline.visible_range().expect("zoomed in");
+    let wall = harness.state().shown().unwrap().wall_ns as f64;
+    assert!(t1 - t0 < wall * 0.6, "{t0}..{t1} of a {wall} ns run");
+    // A second apart from the click on Run, lest the pair count as a triple click.
+    harness.run_steps(60);
+    for pressed in [true, false, true, false] {
+        harness.event(egui::Event::PointerButton {
+            pos: centre,
+            button: egui::PointerButton::Primary,
+            pressed,
+            modifiers: egui::Modifiers::NONE,
+        });
+    }
+    harness.run_steps(2);
+    assert_eq!(
+        harness.state().timeline.visible_range(),
+        None,
+        "double-click fits"
+    );
+}
+
+#[test]
+fn invalid_controls_disable_run_and_say_why() {
+    let (core, _) = cores();
+    // A core list shorter than the thread count.
+    let mut harness = harness(&config(Cpu, 2, 4, 20.0, Placement::List(vec![core])));
+    harness.run_steps(2);
+    assert!(run_disabled(&harness));
+    harness.get_by_label_contains("1 entries but there are 2 threads");
+
+    // Zero threads.
+    harness.state_mut().controls.threads = 0;
+    harness.state_mut().controls.choice = PlacementChoice::Spread;
+    harness.run_steps(2);
+    assert!(run_disabled(&harness));
+    harness.get_by_label_contains("thread count 0 is out of range");
+
+    // Space must not start an invalid run either.
+    harness.key_press(egui::Key::Space);
+    harness.run_steps(2);
+    assert!(!harness.state().is_busy());
+    assert!(harness.state().history.is_empty());
+}
+
+#[test]
+fn escape_stops_a_run_and_keeps_what_it_recorded() {
+    let _machine = exclusive();
+    let (core, _) = cores();
+    let mut harness = harness(&config(Io, 2, 40, 100.0, Placement::OneCore(core)));
+    harness.key_press(egui::Key::Space);
+    harness.run_steps(2);
+    assert!(harness.state().is_busy(), "Space started the run");
+    std::thread::sleep(Duration::from_millis(250));
+    harness.key_press(egui::Key::Escape);
+    let t0 = Instant::now();
+    step_until_idle(&mut harness);
+    assert!(
+        t0.elapsed() < Duration::from_secs(2),
+        "Stop took {:?}",
+        t0.elapsed()
+    );
+    let rec = harness.state().shown().expect("the stopped run is kept");
+    assert_eq!(rec.status, RunStatus::Cancelled);
+    assert!(
+        !rec.tasks.is_empty() && rec.tasks.len() < 40,
+        "{} tasks",
+        rec.tasks.len()
+    );
+    harness.get_by_label_contains("stopped");
+}
+
+#[test]
+fn run_both_compares_one_core_with_all_cores_and_reports_speedup() {
+    let _machine = exclusive();
+    let mut harness = harness(&config(Cpu, 2, 4, 20.0, Placement::Spread));
+    harness.get_by_label("Run both").click();
+    step_until_idle(&mut harness);
+    let app = harness.state();
+    assert_eq!(app.history.len(), 2);
+    assert_eq!(
+        (app.history.selected, app.history.compare),
+        (Some(0), Some(1))
+    );
+    let [concurrency, parallelism] = [0, 1].map(|i| &app.history.get(i).unwrap().rec);
+    assert!(matches!(
+        concurrency.config.placement,
+        Placement::OneCore(_)
+    ));
+    assert_eq!(parallelism.config.placement, Placement::Spread);
+    assert!(concurrency.tasks.len() == 4 && parallelism.tasks.len() == 4);
+    // The parallel run's speedup is measured against the one-core run.
+    harness.get_by_label_contains("vs #1");
+    assert!(harness.query_all_by_label("run #2").count() >= 1);
+}

@@ -1,0 +1,179 @@
+//! The real window, scripted: `corelanes gui … --autorun --screenshot FILE --exit`.
+//!
+//! The picture tests need a display and are ignored by plain `cargo test`;
+//! `.ci/run` runs them under Xvfb with Mesa's software Vulkan. Refusals
+//! happen before any window opens, so those tests run everywhere.
+
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use super::exclusive;
+
+/// Runs the binary, killing it after `limit`.
+fn corelanes(args: &[&str], limit: Duration) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_corelanes"))
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the binary starts");
+    let deadline = Instant::now() + limit;
+    while child
+        .try_wait()
+        .expect("the child can be waited for")
+        .is_none()
+    {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let out = child
+                .wait_with_output()
+                .expect("the killed child is reaped");
+            panic!(
+                "corelanes {args:?} ran longer than {limit:?}; stderr:\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child
+        .wait_with_output()
+        .expect("the child's output is read")
+}
+
+/// The size the app says it wrote: "(the timeline: W×H px at P px per point)".
+fn reported_size(stdout: &str) -> ([u32; 2], f32) {
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with("wrote "))
+        .unwrap_or_else(|| panic!("no 'wrote' line in {stdout:?}"));
+    let inner = line
+        .rsplit_once("(the timeline: ")
+        .expect("the picture's size is reported")
+        .1;
+    let (size, rest) = inner.split_once(" px at ").unwrap();
+    let (w, h) = size.split_once('×').unwrap();
+    let ppp = rest.split_once(' ').unwrap().0;
+    (
+        [w.parse().unwrap(), h.parse().unwrap()],
+        ppp.parse().unwrap(),
+    )
+}
+
+/// Runs a scripted window and checks the picture it saved.
+fn scripted_picture(placement: &str, png: &Path) -> image::RgbaImage {
+    let out = corelanes(
+        &[
+            "gui",
+            "--workload",
+            "cpu",
+            "--threads",
+            "2",
+            "--tasks",
+            "4",
+            "--task-ms",
+            "30",
+            "--placement",
+            placement,
+            "--autorun",
+            "--screenshot",
+            png.to_str().unwrap(),
+            "--exit",
+        ],
+        Duration::from_secs(120),
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "exit {:?}\nstdout:\n{stdout}\nstderr:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let ([w, h], ppp) = reported_size(&stdout);
+    let picture = image::open(png).expect("the PNG decodes").to_rgba8();
+    assert_eq!(
+        picture.dimensions(),
+        (w, h),
+        "the PNG is the timeline region the app reported"
+    );
+    // The timeline is the window's centre: most of its width and height, never more than the window.
+    let [win_w, win_h] = corelanes::gui::WINDOW_SIZE.map(|points| points * ppp);
+    assert!(
+        (w as f32) < win_w && (h as f32) < win_h,
+        "{w}×{h} is larger than the window"
+    );
+    assert!(
+        (w as f32) > win_w * 0.4 && (h as f32) > win_h * 0.4,
+        "{w}×{h} is too small for the timeline"
+    );
+    picture
+}
+
+/// A drawn timeline has lanes, labels and colours: many distinct colours,
+/// and no single colour covering nearly everything.
+fn assert_not_blank(picture: &image::RgbaImage) {
+    let mut counts = std::collections::HashMap::new();
+    for pixel in picture.pixels() {
+        *counts.entry(pixel.0).or_insert(0usize) += 1;
+    }
+    let most = counts.values().max().copied().unwrap_or(0);
+    let total = picture.width() as usize * picture.height() as usize;
+    assert!(counts.len() > 50, "only {} distinct colours", counts.len());
+    assert!(
+        most < total * 9 / 10,
+        "one colour covers {most} of {total} pixels"
+    );
+}
+
+#[test]
+#[ignore = "needs a display: run under xvfb-run (see .ci/run)"]
+fn scripted_one_core_run_saves_the_timeline_picture() {
+    let _machine = exclusive();
+    let dir = tempfile::tempdir().unwrap();
+    let png = dir.path().join("t.png");
+    let picture = scripted_picture("one-core", &png);
+    assert_not_blank(&picture);
+}
+
+#[test]
+#[ignore = "needs a display: run under xvfb-run (see .ci/run)"]
+fn scripted_spread_run_saves_the_timeline_picture() {
+    let _machine = exclusive();
+    let dir = tempfile::tempdir().unwrap();
+    let png = dir.path().join("spread.png");
+    let picture = scripted_picture("spread", &png);
+    assert_not_blank(&picture);
+}
+
+#[test]
+fn bad_flags_fail_before_any_window_opens() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir
+        .path()
+        .join("no/such/dir/t.png")
+        .to_string_lossy()
+        .into_owned();
+    let cases: [(&[&str], &str); 3] = [
+        (
+            &["gui", "--threads", "0", "--autorun", "--exit"],
+            "thread count 0",
+        ),
+        (
+            &["gui", "--placement", "0,x", "--autorun"],
+            "placement '0,x' is not understood",
+        ),
+        (
+            &["gui", "--autorun", "--exit", "--screenshot", &missing],
+            "no/such/dir/t.png",
+        ),
+    ];
+    for (args, expected) in cases {
+        let out = corelanes(args, Duration::from_secs(30));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?} succeeded");
+        assert!(
+            stderr.contains(expected),
+            "{args:?}: stderr {stderr:?} lacks {expected:?}"
+        );
+    }
+}
