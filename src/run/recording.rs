@@ -64,7 +64,7 @@ impl Recording {
                 self.origin_ns = origin_ns;
                 // The task count is known: reserve once instead of growing (and copying) as batches arrive.
                 let tasks = self.config.tasks.min(crate::timeline::SPAN_CAP);
-                self.tasks.reserve_exact(tasks);
+                crate::timeline::reserve_resident(&mut self.tasks, tasks);
                 self.timeline.reset(threads.len());
                 self.timeline.reserve(tasks);
                 self.threads = threads;

@@ -42,9 +42,9 @@ impl Lane {
     pub const BYTES_PER_SPAN: usize = 2 * std::mem::size_of::<u64>() + std::mem::size_of::<u32>();
 
     pub fn reserve(&mut self, spans: usize) {
-        self.start.reserve(spans);
-        self.end.reserve(spans);
-        self.item.reserve(spans);
+        super::reserve_resident(&mut self.start, spans);
+        super::reserve_resident(&mut self.end, spans);
+        super::reserve_resident(&mut self.item, spans);
     }
 
     #[inline]
