@@ -19,6 +19,7 @@ use super::history::History;
 use super::palette;
 use crate::metrics::human_ns;
 use crate::run::Recording;
+use crate::telemetry::sched::SchedSource;
 use crate::telemetry::sched::{SchedSlice, SliceState};
 use crate::timeline::{Drawn, Lane};
 use crate::topology::Topology;
@@ -499,7 +500,10 @@ fn rows<'a>(runs: &'a [RunView<'a>]) -> Vec<Row<'a>> {
         let tl = &run.rec.timeline;
         rows.push(Row::Caption(run));
         rows.push(Row::Section(if tl.cores_from_kernel {
-            "Cores: what each core ran, from the kernel (coloured by thread)".into()
+            match run.rec.sched_source {
+                SchedSource::Procfs => "Cores: what each core ran, sampled from /proc at ~1 kHz (coloured by thread)".into(),
+                _ => "Cores: what each core ran, from the kernel's context switches (coloured by thread)".into(),
+            }
         } else {
             "Cores: task lifetimes by the core each task started on (no kernel data: cannot show turns)".into()
         }));
