@@ -1,17 +1,10 @@
 //! The command line as a user types it: real output, clear refusals.
 
-use std::process::{Command, Output};
+use std::process::Output;
 
 use serde_json::Value;
 
-use super::exclusive;
-
-fn corelanes(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_corelanes"))
-        .args(args)
-        .output()
-        .expect("the binary runs")
-}
+use super::{corelanes, exclusive, words};
 
 fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
@@ -22,42 +15,21 @@ fn run_prints_a_summary_and_writes_all_three_files() {
     let _machine = exclusive();
     let dir = tempfile::tempdir().unwrap();
     let path = |name: &str| dir.path().join(name).to_string_lossy().into_owned();
-    let out = corelanes(&[
-        "run",
-        "--workload",
-        "cpu",
-        "--threads",
-        "2",
-        "--tasks",
-        "4",
-        "--task-ms",
-        "10",
-        "--placement",
-        "one-core",
-        "--sched",
-        "off",
-        "--json",
-        &path("s.json"),
-        "--csv",
-        &path("t.csv"),
-        "--trace",
-        &path("t.json"),
-    ]);
+    let (json, csv, trace) = (path("s.json"), path("t.csv"), path("t.json"));
+    let mut args = words(
+        "run --workload cpu --threads 2 --tasks 4 --task-ms 10 --placement one-core --sched off",
+    );
+    args.extend(["--json", &json, "--csv", &csv, "--trace", &trace]);
+    let out = corelanes(&args);
     assert!(out.status.success(), "{}", stderr(&out));
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("parallelism"), "{text}");
-    let summary: Value = serde_json::from_slice(&std::fs::read(path("s.json")).unwrap()).unwrap();
+    let summary: Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
     assert_eq!(summary["config"]["threads"], 2);
     assert_eq!(summary["tasks"].as_array().unwrap().len(), 4);
+    assert!(std::fs::read_to_string(&csv).unwrap().lines().count() == 5);
     assert!(
-        std::fs::read_to_string(path("t.csv"))
-            .unwrap()
-            .lines()
-            .count()
-            == 5
-    );
-    assert!(
-        std::fs::read_to_string(path("t.json"))
+        std::fs::read_to_string(&trace)
             .unwrap()
             .contains("traceEvents")
     );
@@ -66,19 +38,9 @@ fn run_prints_a_summary_and_writes_all_three_files() {
 #[test]
 fn json_to_stdout_is_the_summary_alone() {
     let _machine = exclusive();
-    let out = corelanes(&[
-        "run",
-        "--workload",
-        "io",
-        "--threads",
-        "2",
-        "--task-ms",
-        "5",
-        "--sched",
-        "off",
-        "--json",
-        "-",
-    ]);
+    let out = corelanes(&words(
+        "run --workload io --threads 2 --task-ms 5 --sched off --json -",
+    ));
     assert!(out.status.success(), "{}", stderr(&out));
     let summary: Value =
         serde_json::from_slice(&out.stdout).expect("stdout is exactly one JSON document");
@@ -137,19 +99,9 @@ fn bad_input_is_refused_with_one_clear_sentence() {
 #[test]
 fn sweep_prints_a_table_of_speedups() {
     let _machine = exclusive();
-    let out = corelanes(&[
-        "sweep",
-        "--workload",
-        "cpu",
-        "--max-threads",
-        "2",
-        "--task-ms",
-        "20",
-        "--sched",
-        "off",
-        "--json",
-        "-",
-    ]);
+    let out = corelanes(&words(
+        "sweep --workload cpu --max-threads 2 --task-ms 20 --sched off --json -",
+    ));
     assert!(out.status.success(), "{}", stderr(&out));
     let body: Value = serde_json::from_slice(&out.stdout).unwrap();
     let points = body["points"].as_array().unwrap();

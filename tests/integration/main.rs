@@ -13,7 +13,9 @@ mod robustness;
 mod sched;
 mod window;
 
+use std::process::{Command, Output, Stdio};
 use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use corelanes::run::{self, Placement, Recording, RunConfig};
 use corelanes::telemetry::sched::SchedMode;
@@ -62,4 +64,42 @@ pub fn run(config: RunConfig) -> Recording {
 pub fn cores() -> (usize, Option<usize>) {
     let allowed = &Topology::get().allowed;
     (allowed[0], allowed.get(1).copied())
+}
+
+/// Runs the `corelanes` binary as a user would. One that runs past 180 s (a
+/// window that never closes, say) is killed and fails the test, not CI.
+pub fn corelanes(args: &[&str]) -> Output {
+    let limit = Duration::from_secs(180);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_corelanes"))
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the binary starts");
+    let deadline = Instant::now() + limit;
+    while child
+        .try_wait()
+        .expect("the child can be waited for")
+        .is_none()
+    {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let out = child
+                .wait_with_output()
+                .expect("the killed child is reaped");
+            panic!(
+                "corelanes {args:?} ran longer than {limit:?}; stderr:\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child
+        .wait_with_output()
+        .expect("the child's output is read")
+}
+
+/// A command line written as one string (the tests' arguments have no spaces).
+pub fn words(line: &str) -> Vec<&str> {
+    line.split_whitespace().collect()
 }

@@ -4,42 +4,8 @@
 //! `.ci/run` runs them under Xvfb with Mesa's software Vulkan. Refusals
 //! happen before any window opens, so those tests run everywhere.
 
+use super::{corelanes, exclusive, words};
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
-
-use super::exclusive;
-
-/// Runs the binary, killing it after `limit`.
-fn corelanes(args: &[&str], limit: Duration) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_corelanes"))
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("the binary starts");
-    let deadline = Instant::now() + limit;
-    while child
-        .try_wait()
-        .expect("the child can be waited for")
-        .is_none()
-    {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let out = child
-                .wait_with_output()
-                .expect("the killed child is reaped");
-            panic!(
-                "corelanes {args:?} ran longer than {limit:?}; stderr:\n{}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    child
-        .wait_with_output()
-        .expect("the child's output is read")
-}
 
 /// The size the app says it wrote: "(the timeline: W×H px at P px per point)".
 fn reported_size(stdout: &str) -> ([u32; 2], f32) {
@@ -62,26 +28,14 @@ fn reported_size(stdout: &str) -> ([u32; 2], f32) {
 
 /// Runs a scripted window and checks the picture it saved.
 fn scripted_picture(placement: &str, png: &Path) -> image::RgbaImage {
-    let out = corelanes(
-        &[
-            "gui",
-            "--workload",
-            "cpu",
-            "--threads",
-            "2",
-            "--tasks",
-            "4",
-            "--task-ms",
-            "30",
-            "--placement",
-            placement,
-            "--autorun",
-            "--screenshot",
-            png.to_str().unwrap(),
-            "--exit",
-        ],
-        Duration::from_secs(120),
-    );
+    let mut args = words("gui --workload cpu --threads 2 --tasks 4 --task-ms 30 --autorun --exit");
+    args.extend([
+        "--placement",
+        placement,
+        "--screenshot",
+        png.to_str().unwrap(),
+    ]);
+    let out = corelanes(&args);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
@@ -168,7 +122,7 @@ fn bad_flags_fail_before_any_window_opens() {
         ),
     ];
     for (args, expected) in cases {
-        let out = corelanes(args, Duration::from_secs(30));
+        let out = corelanes(args);
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(!out.status.success(), "{args:?} succeeded");
         assert!(
