@@ -16,13 +16,39 @@ pub use trace::chrome_trace;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-/// Why a file could not be written: names the path and what to do.
+/// Why a file could not be written: names the path and what to do. The
+/// reason is part of the sentence (not a `source`), so it is said once.
 #[derive(Debug, thiserror::Error)]
-#[error("cannot write {}: {source}. Choose a folder that exists and that you may write to.", path.display())]
+#[error("cannot write {}: {reason}. Choose a folder that exists and that you may write to.", path.display())]
 pub struct ExportError {
     pub path: PathBuf,
-    #[source]
-    pub source: std::io::Error,
+    pub reason: std::io::Error,
+}
+
+impl ExportError {
+    /// Names the real cause: the temporary file's error speaks of a random
+    /// name the user never chose, so look at the folder itself first.
+    fn new(path: &Path, error: std::io::Error) -> ExportError {
+        let folder = folder_of(path);
+        let reason = match std::fs::metadata(folder) {
+            Err(missing) => std::io::Error::new(
+                missing.kind(),
+                format!("the folder {} cannot be used ({missing})", folder.display()),
+            ),
+            Ok(meta) if !meta.is_dir() => std::io::Error::new(
+                std::io::ErrorKind::NotADirectory,
+                format!("{} is not a folder", folder.display()),
+            ),
+            Ok(_) => match error.raw_os_error() {
+                Some(code) => std::io::Error::from_raw_os_error(code),
+                None => std::io::Error::from(error.kind()),
+            },
+        };
+        ExportError {
+            path: path.to_path_buf(),
+            reason,
+        }
+    }
 }
 
 fn folder_of(path: &Path) -> &Path {
@@ -35,10 +61,7 @@ fn folder_of(path: &Path) -> &Path {
 /// Checks, before any work, that `path` can be written (its folder exists and
 /// accepts a new file), so a long run is not wasted on a bad path.
 pub fn check_writable(path: &Path) -> Result<(), ExportError> {
-    let fail = |source| ExportError {
-        path: path.to_path_buf(),
-        source,
-    };
+    let fail = |error| ExportError::new(path, error);
     if path.is_dir() {
         return Err(fail(std::io::Error::new(
             std::io::ErrorKind::IsADirectory,
@@ -61,10 +84,7 @@ fn temp_file_beside(path: &Path) -> std::io::Result<tempfile::NamedTempFile> {
 
 /// Writes `bytes` to `path` atomically (temporary file, then rename).
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), ExportError> {
-    let fail = |source| ExportError {
-        path: path.to_path_buf(),
-        source,
-    };
+    let fail = |error| ExportError::new(path, error);
     let mut file = temp_file_beside(path).map_err(fail)?;
     file.write_all(bytes).map_err(fail)?;
     file.as_file().sync_all().map_err(fail)?;
