@@ -117,6 +117,10 @@ pub struct GuiArgs {
     /// Start the run as soon as the window opens.
     #[arg(long)]
     pub autorun: bool,
+    /// With --autorun: run the concurrency preset (all threads on one core),
+    /// then the parallelism preset (one thread per core), and stack them.
+    #[arg(long, requires = "autorun")]
+    pub run_both: bool,
     /// Save the timeline as PNG to FILE once the run has finished and been drawn.
     #[arg(long, value_name = "FILE")]
     pub screenshot: Option<PathBuf>,

@@ -105,7 +105,14 @@ impl App {
         if let Some(path) = &args.screenshot {
             export::check_writable(path)?;
         }
-        let autorun = args.autorun.then(|| config.validate(topo)).transpose()?;
+        let autorun = match (args.autorun, args.run_both) {
+            (false, _) => Vec::new(),
+            (true, false) => vec![config.validate(topo)?],
+            (true, true) => vec![
+                app.controls.concurrency_preset(topo).validate(topo)?,
+                app.controls.parallelism_preset(topo).validate(topo)?,
+            ],
+        };
         if args.autorun || args.screenshot.is_some() || args.exit {
             app.script = Some(Script::new(autorun, args.screenshot.clone(), args.exit));
         }
@@ -201,9 +208,12 @@ impl App {
         let ctx = ui.ctx().clone();
         self.apply(&ctx);
         if let Some(script) = &mut self.script
-            && let Some(valid) = script.after_frame(&ctx, self.timeline.rect, &mut self.export)
+            && let Some(mut runs) = script.after_frame(&ctx, self.timeline.rect, &mut self.export)
         {
-            self.commands.push(Action::Run(valid));
+            self.commands.push(match runs.len() {
+                1 => Action::Run(runs.remove(0)),
+                _ => Action::RunBoth(runs),
+            });
         }
     }
 

@@ -31,8 +31,9 @@ pub struct ScriptReport {
 }
 
 pub struct Script {
-    /// The run to start once the window has settled (`--autorun`).
-    autorun: Option<ValidConfig>,
+    /// The runs to start once the window has settled (`--autorun`; two,
+    /// stacked, with `--run-both`); empty when nothing is to be started.
+    autorun: Vec<ValidConfig>,
     screenshot: Option<PathBuf>,
     exit: bool,
     step: Step,
@@ -48,9 +49,9 @@ enum Step {
 }
 
 impl Script {
-    pub fn new(autorun: Option<ValidConfig>, screenshot: Option<PathBuf>, exit: bool) -> Script {
+    pub fn new(autorun: Vec<ValidConfig>, screenshot: Option<PathBuf>, exit: bool) -> Script {
         Script {
-            step: if autorun.is_some() {
+            step: if !autorun.is_empty() {
                 Step::Warmup(0)
             } else {
                 Step::WaitForRun
@@ -72,13 +73,13 @@ impl Script {
     }
 
     /// Called after each frame is drawn, with where the timeline was drawn;
-    /// returns the run to start, once the window has settled.
+    /// returns the runs to start, once the window has settled.
     pub fn after_frame(
         &mut self,
         ctx: &Context,
         timeline: Option<Rect>,
         export: &mut ExportView,
-    ) -> Option<ValidConfig> {
+    ) -> Option<Vec<ValidConfig>> {
         let mut start = None;
         match self.step {
             Step::Warmup(n) if n < WARMUP_FRAMES => {
@@ -88,7 +89,7 @@ impl Script {
             }
             Step::Warmup(_) => {
                 self.step = Step::WaitForRun;
-                start = self.autorun.take();
+                start = Some(std::mem::take(&mut self.autorun)).filter(|runs| !runs.is_empty());
             }
             Step::Settle(n) if n < SETTLE_FRAMES => self.step = Step::Settle(n + 1),
             Step::Settle(_) => match (&self.screenshot, timeline) {

@@ -27,14 +27,10 @@ fn reported_size(stdout: &str) -> ([u32; 2], f32) {
 }
 
 /// Runs a scripted window and checks the picture it saved.
-fn scripted_picture(placement: &str, png: &Path) -> image::RgbaImage {
+fn scripted_picture(flags: &str, png: &Path) -> image::RgbaImage {
     let mut args = words("gui --workload cpu --threads 2 --tasks 4 --task-ms 30 --autorun --exit");
-    args.extend([
-        "--placement",
-        placement,
-        "--screenshot",
-        png.to_str().unwrap(),
-    ]);
+    args.extend(words(flags));
+    args.extend(["--screenshot", png.to_str().unwrap()]);
     let out = corelanes(&args);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
@@ -85,7 +81,7 @@ fn scripted_one_core_run_saves_the_timeline_picture() {
     let _machine = exclusive();
     let dir = tempfile::tempdir().unwrap();
     let png = dir.path().join("t.png");
-    let picture = scripted_picture("one-core", &png);
+    let picture = scripted_picture("--placement one-core", &png);
     assert_not_blank(&picture);
 }
 
@@ -95,8 +91,25 @@ fn scripted_spread_run_saves_the_timeline_picture() {
     let _machine = exclusive();
     let dir = tempfile::tempdir().unwrap();
     let png = dir.path().join("spread.png");
-    let picture = scripted_picture("spread", &png);
+    let picture = scripted_picture("--placement spread", &png);
     assert_not_blank(&picture);
+}
+
+#[test]
+#[ignore = "needs a display: run under xvfb-run (see .ci/run)"]
+fn scripted_run_both_stacks_two_runs_in_one_picture() {
+    let _machine = exclusive();
+    let dir = tempfile::tempdir().unwrap();
+    let single = scripted_picture("--placement one-core", &dir.path().join("one.png"));
+    let both = scripted_picture("--run-both", &dir.path().join("both.png"));
+    assert_not_blank(&both);
+    // Two runs stacked need about twice the lanes of one: the picture is clearly taller.
+    assert!(
+        both.height() as f32 > 1.5 * single.height() as f32,
+        "{} px tall for two runs, {} px for one",
+        both.height(),
+        single.height()
+    );
 }
 
 #[test]
