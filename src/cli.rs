@@ -124,6 +124,9 @@ pub struct GuiArgs {
     /// Save the timeline as PNG to FILE once the run has finished and been drawn.
     #[arg(long, value_name = "FILE")]
     pub screenshot: Option<PathBuf>,
+    /// With --screenshot: save the whole window rather than the timeline.
+    #[arg(long, requires = "screenshot")]
+    pub whole_window: bool,
     /// Close the window after the screenshot (or the run) is done.
     #[arg(long)]
     pub exit: bool,

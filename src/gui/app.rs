@@ -114,7 +114,12 @@ impl App {
             ],
         };
         if args.autorun || args.screenshot.is_some() || args.exit {
-            app.script = Some(Script::new(autorun, args.screenshot.clone(), args.exit));
+            app.script = Some(Script::new(
+                autorun,
+                args.screenshot.clone(),
+                args.whole_window,
+                args.exit,
+            ));
         }
         Ok(app)
     }

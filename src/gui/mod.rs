@@ -70,8 +70,13 @@ pub fn run(args: Option<crate::cli::GuiArgs>) -> anyhow::Result<ExitCode> {
             pixels_per_point: 1.0,
         });
         let [w, h] = picture.pixels;
+        let what = if args.as_ref().is_some_and(|a| a.whole_window) {
+            "window"
+        } else {
+            "timeline"
+        };
         println!(
-            "wrote {} (the timeline: {w}×{h} px at {} px per point)",
+            "wrote {} (the {what}: {w}×{h} px at {} px per point)",
             export::shown_path(&file.path),
             picture.pixels_per_point
         );

@@ -35,6 +35,8 @@ pub struct Script {
     /// stacked, with `--run-both`); empty when nothing is to be started.
     autorun: Vec<ValidConfig>,
     screenshot: Option<PathBuf>,
+    /// Save the whole window, not only the timeline.
+    whole_window: bool,
     exit: bool,
     step: Step,
     report: Arc<Mutex<ScriptReport>>,
@@ -49,7 +51,12 @@ enum Step {
 }
 
 impl Script {
-    pub fn new(autorun: Vec<ValidConfig>, screenshot: Option<PathBuf>, exit: bool) -> Script {
+    pub fn new(
+        autorun: Vec<ValidConfig>,
+        screenshot: Option<PathBuf>,
+        whole_window: bool,
+        exit: bool,
+    ) -> Script {
         Script {
             step: if !autorun.is_empty() {
                 Step::Warmup(0)
@@ -58,6 +65,7 @@ impl Script {
             },
             autorun,
             screenshot,
+            whole_window,
             exit,
             report: Arc::default(),
         }
@@ -94,7 +102,8 @@ impl Script {
             Step::Settle(n) if n < SETTLE_FRAMES => self.step = Step::Settle(n + 1),
             Step::Settle(_) => match (&self.screenshot, timeline) {
                 (Some(path), Some(rect)) => {
-                    self.step = Step::Save(export.save_png(ctx, Some(rect), path.clone()))
+                    let crop = (!self.whole_window).then_some(rect);
+                    self.step = Step::Save(export.save_png(ctx, crop, path.clone()))
                 }
                 (Some(_), None) => {
                     self.fail("the timeline was not drawn, so there is no picture to save".into());
