@@ -15,7 +15,10 @@
 //! - [`telemetry`]: task events from workers, the kernel's scheduler capture, utilisation.
 //! - [`timeline`]: the drawing store: spans per lane, range queries, folding.
 //! - [`metrics`]: wall, CPU, parallelism, concurrency, speedup, Amdahl.
+//! - [`sweep`]: the same work on 1..N threads.
 //! - [`export`]: summary JSON, CSV, Chrome trace.
+//! - [`bench`]: the engine's own costs, for `corelanes bench` and `benches/`.
+//! - [`sys`]: the only `unsafe` code: clocks, `sched_getcpu`, `getrusage`, perf rings.
 //! - [`cli`] and [`gui`]: thin shells over the above.
 
 pub mod bench;
