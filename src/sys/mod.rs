@@ -130,16 +130,69 @@ pub fn thread_cpu_ns() -> u64 {
     clock_ns(libc::CLOCK_THREAD_CPUTIME_ID)
 }
 
+/// Reads a clock that always exists (the monotonic and own-thread clocks).
 #[inline]
 fn clock_ns(clock: libc::clockid_t) -> u64 {
+    try_clock_ns(clock).unwrap_or(0)
+}
+
+#[inline]
+fn try_clock_ns(clock: libc::clockid_t) -> Option<u64> {
     let mut ts = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,
     };
-    // SAFETY: `ts` is a valid, writable timespec; the clock ids used here are
-    // supported on every Linux this crate targets, so the call cannot fail.
-    unsafe { libc::clock_gettime(clock, &mut ts) };
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+    // SAFETY: `ts` is a valid, writable timespec; a clock id the kernel does
+    // not know only makes the call return an error.
+    let rc = unsafe { libc::clock_gettime(clock, &mut ts) };
+    (rc == 0).then(|| ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64)
+}
+
+/// CPU time consumed so far by thread `tid` of this process, in nanoseconds,
+/// exact even while it is running (the thread's `CLOCK_THREAD_CPUTIME_ID`,
+/// named by the kernel's `MAKE_THREAD_CPUCLOCK(tid, CPUCLOCK_SCHED)`).
+/// `None` once the thread has exited. Used by the /proc sampler, where
+/// schedstat's on-CPU total lags by up to a scheduler tick.
+pub fn thread_cpu_ns_of(tid: i32) -> Option<u64> {
+    if tid <= 0 {
+        return None;
+    }
+    // CPUCLOCK_PERTHREAD_MASK (4) | CPUCLOCK_SCHED (2), pid in the upper bits, inverted.
+    let clock = (((!(tid as u32)) << 3) | 6) as libc::clockid_t;
+    // An unknown or foreign thread clock makes the read fail with EINVAL: None.
+    try_clock_ns(clock)
+}
+
+/// Asks the kernel for a short time slice (`sched_runtime` of
+/// `sched_setattr`: EEVDF custom slices, Linux ≥ 6.12) for the calling
+/// thread, keeping its policy and nice value. A thread that wakes often and
+/// works briefly then preempts CPU-bound threads on wake-up instead of
+/// waiting out their slice. Older kernels ignore the field; errors are for
+/// the caller to treat as best effort.
+pub fn request_short_slice(slice_ns: u64) -> io::Result<()> {
+    // SAFETY: an all-zero sched_attr is a valid value of this plain C struct.
+    let mut attr: libc::sched_attr = unsafe { std::mem::zeroed() };
+    let size = std::mem::size_of::<libc::sched_attr>() as libc::c_uint;
+    // SAFETY: `attr` is valid and writable for `size` bytes; pid 0 is the
+    // calling thread; flags must be 0.
+    let rc = unsafe { libc::syscall(libc::SYS_sched_getattr, 0, &raw mut attr, size, 0) };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let policy = attr.sched_policy as libc::c_int;
+    if policy != libc::SCHED_OTHER && policy != libc::SCHED_BATCH {
+        return Err(io::Error::from(io::ErrorKind::Unsupported));
+    }
+    attr.size = size;
+    attr.sched_flags = 0;
+    attr.sched_runtime = slice_ns;
+    // SAFETY: `attr` is a valid sched_attr of the size it states, read back
+    // from the kernel for this thread with only the slice changed.
+    let rc = unsafe { libc::syscall(libc::SYS_sched_setattr, 0, &raw mut attr, 0) };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 /// The CPU the calling thread is running on right now (`sched_getcpu`).

@@ -27,6 +27,7 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 
 use super::{Registered, Registry, SchedError, SchedSlice, SliceState};
 use crate::sys;
+use crate::telemetry::thread_stats::{self, parse_schedstat};
 
 /// Time between two samples.
 pub const PERIOD: Duration = Duration::from_millis(1);
@@ -196,8 +197,7 @@ impl ProcTrack {
 pub fn own_sample() -> Option<Sample> {
     let cpu_ns = sys::thread_cpu_ns();
     let t_ns = sys::monotonic_ns();
-    let (_, run_delay_ns, timeslices) =
-        parse_schedstat(&std::fs::read_to_string("/proc/thread-self/schedstat").ok()?)?;
+    let (_, run_delay_ns, timeslices) = thread_stats::own_schedstat()?;
     Some(Sample {
         t_ns,
         cpu_ns,
@@ -206,12 +206,6 @@ pub fn own_sample() -> Option<Sample> {
         processor: sys::current_cpu()?,
         runnable: true,
     })
-}
-
-/// `schedstat`: (on-CPU ns, run-queue wait ns, timeslices).
-pub fn parse_schedstat(text: &str) -> Option<(u64, u64, u64)> {
-    let mut f = text.split_ascii_whitespace().map(|v| v.parse::<u64>().ok());
-    Some((f.next()??, f.next()??, f.next()??))
 }
 
 /// `stat`: (state letter, processor). The command name in field 2 is in
@@ -282,7 +276,7 @@ impl Watched {
     /// Takes one sample; marks the thread gone when it can no longer be read.
     fn sample(&mut self, buf: &mut [u8], with_status: bool) {
         let tid = self.out.tid;
-        let Some(cpu_ns) = sys::perf::thread_cpu_ns_of(tid) else {
+        let Some(cpu_ns) = sys::thread_cpu_ns_of(tid) else {
             self.alive = false;
             return;
         };
@@ -372,7 +366,7 @@ impl Drop for ProcfsCapture {
 fn sampler_loop(registry: &Registry, stop_rx: &Receiver<()>) -> Vec<Sampled> {
     // Without this, on a core shared with CPU-bound workers the sampler waits
     // behind them for whole slices (ticks of 12 ms were seen instead of 1 ms).
-    let _ = sys::perf::request_short_slice(SAMPLER_SLICE.as_nanos() as u64);
+    let _ = sys::request_short_slice(SAMPLER_SLICE.as_nanos() as u64);
     let mut watched: Vec<Watched> = Vec::new();
     let mut gone: Vec<Sampled> = Vec::new();
     let mut seen = 0;
@@ -446,11 +440,6 @@ mod tests {
 
     #[test]
     fn parses_proc_lines() {
-        assert_eq!(
-            parse_schedstat("1765561 2000 13\n"),
-            Some((1765561, 2000, 13))
-        );
-        assert_eq!(parse_schedstat("12 3"), None);
         // comm with spaces and a ')' inside.
         let stat = "4242 (we ird) x) R 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24 25 26 27 28 29 30 31 32 33 34 35 1 0 0 0\n";
         assert_eq!(parse_stat(stat), Some(('R', 1)));
