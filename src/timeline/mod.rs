@@ -15,7 +15,7 @@ pub const SPAN_CAP: usize = 10_000_000;
 
 /// Lanes of one run. Items are indices into the run's `tasks` (thread lanes,
 /// and core lanes without kernel data) or its scheduler `slices`.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct Timeline {
     /// Task lifetimes, one lane per worker thread.
     pub threads: Vec<Lane>,
@@ -27,6 +27,21 @@ pub struct Timeline {
     pub cores_from_kernel: bool,
     /// Spans not stored because the cap was reached.
     pub dropped: u64,
+    /// Most spans stored ([`SPAN_CAP`]; smaller in tests).
+    cap: usize,
+}
+
+impl Default for Timeline {
+    fn default() -> Timeline {
+        Timeline {
+            threads: Vec::new(),
+            thread_states: Vec::new(),
+            cores: Vec::new(),
+            cores_from_kernel: false,
+            dropped: 0,
+            cap: SPAN_CAP,
+        }
+    }
 }
 
 impl Timeline {
@@ -34,6 +49,7 @@ impl Timeline {
         *self = Timeline {
             threads: vec![Lane::default(); threads],
             thread_states: vec![Lane::default(); threads],
+            cap: self.cap,
             ..Timeline::default()
         };
     }
@@ -55,21 +71,13 @@ impl Timeline {
         self.len() == 0
     }
 
-    fn room(&mut self) -> bool {
-        let ok = self.len() < SPAN_CAP;
-        if !ok {
-            self.dropped += 1;
-        }
-        ok
-    }
-
     /// Adds task lifetimes; `first` is the index of `tasks[0]` in the run's task list.
     pub fn add_tasks(&mut self, first: usize, tasks: &[TaskRecord]) {
         // Without kernel data each task is drawn twice: on its thread and on its core.
         let lanes_per_task = if self.cores_from_kernel { 1 } else { 2 };
         let keep = tasks
             .len()
-            .min(SPAN_CAP.saturating_sub(self.len()) / lanes_per_task);
+            .min(self.cap.saturating_sub(self.len()) / lanes_per_task);
         self.dropped += (tasks.len() - keep) as u64;
         for (i, task) in tasks[..keep].iter().enumerate() {
             let item = (first + i) as u32;
@@ -90,13 +98,22 @@ impl Timeline {
             self.cores.clear();
             self.cores_from_kernel = true;
         }
+        // Counted once, not per slice (len() sums every lane).
+        let mut room = self.cap.saturating_sub(self.len());
         for (i, slice) in slices.iter().enumerate() {
-            if !self.room() {
+            let lanes = if slice.state == SliceState::Running {
+                2
+            } else {
+                1
+            };
+            if room < lanes {
+                self.dropped += lanes as u64;
                 continue;
             }
+            room -= lanes;
             let item = i as u32;
             lane_at(&mut self.thread_states, slice.thread).push(slice.start_ns, slice.end_ns, item);
-            if slice.state == SliceState::Running && self.room() {
+            if slice.state == SliceState::Running {
                 lane_at(&mut self.cores, slice.core).push(slice.start_ns, slice.end_ns, item);
             }
         }
@@ -148,4 +165,80 @@ fn lane_at(lanes: &mut Vec<Lane>, index: usize) -> &mut Lane {
         lanes.resize(index + 1, Lane::default());
     }
     &mut lanes[index]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn task(id: u32, thread: u32, core: u32) -> TaskRecord {
+        let t = u64::from(id) * 10;
+        TaskRecord {
+            id,
+            thread,
+            start_ns: t,
+            end_ns: t + 5,
+            core_at_start: core,
+            core_at_end: core,
+            cpu_ns: 5,
+            ok: true,
+        }
+    }
+
+    fn slice(thread: usize, core: usize, state: SliceState, start_ns: u64) -> SchedSlice {
+        SchedSlice {
+            thread,
+            core,
+            state,
+            start_ns,
+            end_ns: start_ns + 5,
+        }
+    }
+
+    #[test]
+    fn kernel_slices_replace_task_lifetimes_on_core_lanes() {
+        let mut tl = Timeline::default();
+        tl.reset(2);
+        tl.add_tasks(0, &[task(0, 0, 1), task(1, 1, 1)]);
+        assert_eq!(
+            tl.cores[1].len(),
+            2,
+            "without kernel data, lifetimes by core"
+        );
+        tl.add_slices(&[
+            slice(0, 0, SliceState::Running, 0),
+            slice(0, 0, SliceState::Blocked, 5),
+            slice(1, 0, SliceState::Running, 10),
+        ]);
+        assert!(tl.cores_from_kernel);
+        assert_eq!(
+            tl.busy_cores(),
+            vec![0],
+            "only running slices, on the core they ran on"
+        );
+        assert_eq!(tl.cores[0].len(), 2);
+        assert_eq!(tl.thread_states[0].len(), 2);
+        assert_eq!(tl.len(), 2 + 3 + 2);
+    }
+
+    #[test]
+    fn the_cap_drops_and_counts_what_does_not_fit() {
+        let mut tl = Timeline {
+            cap: 5,
+            ..Timeline::default()
+        };
+        tl.reset(1);
+        // Two lanes per task without kernel data: two tasks fit, the third is dropped.
+        tl.add_tasks(0, &[task(0, 0, 0), task(1, 0, 0), task(2, 0, 0)]);
+        assert_eq!((tl.len(), tl.dropped), (4, 1));
+        // One place left (core lanes kept): a running slice needs two lanes and is
+        // dropped, a blocked one needs one and fits.
+        tl.cores_from_kernel = true;
+        tl.add_slices(&[
+            slice(0, 0, SliceState::Running, 0),
+            slice(0, 0, SliceState::Blocked, 5),
+        ]);
+        assert_eq!(tl.thread_states[0].len(), 1);
+        assert_eq!((tl.len(), tl.dropped), (5, 3));
+    }
 }
