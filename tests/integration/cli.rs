@@ -99,13 +99,40 @@ fn bad_input_is_refused_with_one_clear_sentence() {
 #[test]
 fn sweep_prints_a_table_of_speedups() {
     let _machine = exclusive();
-    let out = corelanes(&words(
-        "sweep --workload cpu --max-threads 2 --task-ms 20 --sched off --json -",
-    ));
+    let sweep = "sweep --workload cpu --max-threads 2 --task-ms 20 --sched off";
+    let out = corelanes(&words(sweep));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let table = String::from_utf8_lossy(&out.stdout);
+    let rows: Vec<Vec<&str>> = table
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(rows[0][..3], ["threads", "wall", "speedup"], "{table}");
+    assert_eq!(
+        (rows[1][0], rows[1][3]),
+        ("1", "1.00x"),
+        "the base row: {table}"
+    );
+    assert_eq!(rows[2][0], "2", "{table}");
+    assert!(
+        table.contains("Amdahl fit: parallel fraction p = "),
+        "{table}"
+    );
+
+    let out = corelanes(&words(&format!("{sweep} --json -")));
     assert!(out.status.success(), "{}", stderr(&out));
     let body: Value = serde_json::from_slice(&out.stdout).unwrap();
     let points = body["points"].as_array().unwrap();
     assert_eq!(points.len(), 2);
     assert_eq!(points[0]["threads"], 1);
-    assert!(points[1]["speedup"].as_f64().unwrap() > 0.0);
+    assert_eq!(
+        points[0]["speedup"], 1.0,
+        "speedup is against the 1-thread point"
+    );
+    // Same total work: 8 tasks of 20 ms at every point, ≥ 160 ms of CPU each.
+    for p in points {
+        assert!(p["cpu_ns"].as_u64().unwrap() > 140_000_000, "{p}");
+    }
+    let p = body["amdahl_parallel_fraction"].as_f64().unwrap();
+    assert!((0.0..=1.0).contains(&p));
 }
