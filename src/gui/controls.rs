@@ -178,20 +178,13 @@ impl Controls {
     }
 
     fn numbers_ui(&mut self, ui: &mut Ui, topo: &Topology) {
-        let label = ui.label("Workload");
-        let workload = &mut self.workload;
-        ComboBox::from_id_salt("workload")
-            .selected_text(workload.name())
-            .show_ui(ui, |ui| {
-                for kind in WorkloadKind::ALL {
-                    ui.selectable_value(workload, kind, kind.name())
-                        .on_hover_text(kind.describe());
-                }
-            })
-            .response
-            .labelled_by(label.id)
-            .on_hover_text(workload.describe());
-        ui.end_row();
+        choice_row(
+            ui,
+            "Workload",
+            &mut self.workload,
+            &WorkloadKind::ALL,
+            |k| (k.name(), k.describe()),
+        );
 
         // No limits here: an invalid value is explained by validation, not silently clamped.
         let threads = labelled(ui, "Threads", DragValue::new(&mut self.threads)).on_hover_text(
@@ -218,20 +211,13 @@ impl Controls {
             )
             .on_hover_text("The part of all the work that runs alone before the parallel part");
         }
-        let label = ui.label("Scheduler capture");
-        let sched = &mut self.sched;
-        ComboBox::from_id_salt("sched")
-            .selected_text(sched.as_str())
-            .show_ui(ui, |ui| {
-                for mode in SchedMode::ALL {
-                    ui.selectable_value(sched, mode, mode.as_str())
-                        .on_hover_text(describe_sched(mode));
-                }
-            })
-            .response
-            .labelled_by(label.id)
-            .on_hover_text(describe_sched(*sched));
-        ui.end_row();
+        choice_row(
+            ui,
+            "Scheduler capture",
+            &mut self.sched,
+            &SchedMode::ALL,
+            |m| (m.as_str(), describe_sched(m)),
+        );
     }
 
     fn placement_ui(&mut self, ui: &mut Ui, topo: &Topology) {
@@ -346,6 +332,32 @@ fn labelled(ui: &mut Ui, text: &str, widget: impl egui::Widget) -> egui::Respons
     let response = ui.add(widget).labelled_by(label.id);
     ui.end_row();
     response
+}
+
+/// A labelled drop-down over `options` on one grid row; `text` gives each
+/// option's name and its one-sentence tooltip.
+fn choice_row<T: Copy + PartialEq>(
+    ui: &mut Ui,
+    label: &str,
+    value: &mut T,
+    options: &[T],
+    text: impl Fn(T) -> (&'static str, &'static str),
+) {
+    let salt = label;
+    let label = ui.label(label);
+    let (name, tip) = text(*value);
+    ComboBox::from_id_salt(salt)
+        .selected_text(name)
+        .show_ui(ui, |ui| {
+            for &option in options {
+                let (name, tip) = text(option);
+                ui.selectable_value(value, option, name).on_hover_text(tip);
+            }
+        })
+        .response
+        .labelled_by(label.id)
+        .on_hover_text(tip);
+    ui.end_row();
 }
 
 /// A core chooser listing every core the system has; cores this process may
