@@ -16,7 +16,7 @@ mod controls;
 mod export;
 mod figures;
 mod history;
-mod palette;
+pub mod palette;
 mod running;
 mod script;
 mod timeline;
