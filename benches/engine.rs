@@ -1,11 +1,11 @@
 //! The engine's hot paths: recording a task event on the worker side,
-//! ingesting batches into a run's recording, and the timeline's range fold.
+//! ingesting batches into a run's recording, and a lane's per-pixel shares.
 
 use std::hint::black_box;
 
 use corelanes::bench::{sample_task, started_recording};
 use corelanes::telemetry::events::{RunEvent, TaskRecord, TaskSink};
-use corelanes::timeline::Lane;
+use corelanes::timeline::{Lane, Mix};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 
 fn record_event(c: &mut Criterion) {
@@ -52,21 +52,23 @@ fn ingest(c: &mut Criterion) {
     group.finish();
 }
 
-fn fold(c: &mut Criterion) {
+fn columns(c: &mut Criterion) {
+    // Two threads taking turns every µs on one core, 1 M slices.
     let mut lane = Lane::default();
     for i in 0..1_000_000u64 {
-        lane.push(i * 1000, i * 1000 + 700, i as u32);
+        lane.push(i * 1000, i * 1000 + 1000, i as u32, (i % 2) as u16);
     }
-    lane.settle();
-    let mut out = Vec::new();
-    c.bench_function("fold 1 M spans to 1500 px", |b| {
+    let bounds: Vec<u64> = (0..=1500u64).map(|k| k * 1_000_000_000 / 1500).collect();
+    let mut out = vec![Mix::default(); 1500];
+    let mut wide = Vec::new();
+    c.bench_function("exact shares of 1 M spans in 1500 pixel columns", |b| {
         b.iter(|| {
-            out.clear();
-            lane.fold(0, 1_000_000_000, 1e9 / 1500.0, 3.0, &mut out);
-            black_box(out.len())
+            wide.clear();
+            lane.columns(&bounds, &mut out, &mut wide, 2_000_000);
+            black_box(out[0].covered_ns())
         })
     });
 }
 
-criterion_group!(benches, record_event, ingest, fold);
+criterion_group!(benches, record_event, ingest, columns);
 criterion_main!(benches);

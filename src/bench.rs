@@ -9,7 +9,6 @@ use crate::metrics::human_ns;
 use crate::run::Recording;
 use crate::sys;
 use crate::telemetry::events::{RunEvent, TaskRecord, TaskSink};
-use crate::timeline::Lane;
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct BenchArgs {
@@ -133,14 +132,31 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<ExitCode> {
     println!(
         "  (the run's start reserved and touched the memory for {events} tasks in {start_ms:.1} ms)"
     );
-    println!(
-        "memory per stored span: {} B   (target ≤ 24 B)",
-        Lane::BYTES_PER_SPAN
-    );
-    for (spans, ms) in crate::gui::bench::frame_times(&[10_000, 100_000, 1_000_000]) {
+    for f in crate::gui::bench::frame_times(&[1_000_000, 10_000_000]) {
         println!(
-            "one UI frame (build + tessellate), {spans:>9} spans stored: {ms:.2} ms   (target ≤ 8 ms at 1 M)"
+            "one UI frame (build + tessellate), {:>9} spans, all threads time-sliced on one core: \
+             fit {:.2} ms, zoomed {:.2} ms, live {:.2} ms (+{:.2} ms taking in a frame's slices)   (target ≤ 8 ms)",
+            f.spans, f.fit_ms, f.zoomed_ms, f.live_ms, f.live_ingest_ms
         );
+    }
+    let rec = crate::gui::bench::synthetic(10_000_000, false);
+    let per_span = rec.timeline.heap_bytes() as f64 / rec.timeline.len() as f64;
+    println!(
+        "memory per stored span, summary included: {per_span:.1} B over {} spans   (target ≤ 24 B)",
+        rec.timeline.len()
+    );
+    drop(rec);
+    match live_latency() {
+        Ok(l) => println!(
+            "live: a finished task reaches the watcher in {} p50, {} p99; a kernel slice in {} p50, {} p99 \
+             ({} slices)   (targets ≤ 50 ms and ≤ 100 ms p99; 2 threads × 4 tasks of 500 ms on one core)",
+            human_ns(Latency::quantile(&l.tasks, 0.5)),
+            human_ns(Latency::quantile(&l.tasks, 0.99)),
+            human_ns(Latency::quantile(&l.slices, 0.5)),
+            human_ns(Latency::quantile(&l.slices, 0.99)),
+            l.slices.len()
+        ),
+        Err(why) => println!("live latency not measured: {why}"),
     }
     if args.capture {
         let (off, on) = capture_overhead();
@@ -152,6 +168,62 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<ExitCode> {
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// When what a run produced reached whoever watches it: (end, arrival)
+/// in ns since the run's origin, for each task and each live kernel slice.
+#[derive(Clone, Debug, Default)]
+pub struct Latency {
+    pub tasks: Vec<(u64, u64)>,
+    pub slices: Vec<(u64, u64)>,
+    pub wall_ns: u64,
+}
+
+impl Latency {
+    /// The `q` quantile (0–1) of arrival − end over `of`.
+    pub fn quantile(of: &[(u64, u64)], q: f64) -> u64 {
+        let mut late: Vec<u64> = of.iter().map(|&(end, at)| at.saturating_sub(end)).collect();
+        late.sort_unstable();
+        let i = ((late.len() as f64 - 1.0) * q).round() as usize;
+        late.get(i).copied().unwrap_or(0)
+    }
+}
+
+/// Runs 2 threads × 4 tasks of 500 ms on one core with perf capture and
+/// stamps every task and slice as it arrives.
+pub fn live_latency() -> anyhow::Result<Latency> {
+    let topo = crate::topology::Topology::get();
+    live_latency_of(crate::run::RunConfig {
+        threads: 2,
+        tasks: 4,
+        task_ms: 500.0,
+        placement: crate::run::Placement::OneCore(topo.allowed[0]),
+        sched: crate::telemetry::sched::SchedMode::Perf,
+        ..crate::run::RunConfig::defaults(topo)
+    })
+}
+
+/// As [`live_latency`], for any run.
+pub fn live_latency_of(config: crate::run::RunConfig) -> anyhow::Result<Latency> {
+    let valid = config.validate(crate::topology::Topology::get())?;
+    let handle = crate::run::start(valid);
+    let (mut origin, mut out, mut failure) = (0, Latency::default(), None);
+    for event in handle.events().iter() {
+        let now = sys::monotonic_ns().saturating_sub(origin);
+        match event {
+            RunEvent::Started { origin_ns, .. } => origin = origin_ns,
+            RunEvent::Tasks(batch) => out.tasks.extend(batch.iter().map(|t| (t.end_ns, now))),
+            RunEvent::Slices(batch) => out.slices.extend(batch.iter().map(|s| (s.end_ns, now))),
+            RunEvent::Failure(why) => failure = Some(why),
+            RunEvent::Finished { wall_ns, .. } => out.wall_ns = wall_ns,
+            _ => {}
+        }
+    }
+    handle.join();
+    match failure {
+        Some(why) => anyhow::bail!("{why}"),
+        None => Ok(out),
+    }
 }
 
 /// Median wall of a 2-thread spread cpu run with scheduler capture off and on

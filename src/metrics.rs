@@ -23,33 +23,57 @@ pub struct Metrics {
 }
 
 impl Metrics {
+    /// The figures of a run, so far while it runs: finished tasks, the
+    /// unfinished ones up to the moment observed, and the kernel's slices
+    /// streamed so far; once ended, the threads' own counters.
     pub fn of(rec: &Recording) -> Metrics {
-        let threads_done = !rec.is_running() && !rec.threads.is_empty();
-        let task_cpu: u64 = rec.tasks.iter().map(|t| t.cpu_ns).sum();
-        let cpu_ns = if threads_done {
-            rec.threads
-                .iter()
-                .map(|t| t.cpu_ns)
-                .sum::<u64>()
-                .max(task_cpu)
-        } else {
-            task_cpu
+        let wall_ns = rec.elapsed_ns();
+        let tasks = &rec.task_totals;
+        let ended = !rec.is_running() && !rec.threads.is_empty();
+        let live = &rec.live_sched;
+        let streaming = rec.is_running() && !rec.live_slices.is_empty();
+        let sum = |f: fn(&crate::telemetry::events::ThreadRecord) -> u64| -> u64 {
+            rec.threads.iter().map(f).sum()
         };
-        let in_flight: u64 = rec.tasks.iter().map(|t| t.duration_ns()).sum();
-        let sum =
-            |f: fn(&crate::telemetry::events::ThreadRecord) -> u64| rec.threads.iter().map(f).sum();
-        let ok = rec.tasks.iter().filter(|t| t.ok).count() as u64;
+        let cpu_ns = if ended {
+            sum(|t| t.cpu_ns).max(tasks.cpu_ns)
+        } else if streaming {
+            live.sum(|t| t.running_ns).max(tasks.cpu_ns)
+        } else {
+            tasks.cpu_ns
+        };
+        let unfinished: u64 = rec
+            .in_flight
+            .iter()
+            .flatten()
+            .map(|t| rec.seen_ns.saturating_sub(t.start_ns))
+            .sum();
+        let (voluntary, involuntary, run_delay, migrations) = if streaming {
+            (
+                live.sum(|t| t.switches_out_blocked),
+                live.sum(|t| t.switches_out_preempted),
+                live.sum(|t| t.runnable_ns),
+                live.sum(|t| t.migrations),
+            )
+        } else {
+            (
+                sum(|t| t.voluntary_switches),
+                sum(|t| t.involuntary_switches),
+                sum(|t| t.run_delay_ns),
+                sum(|t| t.migrations),
+            )
+        };
         Metrics {
-            wall_ns: rec.wall_ns,
+            wall_ns,
             cpu_ns,
-            parallelism: ratio(cpu_ns, rec.wall_ns),
-            concurrency: ratio(in_flight, rec.wall_ns),
-            tasks_ok: ok,
-            tasks_failed: rec.tasks.len() as u64 - ok,
-            voluntary_switches: sum(|t| t.voluntary_switches),
-            involuntary_switches: sum(|t| t.involuntary_switches),
-            run_delay_ns: sum(|t| t.run_delay_ns),
-            migrations: sum(|t| t.migrations),
+            parallelism: ratio(cpu_ns, wall_ns),
+            concurrency: ratio(tasks.lifetime_ns + unfinished, wall_ns),
+            tasks_ok: tasks.ok,
+            tasks_failed: rec.tasks.len() as u64 - tasks.ok,
+            voluntary_switches: voluntary,
+            involuntary_switches: involuntary,
+            run_delay_ns: run_delay,
+            migrations,
         }
     }
 }

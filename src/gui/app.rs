@@ -146,6 +146,7 @@ impl App {
         if let Some(running) = &mut self.running {
             let index = running.index;
             self.history.ingest(index, running.events());
+            self.history.observe(index, running.in_flight());
             let finished = self.history.get(index).is_some_and(|e| !e.rec.is_running());
             if finished {
                 if let Some(done) = self.running.take() {
@@ -244,9 +245,9 @@ impl App {
                 let entry = self.history.get(i)?;
                 let m = &entry.metrics;
                 let status = match entry.rec.status {
-                    RunStatus::Running => " · running…",
-                    RunStatus::Cancelled => " · stopped",
-                    RunStatus::Finished => "",
+                    RunStatus::Running => format!(" · {}", progress(&entry.rec)),
+                    RunStatus::Cancelled => " · stopped".into(),
+                    RunStatus::Finished => String::new(),
                 };
                 let caption = format!(
                     "{} — wall {} · parallelism {:.2} · concurrency {:.2}{status}",
@@ -336,6 +337,29 @@ impl App {
         self.timeline.selected = None;
         self.running = Some(Running::start(index, valid, self.cadence.start_after));
     }
+}
+
+/// "running: 12 of 40 tasks done · 1.2 s elapsed · about 3.4 s left".
+fn progress(rec: &Recording) -> String {
+    let done = rec.tasks.len();
+    let planned = rec.config.tasks;
+    let elapsed = rec.elapsed_ns();
+    // At the rate so far; before any task ended, from the nominal task length.
+    let left = if done > 0 {
+        Some(elapsed as f64 / done as f64 * planned.saturating_sub(done) as f64)
+    } else {
+        let threads = rec.config.threads.min(Topology::get().allowed.len()).max(1);
+        let nominal = rec.config.task_ms * 1e6 * planned as f64 / threads as f64;
+        (rec.config.workload != crate::workload::WorkloadKind::Amdahl)
+            .then(|| (nominal - elapsed as f64).max(0.0))
+    };
+    let left = left.map_or_else(String::new, |ns| {
+        format!(" · about {} left", human_ns(ns as u64))
+    });
+    format!(
+        "running: {done} of {planned} tasks done · {} elapsed{left}",
+        human_ns(elapsed)
+    )
 }
 
 impl eframe::App for App {

@@ -1,5 +1,9 @@
 //! The cost of one UI frame (build + tessellate) with many spans stored,
 //! measured without a window: shared by `corelanes bench` and `benches/frame.rs`.
+//!
+//! The recordings here are synthetic (made by a generator, for scale only,
+//! never shown as a run): the worst case for drawing, every thread
+//! time-sliced on one core, so every lane is dense everywhere.
 
 use std::time::Instant;
 
@@ -7,48 +11,108 @@ use eframe::egui;
 use egui::{Context, Event, RawInput, Rect, pos2, vec2};
 
 use super::timeline::{RunView, TimelineView};
-use crate::run::{Recording, RunConfig};
-use crate::telemetry::events::{RunEvent, TaskSink, ThreadRecord};
-use crate::telemetry::sched::SchedSource;
+use crate::run::{Placement, Recording, RunConfig};
+use crate::telemetry::events::{RunEvent, TaskRecord, ThreadRecord};
+use crate::telemetry::sched::{SchedReport, SchedSlice, SchedSource, SliceState};
 use crate::topology::Topology;
 
 /// Screen size of the measured frame, in points.
 const SCREEN: [f32; 2] = [1600.0, 1000.0];
+const THREADS: usize = 2;
+/// Each synthetic slice lasts 1 µs.
+const SLICE_NS: u64 = 1_000;
 
-/// A finished two-thread recording holding `spans` spans (each task is
-/// stored twice: on its thread's lane and on its core's lane).
-pub fn synthetic(spans: usize) -> Recording {
-    let threads = 2;
+/// The kernel's slices of turn `k`: thread `k % THREADS` runs on core 0
+/// while the others wait for it (time order, as a live capture streams them).
+fn turn(k: u64, out: &mut Vec<SchedSlice>) {
+    let running = (k % THREADS as u64) as usize;
+    for thread in 0..THREADS {
+        out.push(SchedSlice {
+            thread,
+            core: 0,
+            state: if thread == running {
+                SliceState::Running
+            } else {
+                SliceState::Runnable
+            },
+            start_ns: k * SLICE_NS,
+            end_ns: (k + 1) * SLICE_NS,
+        });
+    }
+}
+
+/// Spans stored per turn: the running slice on the core lane, and one
+/// state slice per thread.
+const SPANS_PER_TURN: usize = 1 + THREADS;
+
+/// A synthetic recording of `THREADS` threads time-sliced on core 0,
+/// holding about `spans` spans. `live`: still running, its slices streamed
+/// as a capture streams them; else finished with its complete report.
+pub fn synthetic(spans: usize, live: bool) -> Recording {
     let mut rec = Recording::new(RunConfig {
-        threads,
+        threads: THREADS,
+        placement: Placement::OneCore(0),
         ..RunConfig::defaults(Topology::get())
     });
     rec.ingest(RunEvent::Started {
         origin_ns: 1,
-        threads: (0..threads)
+        threads: (0..THREADS)
             .map(|index| ThreadRecord {
                 index,
                 name: format!("worker-{index}"),
-                pinned_core: Some(index),
+                pinned_core: Some(0),
                 ..ThreadRecord::default()
             })
             .collect(),
-        sched_source: SchedSource::Off,
+        sched_source: SchedSource::Perf,
         sched_note: None,
     });
-    let tasks: Vec<usize> = (0..spans / 2).collect();
-    for chunk in tasks.chunks(TaskSink::BATCH) {
-        rec.ingest(RunEvent::Tasks(
-            chunk
-                .iter()
-                .map(|&i| crate::bench::sample_task(i, threads))
-                .collect(),
-        ));
+    let turns = (spans / SPANS_PER_TURN) as u64;
+    let end_ns = turns * SLICE_NS;
+    // One long task per thread: its lifetime covers the run, as on one core.
+    rec.ingest(RunEvent::Tasks(
+        (0..THREADS)
+            .map(|thread| TaskRecord {
+                id: thread as u32,
+                thread: thread as u32,
+                start_ns: 0,
+                end_ns,
+                core_at_start: 0,
+                core_at_end: 0,
+                cpu_ns: end_ns / THREADS as u64,
+                ok: true,
+            })
+            .collect(),
+    ));
+    if live {
+        let mut k = 0;
+        while k < turns {
+            let mut batch = Vec::new();
+            for _ in 0..4096.min(turns - k) {
+                turn(k, &mut batch);
+                k += 1;
+            }
+            rec.ingest(RunEvent::Slices(batch));
+        }
+        rec.observe(1 + end_ns, Vec::new());
+    } else {
+        let mut slices = Vec::with_capacity(turns as usize * THREADS);
+        for k in 0..turns {
+            turn(k, &mut slices);
+        }
+        slices.sort_by_key(|s| (s.thread, s.start_ns));
+        rec.ingest(RunEvent::Sched(SchedReport {
+            source: SchedSource::Perf,
+            lost_records: 0,
+            slices,
+            per_thread: Vec::new(),
+            note: None,
+        }));
+        rec.ingest(RunEvent::Finished {
+            wall_ns: end_ns,
+            cancelled: false,
+        });
     }
-    rec.ingest(RunEvent::Finished {
-        wall_ns: rec.wall_ns,
-        cancelled: false,
-    });
     rec
 }
 
@@ -57,15 +121,37 @@ pub struct Frame {
     ctx: Context,
     view: TimelineView,
     rec: Recording,
+    /// The next turn a live recording gets.
+    next_turn: u64,
 }
 
 impl Frame {
     pub fn new(rec: Recording) -> Frame {
+        let next_turn = rec.timeline.end_ns() / SLICE_NS;
         Frame {
             ctx: Context::default(),
             view: TimelineView::default(),
             rec,
+            next_turn,
         }
+    }
+
+    /// Shows `[from, to]` of the run (fractions of its length) instead of all of it.
+    pub fn zoom(&mut self, from: f64, to: f64) {
+        let end = self.rec.timeline.end_ns() as f64;
+        self.view.show_range([from * end, to * end]);
+    }
+
+    /// A live run goes on: `turns` more turns of slices arrive, as a
+    /// capture streams them between two frames.
+    pub fn ingest_live(&mut self, turns: u64) {
+        let mut batch = Vec::new();
+        for k in self.next_turn..self.next_turn + turns {
+            turn(k, &mut batch);
+        }
+        self.next_turn += turns;
+        self.rec.ingest(RunEvent::Slices(batch));
+        self.rec.observe(1 + self.next_turn * SLICE_NS, Vec::new());
     }
 
     /// Builds and tessellates one frame with the pointer over a lane (so the
@@ -95,26 +181,78 @@ impl Frame {
             .tessellate(output.shapes, output.pixels_per_point)
             .len()
     }
+
+    pub fn recording(&self) -> &Recording {
+        &self.rec
+    }
 }
 
-/// Median milliseconds per frame with each number of spans stored.
-pub fn frame_times(spans: &[usize]) -> Vec<(usize, f64)> {
+/// Median ms of `f` over 30 calls, after 5 unmeasured ones (the first frames lay out fonts).
+fn median_ms(mut f: impl FnMut()) -> f64 {
+    for _ in 0..5 {
+        f();
+    }
+    let mut ms: Vec<f64> = (0..30)
+        .map(|_| {
+            let t0 = Instant::now();
+            f();
+            t0.elapsed().as_secs_f64() * 1e3
+        })
+        .collect();
+    crate::bench::median(&mut ms)
+}
+
+/// Frame times with one number of spans stored (median ms).
+#[derive(Clone, Copy, Debug)]
+pub struct FrameTimes {
+    pub spans: usize,
+    /// Finished run, whole run in view.
+    pub fit_ms: f64,
+    /// Finished run, a thousandth of it in view.
+    pub zoomed_ms: f64,
+    /// Running run, whole run in view, after 80 more slices per ms of frame
+    /// arrived (a capture at 80 000 switches a second, at 60 frames a second).
+    pub live_ms: f64,
+    /// Taking in those slices, before the frame.
+    pub live_ingest_ms: f64,
+}
+
+pub fn frame_times(spans: &[usize]) -> Vec<FrameTimes> {
     spans
         .iter()
-        .map(|&n| {
-            let mut frame = Frame::new(synthetic(n));
-            // The first frames lay out fonts: not what is measured.
-            for _ in 0..5 {
-                frame.run();
+        .map(|&spans| {
+            let mut frame = Frame::new(synthetic(spans, false));
+            let fit_ms = median_ms(|| {
+                std::hint::black_box(frame.run());
+            });
+            frame.zoom(0.5, 0.501);
+            let zoomed_ms = median_ms(|| {
+                std::hint::black_box(frame.run());
+            });
+            drop(frame);
+            let mut live = Frame::new(synthetic(spans, true));
+            let per_frame = 80_000 / 60 / THREADS as u64;
+            let (mut ingest, mut draw) = (Vec::new(), Vec::new());
+            for round in 0..35 {
+                let t0 = Instant::now();
+                live.ingest_live(per_frame);
+                let t1 = Instant::now();
+                std::hint::black_box(live.run());
+                // The first frames lay out fonts: not what is measured.
+                if round >= 5 {
+                    ingest.push((t1 - t0).as_secs_f64() * 1e3);
+                    draw.push(t1.elapsed().as_secs_f64() * 1e3);
+                }
             }
-            let mut ms: Vec<f64> = (0..30)
-                .map(|_| {
-                    let t0 = Instant::now();
-                    std::hint::black_box(frame.run());
-                    t0.elapsed().as_secs_f64() * 1e3
-                })
-                .collect();
-            (n, crate::bench::median(&mut ms))
+            let live_ingest_ms = crate::bench::median(&mut ingest);
+            let live_ms = crate::bench::median(&mut draw);
+            FrameTimes {
+                spans,
+                fit_ms,
+                zoomed_ms,
+                live_ms,
+                live_ingest_ms,
+            }
         })
         .collect()
 }
@@ -125,9 +263,14 @@ mod tests {
 
     #[test]
     fn synthetic_recordings_store_the_asked_spans_and_draw() {
-        let rec = synthetic(10_000);
-        assert_eq!(rec.timeline.len(), 10_000);
-        let mut frame = Frame::new(rec);
-        assert!(frame.run() > 0);
+        for live in [false, true] {
+            let rec = synthetic(30_000, live);
+            assert_eq!(rec.timeline.len(), 30_000 + THREADS, "slices and the tasks");
+            assert_eq!(rec.is_running(), live);
+            let mut frame = Frame::new(rec);
+            assert!(frame.run() > 0);
+            frame.ingest_live(10);
+            assert!(frame.run() > 0);
+        }
     }
 }

@@ -174,11 +174,11 @@ fn capture_ui(ui: &mut Ui, index: usize, rec: &Recording, name_run: bool) {
             .color(palette::WARNING),
         );
     }
-    if rec.timeline.dropped > 0 {
+    if rec.timeline.dropped() > 0 {
         ui.label(
             RichText::new(format!(
                 "{} spans over the store's cap were not drawn",
-                rec.timeline.dropped
+                rec.timeline.dropped()
             ))
             .color(palette::WARNING),
         );

@@ -8,7 +8,7 @@ use egui::{RichText, Ui};
 
 use crate::metrics::{Metrics, human_ns};
 use crate::run::{Placement, Recording, RunStatus};
-use crate::telemetry::events::RunEvent;
+use crate::telemetry::events::{InFlight, RunEvent};
 
 /// One run and its figures. Finished runs are shared (`Arc`) so that an
 /// export can write one on another thread without copying it.
@@ -60,6 +60,17 @@ impl History {
         for event in events {
             rec.ingest(event);
         }
+        entry.metrics = rec.metrics();
+    }
+
+    /// Notes what the running run looks like now (its unfinished tasks, the
+    /// time), so the timeline and figures move on between events.
+    pub fn observe(&mut self, index: usize, in_flight: Vec<Option<InFlight>>) {
+        let Some(entry) = self.runs.get_mut(index) else {
+            return;
+        };
+        let rec = Arc::make_mut(&mut entry.rec);
+        rec.observe(crate::sys::monotonic_ns(), in_flight);
         entry.metrics = rec.metrics();
     }
 

@@ -6,23 +6,30 @@ use egui::Color32;
 
 use crate::telemetry::sched::SliceState;
 
-/// Okabe–Ito's colour-blind-safe set first (without its black and yellow,
-/// which vanish on a white slide, and with its green last, so it is not
-/// mistaken for "running" in the state strips), then a few more hues.
-const THREADS: [Color32; 10] = [
+/// Okabe–Ito's colour-blind-safe set first, without the colours the state
+/// strips use (green: running, vermilion: waiting, grey: blocked) and
+/// without black and yellow, which vanish on a white slide; then a few more
+/// hues far from the states'.
+const THREADS: [Color32; THREAD_COLOURS] = [
     Color32::from_rgb(0, 114, 178),   // blue
     Color32::from_rgb(230, 159, 0),   // orange
     Color32::from_rgb(204, 121, 167), // reddish purple
     Color32::from_rgb(86, 180, 233),  // sky blue
     Color32::from_rgb(120, 94, 240),  // violet
-    Color32::from_rgb(140, 86, 75),   // brown
-    Color32::from_rgb(213, 94, 0),    // vermilion
+    Color32::from_rgb(100, 30, 130),  // deep purple
     Color32::from_rgb(23, 190, 207),  // cyan
-    Color32::from_rgb(127, 127, 127), // grey
-    Color32::from_rgb(0, 158, 115),   // bluish green
+    Color32::from_rgb(150, 150, 0),   // olive
+    Color32::from_rgb(190, 30, 170),  // magenta
+    Color32::from_rgb(40, 40, 120),   // navy
 ];
 
-/// The colour of worker thread `index` (repeats after ten threads).
+/// How many threads have a colour of their own.
+pub const THREAD_COLOURS: usize = 10;
+
+/// Threads a lane's summary could not name (over a dozen sharing a core).
+pub const OTHERS: Color32 = Color32::from_rgb(90, 90, 90);
+
+/// The colour of worker thread `index` (repeats after [`THREAD_COLOURS`] threads).
 pub fn thread(index: usize) -> Color32 {
     THREADS[index % THREADS.len()]
 }
@@ -86,7 +93,32 @@ pub fn text_on(background: Color32) -> Color32 {
     }
 }
 
-/// A colour at `alpha` (0–1) opacity, for folded blocks and backgrounds.
+/// A colour at `alpha` (0–1) opacity, for backgrounds and weak text.
 pub fn faded(color: Color32, alpha: f32) -> Color32 {
     color.gamma_multiply(alpha)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Hue in degrees and saturation-ish spread of an opaque colour.
+    fn hue(c: Color32) -> (f32, u8) {
+        let [r, g, b, _] = c.to_array();
+        let hsv = egui::ecolor::Hsva::from(c);
+        (hsv.h * 360.0, r.max(g).max(b) - r.min(g).min(b))
+    }
+
+    #[test]
+    fn no_thread_colour_can_be_read_as_a_state() {
+        for i in 0..THREAD_COLOURS {
+            let (h, spread) = hue(thread(i));
+            assert!(spread >= 60, "worker-{i} is greyish, like 'blocked'");
+            for s in STATES.into_iter().filter(|&s| s != SliceState::Blocked) {
+                let (hs, _) = hue(state(s));
+                let d = (h - hs).abs().min(360.0 - (h - hs).abs());
+                assert!(d >= 12.0, "worker-{i} is {d:.0}° from {s:?}");
+            }
+        }
+    }
 }

@@ -9,7 +9,7 @@ use std::time::Duration;
 use crossbeam_channel::Receiver;
 
 use crate::run::{self, RunHandle, ValidConfig};
-use crate::telemetry::events::RunEvent;
+use crate::telemetry::events::{InFlight, RunEvent};
 
 /// The run in progress: its entry in the history, and its handle once started.
 pub struct Running {
@@ -62,6 +62,14 @@ impl Running {
         match &self.launch {
             // try_iter: the frame never waits for a run.
             Launch::Started(handle) => handle.events().try_iter().collect(),
+            Launch::Waiting(_) => Vec::new(),
+        }
+    }
+
+    /// Each worker's unfinished task (none before the run started).
+    pub fn in_flight(&self) -> Vec<Option<InFlight>> {
+        match &self.launch {
+            Launch::Started(handle) => handle.in_flight(),
             Launch::Waiting(_) => Vec::new(),
         }
     }

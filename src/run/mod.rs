@@ -5,6 +5,7 @@
 //! CLI) only read events: nothing a worker does ever waits for them.
 
 mod config;
+mod live;
 mod recording;
 mod worker;
 
@@ -21,7 +22,7 @@ use std::thread::JoinHandle;
 use crossbeam_channel::{Receiver, Sender};
 
 use crate::sys;
-use crate::telemetry::events::{RunEvent, ThreadRecord};
+use crate::telemetry::events::{InFlight, RunEvent, ThreadRecord};
 use crate::telemetry::sched::{SchedCapture, SchedSource};
 use crate::topology::Topology;
 use crate::workload::Plan;
@@ -32,11 +33,17 @@ pub struct RunHandle {
     events: Receiver<RunEvent>,
     cancel: Arc<AtomicBool>,
     controller: Option<JoinHandle<()>>,
+    in_flight: Arc<[live::Slot]>,
 }
 
 impl RunHandle {
     pub fn events(&self) -> &Receiver<RunEvent> {
         &self.events
+    }
+
+    /// The task each worker is running now, by worker index (no channel involved).
+    pub fn in_flight(&self) -> Vec<Option<InFlight>> {
+        self.in_flight.iter().map(live::Slot::read).collect()
     }
 
     /// Asks every worker to stop after (or, for long tasks, within ~1 ms of) its current step.
@@ -64,9 +71,13 @@ pub fn start_plan(valid: ValidConfig, plan: Result<Plan, String>) -> RunHandle {
     let (tx, rx) = crossbeam_channel::unbounded();
     let cancel = Arc::new(AtomicBool::new(false));
     let flag = cancel.clone();
+    let in_flight: Arc<[live::Slot]> = (0..valid.cores.len())
+        .map(|_| live::Slot::default())
+        .collect();
+    let slots = in_flight.clone();
     let controller = std::thread::Builder::new()
         .name("corelanes-run".into())
-        .spawn(move || control(valid, plan, flag, tx));
+        .spawn(move || control(valid, plan, flag, tx, slots));
     let controller = match controller {
         Ok(handle) => Some(handle),
         Err(e) => {
@@ -82,6 +93,7 @@ pub fn start_plan(valid: ValidConfig, plan: Result<Plan, String>) -> RunHandle {
                 events: rx2,
                 cancel,
                 controller: None,
+                in_flight,
             };
         }
     };
@@ -89,6 +101,7 @@ pub fn start_plan(valid: ValidConfig, plan: Result<Plan, String>) -> RunHandle {
         events: rx,
         cancel,
         controller,
+        in_flight,
     }
 }
 
@@ -108,6 +121,7 @@ fn control(
     plan: Result<Plan, String>,
     cancel: Arc<AtomicBool>,
     tx: Sender<RunEvent>,
+    in_flight: Arc<[live::Slot]>,
 ) {
     let finish_early = |why: String| {
         let _ = tx.send(RunEvent::Failure(why));
@@ -144,6 +158,13 @@ fn control(
         sched_source: sched.source(),
         sched_note: sched.note().map(str::to_owned),
     });
+    let live_tx = tx.clone();
+    sched.stream(
+        origin_ns,
+        Box::new(move |slices| {
+            let _ = live_tx.send(RunEvent::Slices(slices));
+        }),
+    );
     let shared = Arc::new(worker::Shared {
         plan,
         next_task: AtomicUsize::new(0),
@@ -151,11 +172,21 @@ fn control(
         serial_done: worker::Gate::default(),
         sched: (sched.source() != SchedSource::Off).then_some(sched),
         origin_ns,
+        in_flight,
     });
     let mut workers = Vec::with_capacity(threads.len());
+    let own_affinity = sys::affinity_of_current_thread().ok();
     for me in threads {
         let (shared, worker_tx) = (shared.clone(), tx.clone());
         let name = me.name.clone();
+        // A thread inherits its creator's affinity: spawned from here while
+        // this thread is on the worker's core, the worker is born there and
+        // never runs a moment elsewhere before it pins itself.
+        if let Some(core) = me.pinned_core {
+            let _ = sys::set_affinity_of_current_thread(&[core]);
+        } else if let Some(all) = &own_affinity {
+            let _ = sys::set_affinity_of_current_thread(all);
+        }
         let spawned = std::thread::Builder::new()
             .name(name.clone())
             .spawn(move || worker::work(&shared, me, worker_tx));
@@ -169,6 +200,9 @@ fn control(
                 break;
             }
         }
+    }
+    if let Some(all) = &own_affinity {
+        let _ = sys::set_affinity_of_current_thread(all);
     }
     for (name, handle) in workers {
         if handle.join().is_err() {

@@ -1,8 +1,9 @@
 //! Everything one run produced, built by ingesting its events in order.
 
 use crate::metrics::Metrics;
-use crate::telemetry::events::{RunEvent, TaskRecord, ThreadRecord};
-use crate::telemetry::sched::{SchedReport, SchedSource};
+use crate::telemetry::events::{InFlight, RunEvent, TaskRecord, ThreadRecord};
+use crate::telemetry::sched::slices::Totals;
+use crate::telemetry::sched::{SchedReport, SchedSlice, SchedSource};
 use crate::timeline::Timeline;
 
 use super::RunConfig;
@@ -34,6 +35,25 @@ pub struct Recording {
     pub failures: Vec<String>,
     /// The drawing store, kept in step with `tasks` and `sched`.
     pub timeline: Timeline,
+    /// While running: the slices streamed so far (until `sched` holds them all)…
+    pub live_slices: Vec<SchedSlice>,
+    /// …and their per-thread totals.
+    pub live_sched: Totals,
+    /// While running: each worker's unfinished task, as last observed.
+    pub in_flight: Vec<Option<InFlight>>,
+    /// While running: ns since the origin when the run was last observed.
+    pub seen_ns: u64,
+    /// Sums over `tasks`, kept as they arrive so figures cost nothing per frame.
+    pub task_totals: TaskTotals,
+}
+
+/// Sums over a run's finished tasks.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TaskTotals {
+    pub cpu_ns: u64,
+    /// Σ lifetimes (end − start).
+    pub lifetime_ns: u64,
+    pub ok: u64,
 }
 
 impl Recording {
@@ -50,6 +70,11 @@ impl Recording {
             sched: None,
             failures: Vec::new(),
             timeline: Timeline::default(),
+            live_slices: Vec::new(),
+            live_sched: Totals::default(),
+            in_flight: Vec::new(),
+            seen_ns: 0,
+            task_totals: TaskTotals::default(),
         }
     }
 
@@ -77,8 +102,12 @@ impl Recording {
                 }
             }
             RunEvent::Tasks(batch) => {
+                let totals = &mut self.task_totals;
                 for task in &batch {
                     self.wall_ns = self.wall_ns.max(task.end_ns);
+                    totals.cpu_ns += task.cpu_ns;
+                    totals.lifetime_ns += task.duration_ns();
+                    totals.ok += u64::from(task.ok);
                 }
                 self.timeline.add_tasks(self.tasks.len(), &batch);
                 self.tasks.extend_from_slice(&batch);
@@ -90,8 +119,17 @@ impl Recording {
                 }
             }
             RunEvent::Failure(why) => self.failures.push(why),
+            RunEvent::Slices(batch) => {
+                self.timeline.add_slices(self.live_slices.len(), &batch);
+                for slice in &batch {
+                    self.live_sched.add(slice, true);
+                }
+                self.live_slices.extend(batch);
+            }
             RunEvent::Sched(report) => {
-                self.timeline.add_slices(&report.slices);
+                self.timeline.set_slices(&report.slices);
+                self.live_slices = Vec::new();
+                self.live_sched = Totals::default();
                 if report.note.is_some() {
                     self.sched_note = report.note.clone();
                 }
@@ -104,13 +142,40 @@ impl Recording {
                 } else {
                     RunStatus::Finished
                 };
-                self.timeline.settle();
+                self.in_flight.clear();
             }
         }
     }
 
     pub fn is_running(&self) -> bool {
         self.status == RunStatus::Running
+    }
+
+    /// Notes what a running run looks like now: `now_ns` (absolute
+    /// `CLOCK_MONOTONIC`) and each worker's unfinished task.
+    pub fn observe(&mut self, now_ns: u64, in_flight: Vec<Option<InFlight>>) {
+        if self.is_running() && self.origin_ns > 0 {
+            self.seen_ns = now_ns.saturating_sub(self.origin_ns);
+            self.in_flight = in_flight;
+        }
+    }
+
+    /// The scheduler slices: all of them once the run has ended, those
+    /// streamed so far while it runs (what the timeline's items index).
+    pub fn slices(&self) -> &[SchedSlice] {
+        match &self.sched {
+            Some(report) => &report.slices,
+            None => &self.live_slices,
+        }
+    }
+
+    /// How far the run has got: its wall time once ended, else the time observed.
+    pub fn elapsed_ns(&self) -> u64 {
+        if self.is_running() {
+            self.wall_ns.max(self.seen_ns)
+        } else {
+            self.wall_ns
+        }
     }
 
     pub fn metrics(&self) -> Metrics {

@@ -8,7 +8,7 @@ use std::time::Duration;
 use crossbeam_channel::Sender;
 
 use crate::sys;
-use crate::telemetry::events::{RunEvent, TaskRecord, TaskSink, ThreadRecord};
+use crate::telemetry::events::{InFlight, RunEvent, TaskRecord, TaskSink, ThreadRecord};
 use crate::telemetry::sched::SchedCapture;
 use crate::telemetry::thread_stats;
 use crate::workload::Plan;
@@ -21,6 +21,8 @@ pub(super) struct Shared {
     pub serial_done: Gate,
     pub sched: Option<SchedCapture>,
     pub origin_ns: u64,
+    /// Each worker's current task, by worker index.
+    pub in_flight: Arc<[super::live::Slot]>,
 }
 
 /// A one-way door: closed until `open`, then every `wait` returns.
@@ -72,8 +74,7 @@ pub(super) fn work(shared: &Shared, mut me: ThreadRecord, tx: Sender<RunEvent>) 
         tid: me.tid,
     });
 
-    // Counted from here, so the move onto the pinned core is not a migration of the run.
-    let migrations_before = thread_stats::own_migrations().unwrap_or(0);
+    let slot = &shared.in_flight[me.index];
     let mut sink = TaskSink::new(tx.clone());
     let plan = &shared.plan;
     let cancel = &*shared.cancel;
@@ -86,12 +87,17 @@ pub(super) fn work(shared: &Shared, mut me: ThreadRecord, tx: Sender<RunEvent>) 
             break;
         }
         let start_ns = sys::fast_monotonic_ns();
+        slot.publish(Some(InFlight {
+            id: task as u32,
+            start_ns: start_ns.saturating_sub(shared.origin_ns),
+        }));
         let core_at_start = sys::current_cpu().unwrap_or(usize::MAX);
         let cpu_before = sys::thread_cpu_ns();
         let outcome = catch_unwind(AssertUnwindSafe(|| plan.body.run(task, cancel)));
         let cpu_ns = sys::thread_cpu_ns() - cpu_before;
         let end_ns = sys::fast_monotonic_ns();
         let core_at_end = sys::current_cpu().unwrap_or(usize::MAX);
+        slot.publish(None);
         if plan.serial_first && task == 0 {
             shared.serial_done.open();
         }
@@ -123,8 +129,9 @@ pub(super) fn work(shared: &Shared, mut me: ThreadRecord, tx: Sender<RunEvent>) 
     me.cpu_ns = sys::thread_cpu_ns();
     (me.voluntary_switches, me.involuntary_switches) = sys::thread_switches();
     me.run_delay_ns = thread_stats::own_schedstat().map_or(0, |(_, wait, _)| wait);
-    me.migrations =
-        thread_stats::own_migrations().map_or(0, |m| m.saturating_sub(migrations_before));
+    // Counted from the thread's birth: it was born on its core (see `control`),
+    // so any move at all is one the user should see.
+    me.migrations = thread_stats::own_migrations().unwrap_or(0);
     let _ = tx.send(RunEvent::ThreadDone(me));
 }
 

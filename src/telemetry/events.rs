@@ -3,7 +3,7 @@
 
 use crossbeam_channel::Sender;
 
-use super::sched::{SchedReport, SchedSource};
+use super::sched::{SchedReport, SchedSlice, SchedSource};
 
 /// One task's lifetime as its worker saw it. Times are ns since the run's origin.
 #[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -26,6 +26,13 @@ impl TaskRecord {
     pub fn duration_ns(&self) -> u64 {
         self.end_ns.saturating_sub(self.start_ns)
     }
+}
+
+/// A task a worker has started and not yet finished (ns since the run's origin).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct InFlight {
+    pub id: u32,
+    pub start_ns: u64,
 }
 
 /// One worker thread: who it is, where it was pinned, and the kernel's counters.
@@ -68,15 +75,19 @@ pub enum RunEvent {
     ThreadDone(ThreadRecord),
     /// Something went wrong that the user must hear about (a panic, a failed pin).
     Failure(String),
-    /// The kernel's scheduling of the workers, once they have all ended.
+    /// Scheduler slices as the capture builds them during the run: a live
+    /// preview, in the order they ended, replaced by `Sched` at the end.
+    Slices(Vec<SchedSlice>),
+    /// The kernel's scheduling of the workers, complete, once they have all ended.
     Sched(SchedReport),
     /// Everything has ended: no more events follow.
     Finished { wall_ns: u64, cancelled: bool },
 }
 
 /// A worker's thread-local batch of task records. Recording is a push into a
-/// vector; the channel is touched once per `BATCH` tasks. The channel is
-/// unbounded, so a worker never waits for the watcher.
+/// vector; the channel is touched once per `BATCH` short tasks, and at least
+/// every [`TaskSink::MAX_AGE_NS`], so a watcher sees finished tasks soon.
+/// The channel is unbounded, so a worker never waits for the watcher.
 pub struct TaskSink {
     batch: Vec<TaskRecord>,
     tx: Sender<RunEvent>,
@@ -84,6 +95,11 @@ pub struct TaskSink {
 
 impl TaskSink {
     pub const BATCH: usize = 256;
+    /// The oldest task of a batch is sent once a later one ends this long after it…
+    pub const MAX_AGE_NS: u64 = 20_000_000;
+    /// …and any task this long is sent at once: the next one may be long too,
+    /// and one send is nothing beside a millisecond of work.
+    pub const LONG_TASK_NS: u64 = 1_000_000;
 
     pub fn new(tx: Sender<RunEvent>) -> TaskSink {
         TaskSink {
@@ -95,7 +111,11 @@ impl TaskSink {
     #[inline]
     pub fn record(&mut self, task: TaskRecord) {
         self.batch.push(task);
-        if self.batch.len() >= Self::BATCH {
+        let oldest_end = self.batch[0].end_ns;
+        if self.batch.len() >= Self::BATCH
+            || task.end_ns >= oldest_end + Self::MAX_AGE_NS
+            || task.duration_ns() >= Self::LONG_TASK_NS
+        {
             self.flush();
         }
     }

@@ -1,31 +1,52 @@
-//! One lane of spans as a structure of arrays (20 B a span).
+//! One lane of spans that never overlap (a core runs one thread at a time; a
+//! thread is in one state at a time, and runs one task at a time), kept in
+//! start order as a structure of arrays, with a multi-resolution summary
+//! ([`super::summary`]) that answers "how much time did each class have in
+//! this pixel column" in O(log n), however many spans the column holds.
 
-/// Spans on one lane, sorted by start once settled. Spans of one lane may
-/// overlap (task lifetimes of several threads on one core); the longest span
-/// bounds how far back a range query must look.
+use super::summary::{LEAF, Mix, Node, Summary};
+
+/// What a lane's spans are told apart by when drawn: the thread (core lanes),
+/// the scheduler state (thread strips), or nothing (one thread's tasks).
+pub type Class = u16;
+
+/// One stored span.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Span {
+    pub start_ns: u64,
+    pub end_ns: u64,
+    /// Index into the run's tasks or scheduler slices.
+    pub item: u32,
+    pub class: Class,
+}
+
+/// Spans in start order, none overlapping (18 B a span plus the summary).
 #[derive(Clone, Debug, Default)]
 pub struct Lane {
     start: Vec<u64>,
-    end: Vec<u64>,
+    /// Lengths fit in 32 bits: a longer span is stored as several pieces.
+    len: Vec<u32>,
     item: Vec<u32>,
-    max_len: u64,
-    max_end: u64,
-    sorted: bool,
-}
-
-/// What to draw for a visible range: one span, or several too narrow to see
-/// folded into one marked block.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Drawn {
-    pub start_ns: u64,
-    pub end_ns: u64,
-    /// The span's item; for a folded block, the first span's item.
-    pub item: u32,
-    /// How many spans this covers (1: a single span).
-    pub count: u32,
+    class: Vec<Class>,
+    summary: Summary,
+    /// Nanoseconds cut from spans that began before the previous one ended
+    /// (sampled sources place edges to about a millisecond).
+    pub clipped_ns: u64,
 }
 
 impl Lane {
+    /// Bytes per stored span, the summary included, when the arrays are full.
+    pub const BYTES_PER_SPAN: f64 = (8 + 4 + 4 + 2) as f64 + Summary::BYTES_PER_SPAN;
+
+    /// Bytes this lane holds on the heap (spare capacity included).
+    pub fn heap_bytes(&self) -> usize {
+        self.start.capacity() * 8
+            + self.len.capacity() * 4
+            + self.item.capacity() * 4
+            + self.class.capacity() * 2
+            + self.summary.heap_bytes()
+    }
+
     pub fn len(&self) -> usize {
         self.start.len()
     }
@@ -34,104 +55,115 @@ impl Lane {
         self.start.is_empty()
     }
 
-    pub fn max_end(&self) -> u64 {
-        self.max_end
+    /// Where the last span ends (0 for an empty lane).
+    pub fn end_ns(&self) -> u64 {
+        self.len().checked_sub(1).map_or(0, |i| self.end(i))
     }
-
-    /// Bytes held per stored span (for the memory figure).
-    pub const BYTES_PER_SPAN: usize = 2 * std::mem::size_of::<u64>() + std::mem::size_of::<u32>();
 
     pub fn reserve(&mut self, spans: usize) {
         super::reserve_resident(&mut self.start, spans);
-        super::reserve_resident(&mut self.end, spans);
+        super::reserve_resident(&mut self.len, spans);
         super::reserve_resident(&mut self.item, spans);
+        super::reserve_resident(&mut self.class, spans);
+    }
+
+    /// Appends a span. One that begins before the previous one ended is cut
+    /// to begin there (and dropped if nothing is left), so that spans never
+    /// overlap: the summary's shares would otherwise exceed the time.
+    #[inline]
+    pub fn push(&mut self, start_ns: u64, end_ns: u64, item: u32, class: Class) {
+        let mut start = start_ns.max(self.end_ns());
+        self.clipped_ns += start.min(end_ns).saturating_sub(start_ns);
+        while end_ns > start {
+            let len = (end_ns - start).min(u64::from(u32::MAX));
+            self.start.push(start);
+            self.len.push(len as u32);
+            self.item.push(item);
+            self.class.push(class);
+            start += len;
+            if self.len() % LEAF == 0 {
+                let from = self.len() - LEAF;
+                let node = Node::of_spans((from..self.len()).map(|i| (self.class[i], self.len[i])));
+                self.summary.push_leaf(node);
+            }
+        }
     }
 
     #[inline]
-    pub fn push(&mut self, start_ns: u64, end_ns: u64, item: u32) {
-        let end_ns = end_ns.max(start_ns);
-        if self.start.last().is_some_and(|&last| start_ns < last) {
-            self.sorted = false;
-        } else if self.start.is_empty() {
-            self.sorted = true;
-        }
-        self.start.push(start_ns);
-        self.end.push(end_ns);
-        self.item.push(item);
-        self.max_len = self.max_len.max(end_ns - start_ns);
-        self.max_end = self.max_end.max(end_ns);
+    fn end(&self, i: usize) -> u64 {
+        self.start[i] + u64::from(self.len[i])
     }
 
-    /// Restores start order after out-of-order pushes.
-    pub fn settle(&mut self) {
-        if self.sorted || self.is_empty() {
-            self.sorted = true;
+    pub fn get(&self, i: usize) -> Span {
+        Span {
+            start_ns: self.start[i],
+            end_ns: self.end(i),
+            item: self.item[i],
+            class: self.class[i],
+        }
+    }
+
+    /// Index of the first span that ends after `t`.
+    fn first_ending_after(&self, t: u64) -> usize {
+        let i = self.start.partition_point(|&s| s <= t);
+        if i > 0 && self.end(i - 1) > t {
+            i - 1
+        } else {
+            i
+        }
+    }
+
+    /// The span under time `t`, if any.
+    pub fn hit(&self, t: u64) -> Option<Span> {
+        let i = self.first_ending_after(t);
+        (i < self.len() && self.start[i] <= t).then(|| self.get(i))
+    }
+
+    /// Each class's time within `[a, b)`.
+    pub fn mix(&self, a: u64, b: u64) -> Mix {
+        let mut out = [Mix::default()];
+        self.columns(&[a, b], &mut out, &mut Vec::new(), u64::MAX);
+        let [mix] = out;
+        mix
+    }
+
+    /// Fills `out[k]` with each class's time in the column `[bounds[k],
+    /// bounds[k + 1])` (bounds ascending, `out.len() == bounds.len() - 1`),
+    /// and appends to `wide` the index of every span at least `wide_ns`
+    /// long that touches a column (each once), so that they can be outlined
+    /// and named. Whole summary nodes are taken where they fit inside a
+    /// column, so the cost depends on the columns, not on the spans stored.
+    pub fn columns(&self, bounds: &[u64], out: &mut [Mix], wide: &mut Vec<usize>, wide_ns: u64) {
+        debug_assert_eq!(out.len() + 1, bounds.len());
+        let Some(&first) = bounds.first() else {
             return;
-        }
-        let mut order: Vec<usize> = (0..self.len()).collect();
-        order.sort_by_key(|&i| self.start[i]);
-        self.start = order.iter().map(|&i| self.start[i]).collect();
-        self.end = order.iter().map(|&i| self.end[i]).collect();
-        self.item = order.iter().map(|&i| self.item[i]).collect();
-        self.sorted = true;
-    }
-
-    pub fn get(&self, i: usize) -> (u64, u64, u32) {
-        (self.start[i], self.end[i], self.item[i])
-    }
-
-    /// Indices of spans that may intersect `[t0, t1]` (binary search on start,
-    /// reaching back by the longest span). Unsettled lanes answer everything.
-    pub fn visible(&self, t0: u64, t1: u64) -> std::ops::Range<usize> {
-        if !self.sorted {
-            return 0..self.len();
-        }
-        let from = self
-            .start
-            .partition_point(|&s| s < t0.saturating_sub(self.max_len));
-        let to = self.start.partition_point(|&s| s <= t1);
-        from..to.max(from)
-    }
-
-    /// The span under time `t`, if any (the latest-starting one).
-    pub fn hit(&self, t: u64) -> Option<(u64, u64, u32)> {
-        self.visible(t, t)
-            .rev()
-            .map(|i| self.get(i))
-            .find(|&(s, e, _)| s <= t && t <= e)
-    }
-
-    /// Appends to `out` what to draw of `[t0, t1]` at `ns_per_px`: spans at
-    /// least `min_px` wide as they are; runs of narrower spans whose gaps are
-    /// also narrower than `min_px` as one folded block.
-    pub fn fold(&self, t0: u64, t1: u64, ns_per_px: f64, min_px: f64, out: &mut Vec<Drawn>) {
-        let min_ns = (ns_per_px * min_px).max(1.0) as u64;
-        let range = self.visible(t0, t1);
-        let mut i = range.start;
-        while i < range.end {
-            let (start, end, item) = self.get(i);
-            i += 1;
-            if end < t0 || start > t1 {
-                continue;
-            }
-            let mut block = Drawn {
-                start_ns: start,
-                end_ns: end,
-                item,
-                count: 1,
-            };
-            if end - start < min_ns {
-                while i < range.end {
-                    let (s, e, _) = self.get(i);
-                    if e - s >= min_ns || s > block.end_ns + min_ns {
-                        break;
-                    }
-                    block.end_ns = block.end_ns.max(e);
-                    block.count += 1;
-                    i += 1;
+        };
+        let n = self.len();
+        let mut i = self.first_ending_after(first);
+        let mut last_wide = usize::MAX;
+        for (k, mix) in out.iter_mut().enumerate() {
+            let (a, b) = (bounds[k], bounds[k + 1]);
+            *mix = Mix::of_width(b - a);
+            while i < n && self.start[i] < b {
+                if i % LEAF == 0
+                    && self.start[i] >= a
+                    && let Some((node, count)) = self.summary.largest_at(i, |j| self.end(j) <= b)
+                {
+                    mix.add_node(node, count as u64);
+                    i += count;
+                    continue;
                 }
+                let (s, e) = (self.start[i], self.end(i));
+                mix.add(self.class[i], e.min(b) - s.max(a), 1);
+                if e - s >= wide_ns && last_wide != i {
+                    wide.push(i);
+                    last_wide = i;
+                }
+                if e > b {
+                    break; // it goes on in the next column
+                }
+                i += 1;
             }
-            out.push(block);
         }
     }
 }
@@ -140,48 +172,164 @@ impl Lane {
 mod tests {
     use super::*;
 
-    #[test]
-    fn range_query_and_folding() {
-        let mut lane = Lane::default();
-        // 1000 spans of 10 ns every 20 ns, then one long span.
-        for i in 0..1000u64 {
-            lane.push(i * 20, i * 20 + 10, i as u32);
-        }
-        lane.push(30_000, 40_000, 1000);
-        lane.settle();
-        let r = lane.visible(100, 200);
-        assert!(r.start <= 5 && r.end >= 11, "{r:?}");
-        // At 1 ns/px every span is wide enough: drawn one by one.
-        let mut out = Vec::new();
-        lane.fold(100, 199, 1.0, 3.0, &mut out);
-        assert_eq!(out.len(), 5);
-        assert!(out.iter().all(|d| d.count == 1));
-        // At 100 ns/px the 1000 short spans fold into one block; the long one stays.
-        out.clear();
-        lane.fold(0, 50_000, 100.0, 3.0, &mut out);
-        assert_eq!(out.len(), 2, "{out:?}");
-        assert_eq!(out[0].count, 1000);
-        assert_eq!(
-            out[1],
-            Drawn {
-                start_ns: 30_000,
-                end_ns: 40_000,
-                item: 1000,
-                count: 1
+    /// Columns of equal width over `[t0, t1)`.
+    fn even(t0: u64, t1: u64, n: u64) -> Vec<u64> {
+        (0..=n).map(|k| t0 + (t1 - t0) * k / n).collect()
+    }
+
+    fn columns(lane: &Lane, bounds: &[u64]) -> Vec<Mix> {
+        let mut out = vec![Mix::default(); bounds.len() - 1];
+        lane.columns(bounds, &mut out, &mut Vec::new(), u64::MAX);
+        out
+    }
+
+    /// Each class's time in `[a, b)`, by walking every span: the reference.
+    fn brute(lane: &Lane, a: u64, b: u64) -> std::collections::BTreeMap<Class, u64> {
+        let mut m = std::collections::BTreeMap::new();
+        for i in 0..lane.len() {
+            let s = lane.get(i);
+            let ns = s.end_ns.min(b).saturating_sub(s.start_ns.max(a));
+            if ns > 0 {
+                *m.entry(s.class).or_default() += ns;
             }
-        );
-        assert_eq!(lane.hit(35_000).map(|h| h.2), Some(1000));
-        assert_eq!(lane.hit(15), None);
+        }
+        m
     }
 
     #[test]
-    fn out_of_order_pushes_are_sorted_by_settle() {
+    fn a_million_alternating_slices_at_fit_read_three_to_one_in_every_column() {
         let mut lane = Lane::default();
-        lane.push(50, 60, 0);
-        lane.push(10, 100, 1);
-        lane.settle();
-        assert_eq!(lane.get(0), (10, 100, 1));
-        // The long span starting early is still found from a late time.
-        assert_eq!(lane.hit(90).map(|h| h.2), Some(1));
+        let mut t = 0;
+        for i in 0..1_000_000u32 {
+            let (class, len) = if i % 2 == 0 { (0, 3_000) } else { (1, 1_000) };
+            lane.push(t, t + len, i, class);
+            t += len;
+        }
+        let cols = columns(&lane, &even(0, t, 800));
+        for (k, mix) in cols.iter().enumerate() {
+            let share = mix.ns_of(0) as f64 / mix.covered_ns() as f64;
+            assert!((share - 0.75).abs() <= 0.02, "column {k}: {share:.4}");
+            assert_eq!(
+                mix.covered_ns(),
+                mix.width_ns,
+                "column {k} is fully covered"
+            );
+            assert!(mix.slices >= 1_000, "column {k}: {} slices", mix.slices);
+        }
+    }
+
+    #[test]
+    fn three_threads_get_a_third_each() {
+        let mut lane = Lane::default();
+        for i in 0..300_000u64 {
+            lane.push(i * 1_000, i * 1_000 + 1_000, i as u32, (i % 3) as Class);
+        }
+        for mix in columns(&lane, &even(0, 300_000_000, 777)) {
+            for class in 0..3 {
+                let share = mix.ns_of(class) as f64 / mix.covered_ns() as f64;
+                assert!((share - 1.0 / 3.0).abs() <= 0.02, "{share:.4}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_thread_running_alone_at_the_end_reads_alone() {
+        let mut lane = Lane::default();
+        // 0..60 ms: two threads alternate every 2 ms; 60..100 ms: thread 1 alone.
+        for i in 0..30u64 {
+            lane.push(
+                i * 2_000_000,
+                i * 2_000_000 + 2_000_000,
+                i as u32,
+                (i % 2) as Class,
+            );
+        }
+        lane.push(60_000_000, 100_000_000, 30, 1);
+        let cols = columns(&lane, &even(0, 100_000_000, 100));
+        for mix in &cols[60..] {
+            assert_eq!(mix.ns_of(1), mix.width_ns);
+            assert_eq!(mix.ns_of(0), 0);
+        }
+        let mixed: u64 = cols[..60].iter().map(|m| m.ns_of(0)).sum();
+        assert_eq!(mixed, 30_000_000, "thread 0 ran 15 × 2 ms");
+    }
+
+    #[test]
+    fn summary_agrees_with_a_walk_over_every_span() {
+        // Irregular spans, gaps, and more classes than a node names.
+        let mut lane = Lane::default();
+        let mut t = 0u64;
+        let mut x = 12345u64;
+        for i in 0..50_000u32 {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            let len = 1 + (x >> 33) % 5_000;
+            let gap = (x >> 20) % 3_000;
+            let class = ((x >> 45) % 20) as Class;
+            lane.push(t + gap, t + gap + len, i, class);
+            t += gap + len;
+        }
+        let bounds = even(0, t + 10_000, 313);
+        for (k, mix) in columns(&lane, &bounds).iter().enumerate() {
+            let truth = brute(&lane, bounds[k], bounds[k + 1]);
+            let total: u64 = truth.values().sum();
+            assert_eq!(mix.covered_ns(), total, "column {k}: total time is exact");
+            for (class, ns) in mix.shares() {
+                assert!(ns <= truth[&class], "named time never exceeds the truth");
+            }
+            // Named classes plus "others" account for every class.
+            let named: u64 = mix.shares().map(|(_, ns)| ns).sum();
+            assert_eq!(named + mix.others_ns, total);
+        }
+    }
+
+    #[test]
+    fn with_few_classes_every_column_is_exact() {
+        let mut lane = Lane::default();
+        let mut t = 0u64;
+        for i in 0..20_000u32 {
+            let len = 100 + u64::from(i % 7) * 37;
+            lane.push(t, t + len, i, (i % 5) as Class);
+            t += len + u64::from(i % 3) * 11;
+        }
+        let bounds = even(0, t, 97);
+        for (k, mix) in columns(&lane, &bounds).iter().enumerate() {
+            let truth = brute(&lane, bounds[k], bounds[k + 1]);
+            let got: std::collections::BTreeMap<Class, u64> = mix.shares().collect();
+            assert_eq!(got, truth, "column {k}");
+            assert_eq!(mix.others_ns, 0);
+        }
+    }
+
+    #[test]
+    fn overlaps_are_cut_and_long_spans_split() {
+        let mut lane = Lane::default();
+        lane.push(0, 100, 0, 0);
+        lane.push(50, 150, 1, 1); // starts inside the first: cut to 100..150
+        lane.push(120, 140, 2, 0); // wholly inside: dropped
+        assert_eq!(lane.len(), 2);
+        assert_eq!(lane.get(1).start_ns, 100);
+        assert_eq!(lane.clipped_ns, 50 + 20);
+        let long = 3 * u64::from(u32::MAX);
+        lane.push(1_000, 1_000 + long, 3, 2);
+        assert_eq!(lane.len(), 5, "a 12.9 s span is stored as three pieces");
+        assert_eq!(lane.end_ns(), 1_000 + long);
+        assert_eq!(lane.hit(1_000 + long / 2).map(|s| s.item), Some(3));
+        assert_eq!(lane.hit(500), None);
+        assert_eq!(lane.mix(0, 2_000 + long).ns_of(2), long);
+    }
+
+    #[test]
+    fn wide_spans_are_reported_once_each() {
+        let mut lane = Lane::default();
+        lane.push(0, 10, 0, 0);
+        lane.push(10, 1_000, 1, 1); // spans many columns
+        lane.push(1_000, 1_005, 2, 0);
+        let bounds = even(0, 1_100, 11);
+        let mut out = vec![Mix::default(); 11];
+        let mut wide = Vec::new();
+        lane.columns(&bounds, &mut out, &mut wide, 200);
+        assert_eq!(wide, vec![1]);
     }
 }

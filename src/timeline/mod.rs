@@ -1,32 +1,73 @@
 //! The drawing store: spans on lanes (one lane per thread, per core, per
-//! thread's scheduler state), kept as structures of arrays sorted by start,
-//! so a view finds the visible range by binary search and folds spans too
-//! narrow to see.
+//! thread's scheduler state), each in start order with a multi-resolution
+//! summary, so that a view gets the exact time share of every thread or
+//! state in any pixel column without walking the spans inside it.
 
 mod lane;
+mod summary;
 
-pub use lane::{Drawn, Lane};
+pub use lane::{Class, Lane, Span};
+pub use summary::Mix;
 
 use crate::telemetry::events::TaskRecord;
 use crate::telemetry::sched::{SchedSlice, SliceState};
 
-/// Most spans stored across all lanes of one run (20 B each: 200 MB at most).
+/// Most spans stored across all lanes of one run (22 B each: 220 MB at most).
 pub const SPAN_CAP: usize = 10_000_000;
 
-/// Lanes of one run. Items are indices into the run's `tasks` (thread lanes,
-/// and core lanes without kernel data) or its scheduler `slices`.
+/// CPU numbers at or above this are not believed (a lane index must stay small).
+const MAX_CORES: usize = 1 << 16;
+
+/// A state strip's class for each scheduler state.
+pub fn state_class(state: SliceState) -> Class {
+    match state {
+        SliceState::Running => 0,
+        SliceState::Runnable => 1,
+        SliceState::Blocked => 2,
+    }
+}
+
+/// The scheduler state a state strip's class stands for.
+pub fn class_state(class: Class) -> SliceState {
+    match class {
+        0 => SliceState::Running,
+        1 => SliceState::Runnable,
+        _ => SliceState::Blocked,
+    }
+}
+
+/// Which lanes a slice goes to.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Lanes {
+    /// Its thread's state strip only.
+    State,
+    /// Its core's lane only (running slices).
+    Core,
+    Both,
+}
+
+/// Lanes of one run. Items are indices into the run's `tasks` (task lanes)
+/// or its scheduler slices (core lanes and state strips).
 #[derive(Clone, Debug)]
 pub struct Timeline {
     /// Task lifetimes, one lane per worker thread.
     pub threads: Vec<Lane>,
-    /// The kernel's view of each thread: running, runnable, blocked slices.
+    /// The kernel's view of each thread: running, runnable, blocked slices
+    /// (class: [`state_class`]).
     pub thread_states: Vec<Lane>,
-    /// What each core ran, indexed by core id.
+    /// The kernel's running slices on each core, indexed by core id (class: thread).
     pub cores: Vec<Lane>,
-    /// True once `cores` holds the kernel's running slices rather than task lifetimes.
+    /// Without kernel data: task lifetimes by the core each task started
+    /// on, one lane per `[core][thread]` (lifetimes of threads sharing a core
+    /// overlap, so each thread keeps a lane of its own).
+    pub core_tasks: Vec<Vec<Lane>>,
+    /// True once the core lanes hold the kernel's running slices.
     pub cores_from_kernel: bool,
-    /// Spans not stored because the cap was reached.
-    pub dropped: u64,
+    /// Spans stored (pieces of very long spans aside), kept to check the cap cheaply.
+    stored: usize,
+    /// Task lifetimes and scheduler spans not stored because the cap was reached.
+    dropped_tasks: u64,
+    dropped_slices: u64,
     /// Most spans stored ([`SPAN_CAP`]; smaller in tests).
     cap: usize,
 }
@@ -37,8 +78,11 @@ impl Default for Timeline {
             threads: Vec::new(),
             thread_states: Vec::new(),
             cores: Vec::new(),
+            core_tasks: Vec::new(),
             cores_from_kernel: false,
-            dropped: 0,
+            stored: 0,
+            dropped_tasks: 0,
+            dropped_slices: 0,
             cap: SPAN_CAP,
         }
     }
@@ -62,9 +106,16 @@ impl Timeline {
         }
     }
 
+    fn lanes(&self) -> impl Iterator<Item = &Lane> {
+        self.threads
+            .iter()
+            .chain(&self.thread_states)
+            .chain(&self.cores)
+            .chain(self.core_tasks.iter().flatten())
+    }
+
     pub fn len(&self) -> usize {
-        let count = |lanes: &[Lane]| lanes.iter().map(Lane::len).sum::<usize>();
-        count(&self.threads) + count(&self.thread_states) + count(&self.cores)
+        self.lanes().map(Lane::len).sum()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -77,77 +128,116 @@ impl Timeline {
         let lanes_per_task = if self.cores_from_kernel { 1 } else { 2 };
         let keep = tasks
             .len()
-            .min(self.cap.saturating_sub(self.len()) / lanes_per_task);
-        self.dropped += (tasks.len() - keep) as u64;
+            .min(self.cap.saturating_sub(self.stored) / lanes_per_task);
+        self.dropped_tasks += (tasks.len() - keep) as u64;
+        self.stored += keep * lanes_per_task;
         for (i, task) in tasks[..keep].iter().enumerate() {
             let item = (first + i) as u32;
-            lane_at(&mut self.threads, task.thread as usize).push(task.start_ns, task.end_ns, item);
-            if !self.cores_from_kernel {
-                lane_at(&mut self.cores, task.core_at_start as usize).push(
-                    task.start_ns,
-                    task.end_ns,
-                    item,
-                );
+            let thread = task.thread as usize;
+            at(&mut self.threads, thread).push(task.start_ns, task.end_ns, item, 0);
+            let core = task.core_at_start as usize;
+            // A task whose CPU could not be read belongs to no core lane.
+            if !self.cores_from_kernel && core < MAX_CORES {
+                let by_thread = at(&mut self.core_tasks, core);
+                at(by_thread, thread).push(task.start_ns, task.end_ns, item, 0);
             }
         }
     }
 
-    /// Adds the kernel's slices; core lanes switch from task lifetimes to running slices.
-    pub fn add_slices(&mut self, slices: &[SchedSlice]) {
-        if !self.cores_from_kernel {
-            self.cores.clear();
-            self.cores_from_kernel = true;
-        }
-        // Counted once, not per slice (len() sums every lane).
-        let mut room = self.cap.saturating_sub(self.len());
+    /// Adds the kernel's slices as they stream in; `first` is the index of
+    /// `slices[0]` among the run's slices. Core lanes switch from task
+    /// lifetimes to running slices.
+    pub fn add_slices(&mut self, first: usize, slices: &[SchedSlice]) {
         for (i, slice) in slices.iter().enumerate() {
-            let lanes = if slice.state == SliceState::Running {
-                2
-            } else {
-                1
-            };
-            if room < lanes {
-                self.dropped += lanes as u64;
-                continue;
-            }
-            room -= lanes;
-            let item = i as u32;
-            lane_at(&mut self.thread_states, slice.thread).push(slice.start_ns, slice.end_ns, item);
-            if slice.state == SliceState::Running {
-                lane_at(&mut self.cores, slice.core).push(slice.start_ns, slice.end_ns, item);
-            }
+            self.add_slice((first + i) as u32, slice, Lanes::Both);
         }
-        self.settle();
     }
 
-    /// Sorts lanes that received spans out of order (core lanes gather many threads).
-    pub fn settle(&mut self) {
-        for lane in self
-            .threads
-            .iter_mut()
-            .chain(&mut self.thread_states)
-            .chain(&mut self.cores)
-        {
-            lane.settle();
+    /// Replaces the streamed slices with the final, complete ones (sorted
+    /// by thread, then start, as a `SchedReport` holds them).
+    pub fn set_slices(&mut self, slices: &[SchedSlice]) {
+        self.thread_states.fill(Lane::default());
+        self.cores.clear();
+        self.stored = self.len();
+        self.dropped_slices = 0;
+        // Counted first, so each lane is allocated once, at its size.
+        let (mut per_thread, mut per_core) = (Vec::new(), Vec::new());
+        for s in slices.iter().filter(|s| s.core < MAX_CORES) {
+            *at(&mut per_thread, s.thread) += 1;
+            if s.state == SliceState::Running {
+                *at(&mut per_core, s.core) += 1;
+            }
+        }
+        for (thread, &n) in per_thread.iter().enumerate() {
+            at(&mut self.thread_states, thread).reserve(n);
+        }
+        for (core, &n) in per_core.iter().enumerate() {
+            at(&mut self.cores, core).reserve(n);
+        }
+        for (i, slice) in slices.iter().enumerate() {
+            self.add_slice(i as u32, slice, Lanes::State);
+        }
+        // Core lanes fill in start order per core; the report is in thread order.
+        let mut running: Vec<u32> = (0..slices.len() as u32)
+            .filter(|&i| slices[i as usize].state == SliceState::Running)
+            .collect();
+        running.sort_by_key(|&i| (slices[i as usize].core, slices[i as usize].start_ns));
+        for i in running {
+            self.add_slice(i, &slices[i as usize], Lanes::Core);
+        }
+    }
+
+    fn add_slice(&mut self, item: u32, slice: &SchedSlice, lanes: Lanes) {
+        if !self.cores_from_kernel {
+            self.core_tasks.clear();
+            self.cores_from_kernel = true;
+            self.stored = self.len();
+        }
+        let running = slice.state == SliceState::Running;
+        let to_state = lanes != Lanes::Core;
+        let to_core = lanes != Lanes::State && running;
+        let needed = usize::from(to_state) + usize::from(to_core);
+        if self.stored + needed > self.cap || slice.core >= MAX_CORES {
+            self.dropped_slices += needed as u64;
+            return;
+        }
+        self.stored += needed;
+        let (start, end) = (slice.start_ns, slice.end_ns);
+        if to_state {
+            let class = state_class(slice.state);
+            at(&mut self.thread_states, slice.thread).push(start, end, item, class);
+        }
+        if to_core {
+            at(&mut self.cores, slice.core).push(start, end, item, slice.thread as Class);
         }
     }
 
     /// The cores that hold at least one span, ascending.
     pub fn busy_cores(&self) -> Vec<usize> {
-        (0..self.cores.len())
-            .filter(|&c| !self.cores[c].is_empty())
-            .collect()
+        let lanes = if self.cores_from_kernel {
+            self.cores.iter().map(|l| !l.is_empty()).collect::<Vec<_>>()
+        } else {
+            self.core_tasks
+                .iter()
+                .map(|ls| ls.iter().any(|l| !l.is_empty()))
+                .collect()
+        };
+        (0..lanes.len()).filter(|&c| lanes[c]).collect()
     }
 
     /// The latest end of any span.
     pub fn end_ns(&self) -> u64 {
-        self.threads
-            .iter()
-            .chain(&self.thread_states)
-            .chain(&self.cores)
-            .map(Lane::max_end)
-            .max()
-            .unwrap_or(0)
+        self.lanes().map(Lane::end_ns).max().unwrap_or(0)
+    }
+
+    /// Spans not stored because the cap was reached.
+    pub fn dropped(&self) -> u64 {
+        self.dropped_tasks + self.dropped_slices
+    }
+
+    /// Bytes the lanes hold on the heap, summaries and spare capacity included.
+    pub fn heap_bytes(&self) -> usize {
+        self.lanes().map(Lane::heap_bytes).sum()
     }
 }
 
@@ -160,11 +250,11 @@ pub(crate) fn reserve_resident<T: Copy>(v: &mut Vec<T>, n: usize) {
 }
 
 #[inline]
-fn lane_at(lanes: &mut Vec<Lane>, index: usize) -> &mut Lane {
-    if lanes.len() <= index {
-        lanes.resize(index + 1, Lane::default());
+fn at<T: Default + Clone>(v: &mut Vec<T>, index: usize) -> &mut T {
+    if v.len() <= index {
+        v.resize(index + 1, T::default());
     }
-    &mut lanes[index]
+    &mut v[index]
 }
 
 #[cfg(test)]
@@ -200,16 +290,21 @@ mod tests {
         let mut tl = Timeline::default();
         tl.reset(2);
         tl.add_tasks(0, &[task(0, 0, 1), task(1, 1, 1)]);
+        let by_thread: Vec<usize> = tl.core_tasks[1].iter().map(Lane::len).collect();
         assert_eq!(
-            tl.cores[1].len(),
-            2,
-            "without kernel data, lifetimes by core"
+            by_thread,
+            vec![1, 1],
+            "without kernel data, lifetimes by core and thread"
         );
-        tl.add_slices(&[
-            slice(0, 0, SliceState::Running, 0),
-            slice(0, 0, SliceState::Blocked, 5),
-            slice(1, 0, SliceState::Running, 10),
-        ]);
+        assert_eq!(tl.busy_cores(), vec![1]);
+        tl.add_slices(
+            0,
+            &[
+                slice(0, 0, SliceState::Running, 0),
+                slice(0, 0, SliceState::Blocked, 5),
+                slice(1, 0, SliceState::Running, 10),
+            ],
+        );
         assert!(tl.cores_from_kernel);
         assert_eq!(
             tl.busy_cores(),
@@ -217,8 +312,40 @@ mod tests {
             "only running slices, on the core they ran on"
         );
         assert_eq!(tl.cores[0].len(), 2);
+        assert_eq!(
+            tl.cores[0].get(1).class,
+            1,
+            "core lanes are told apart by thread"
+        );
         assert_eq!(tl.thread_states[0].len(), 2);
         assert_eq!(tl.len(), 2 + 3 + 2);
+    }
+
+    #[test]
+    fn a_task_whose_cpu_is_unknown_stays_off_the_core_lanes() {
+        let mut tl = Timeline::default();
+        tl.reset(1);
+        tl.add_tasks(0, &[task(0, 0, u32::MAX)]);
+        assert_eq!(tl.threads[0].len(), 1);
+        assert!(tl.core_tasks.is_empty() && tl.busy_cores().is_empty());
+    }
+
+    #[test]
+    fn final_slices_in_thread_order_fill_core_lanes_in_time_order() {
+        let mut tl = Timeline::default();
+        tl.reset(2);
+        // Thread 0 ran at 10, thread 1 at 0 and 20, all on core 0.
+        tl.set_slices(&[
+            slice(0, 0, SliceState::Running, 10),
+            slice(1, 0, SliceState::Running, 0),
+            slice(1, 0, SliceState::Running, 20),
+        ]);
+        let core: Vec<(u64, Class)> = (0..3)
+            .map(|i| tl.cores[0].get(i))
+            .map(|s| (s.start_ns, s.class))
+            .collect();
+        assert_eq!(core, vec![(0, 1), (10, 0), (20, 1)]);
+        assert_eq!(tl.cores[0].clipped_ns, 0);
     }
 
     #[test]
@@ -230,15 +357,19 @@ mod tests {
         tl.reset(1);
         // Two lanes per task without kernel data: two tasks fit, the third is dropped.
         tl.add_tasks(0, &[task(0, 0, 0), task(1, 0, 0), task(2, 0, 0)]);
-        assert_eq!((tl.len(), tl.dropped), (4, 1));
-        // One place left (core lanes kept): a running slice needs two lanes and is
-        // dropped, a blocked one needs one and fits.
-        tl.cores_from_kernel = true;
-        tl.add_slices(&[
-            slice(0, 0, SliceState::Running, 0),
-            slice(0, 0, SliceState::Blocked, 5),
-        ]);
-        assert_eq!(tl.thread_states[0].len(), 1);
-        assert_eq!((tl.len(), tl.dropped), (5, 3));
+        assert_eq!((tl.len(), tl.dropped()), (4, 1));
+        // Kernel data replaces the core lanes (2 spans freed): 3 places left. A
+        // running slice needs two lanes, a blocked one needs one; the second
+        // running slice does not fit.
+        tl.add_slices(
+            0,
+            &[
+                slice(0, 0, SliceState::Running, 0),
+                slice(0, 0, SliceState::Blocked, 5),
+                slice(0, 0, SliceState::Running, 10),
+            ],
+        );
+        assert_eq!(tl.thread_states[0].len(), 2);
+        assert_eq!((tl.len(), tl.dropped()), (5, 3));
     }
 }

@@ -13,6 +13,7 @@
 //! once it runs; [`SchedCapture::finish`] after all workers were joined.
 //! All times are `CLOCK_MONOTONIC` ns relative to the run's origin, given to `finish`.
 
+pub mod live;
 pub mod perf;
 pub mod procfs;
 pub mod slices;
@@ -298,6 +299,16 @@ impl SchedCapture {
             registered_ns: sys::monotonic_ns(),
             first_sample,
         });
+    }
+
+    /// Streams the workers' slices to `sink` as the capture builds them,
+    /// timed relative to `origin_ns`. Only the perf source streams: sampled
+    /// slices are re-labelled after the fact, so they come whole at the end.
+    pub fn stream(&self, origin_ns: u64, sink: live::Sink) {
+        let state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        if let State::Capturing(Backend::Perf(capture)) = &*state {
+            capture.stream(origin_ns, sink);
+        }
     }
 
     /// Call after all workers have been joined: stops the capture, drains it

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 
+use super::live::{LiveSlices, Sink};
 use super::{Registry, SchedError};
 use crate::sys::perf::{OpenError, OpenStep, PerfSwitchRing};
 
@@ -152,6 +153,7 @@ pub struct Drained {
 /// Running capture: the rings live in the drain thread.
 pub struct PerfCapture {
     stop_tx: Sender<()>,
+    live_tx: Sender<(u64, Sink)>,
     handle: Option<JoinHandle<Drained>>,
 }
 
@@ -205,10 +207,11 @@ impl PerfCapture {
     pub fn start(cpus: &[usize], registry: Arc<Registry>) -> Result<Self, SchedError> {
         let (rings_tx, rings_rx) = crossbeam_channel::bounded::<Vec<PerfSwitchRing>>(1);
         let (stop_tx, stop_rx) = crossbeam_channel::bounded::<()>(1);
+        let (live_tx, live_rx) = crossbeam_channel::bounded::<(u64, Sink)>(1);
         let handle = std::thread::Builder::new()
             .name("corelanes-sched".into())
             .spawn(move || match rings_rx.recv() {
-                Ok(rings) => drain_loop(rings, &stop_rx, &registry),
+                Ok(rings) => drain_loop(rings, &stop_rx, &live_rx, &registry),
                 Err(_) => Drained::default(),
             })
             .map_err(SchedError::Thread)?;
@@ -221,6 +224,7 @@ impl PerfCapture {
                     .expect("drain thread waits for the rings");
                 Ok(Self {
                     stop_tx,
+                    live_tx,
                     handle: Some(handle),
                 })
             }
@@ -230,6 +234,12 @@ impl PerfCapture {
                 Err(e)
             }
         }
+    }
+
+    /// From now on, sends the slices of registered workers to `sink` as they
+    /// close (times relative to `origin_ns`), every drain.
+    pub fn stream(&self, origin_ns: u64, sink: Sink) {
+        let _ = self.live_tx.send((origin_ns, sink));
     }
 
     /// Stops recording after the registered workers' exit records arrived (or
@@ -280,7 +290,12 @@ impl Drainer {
     }
 }
 
-fn drain_loop(rings: Vec<PerfSwitchRing>, stop_rx: &Receiver<()>, registry: &Registry) -> Drained {
+fn drain_loop(
+    rings: Vec<PerfSwitchRing>,
+    stop_rx: &Receiver<()>,
+    live_rx: &Receiver<(u64, Sink)>,
+    registry: &Registry,
+) -> Drained {
     let capacity = rings.iter().map(|r| r.capacity()).max().unwrap_or(0);
     let smallest = rings.iter().map(|r| r.capacity()).min().unwrap_or(0);
     let interval = drain_interval(smallest);
@@ -290,13 +305,24 @@ fn drain_loop(rings: Vec<PerfSwitchRing>, stop_rx: &Receiver<()>, registry: &Reg
         out: Drained::default(),
         exited: HashSet::new(),
     };
+    let mut live: Option<LiveSlices> = None;
+    let mut fed = 0;
     loop {
         d.drain();
+        if let Ok((origin_ns, sink)) = live_rx.try_recv() {
+            live = Some(LiveSlices::new(origin_ns, sink));
+        }
+        if let Some(live) = &mut live {
+            live.feed(&d.out.records[fed..], registry, crate::sys::monotonic_ns());
+            fed = d.out.records.len();
+        }
         match stop_rx.recv_timeout(interval) {
             Err(RecvTimeoutError::Timeout) => continue,
             Ok(()) | Err(RecvTimeoutError::Disconnected) => break,
         }
     }
+    // The complete report replaces the live slices: stop sending them.
+    drop(live);
     // Workers have been joined, but the kernel writes a thread's exit record
     // a little after `join` returns: wait for them so every final slice ends
     // at the thread's real exit.

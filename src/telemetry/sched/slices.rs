@@ -49,95 +49,187 @@ pub fn build_thread(
     origin_ns: u64,
     out: &mut Vec<SchedSlice>,
 ) -> (u64, u64) {
-    let mut emit = |state: SliceState, core: usize, start: u64, end: u64| {
+    let mut builder = SliceBuilder::new(thread, origin_ns, track.registered_ns);
+    builder.fork_ns = track.fork_ns;
+    let limit = track.exit_ns.unwrap_or(u64::MAX);
+    for ev in track.events.iter().filter(|e| e.time_ns <= limit) {
+        builder.event(ev, out);
+    }
+    builder.finish(track.exit_ns, track.alive_at_end, track.end_ns, out)
+}
+
+/// One thread's slices, built event by event: the whole run at its end, or
+/// live as the events stream in (in time order).
+#[derive(Clone, Debug)]
+pub struct SliceBuilder {
+    thread: usize,
+    origin_ns: u64,
+    /// When the thread was created, if seen: Runnable from then to its first run.
+    pub fork_ns: Option<u64>,
+    registered_ns: Option<u64>,
+    /// The open slice: (state, core, since).
+    open: Option<(SliceState, usize, u64)>,
+    first: bool,
+    preempted: u64,
+    blocked: u64,
+}
+
+impl SliceBuilder {
+    pub fn new(thread: usize, origin_ns: u64, registered_ns: Option<u64>) -> SliceBuilder {
+        SliceBuilder {
+            thread,
+            origin_ns,
+            fork_ns: None,
+            registered_ns,
+            open: None,
+            first: true,
+            preempted: 0,
+            blocked: 0,
+        }
+    }
+
+    fn emit(
+        &self,
+        state: SliceState,
+        core: usize,
+        start: u64,
+        end: u64,
+        out: &mut Vec<SchedSlice>,
+    ) {
         if end > start {
             out.push(SchedSlice {
-                thread,
+                thread: self.thread,
                 core,
                 state,
-                start_ns: start.saturating_sub(origin_ns),
-                end_ns: end.saturating_sub(origin_ns),
+                start_ns: start.saturating_sub(self.origin_ns),
+                end_ns: end.saturating_sub(self.origin_ns),
             });
         }
-    };
-    let limit = track.exit_ns.unwrap_or(u64::MAX);
-    let (mut preempted, mut blocked) = (0, 0);
-    // The open slice: (state, core, since).
-    let mut open: Option<(SliceState, usize, u64)> = None;
-    let mut first = true;
+    }
 
-    for ev in track.events.iter().filter(|e| e.time_ns <= limit) {
-        if first {
-            first = false;
+    /// Takes the next switch (in time order); appends the slice it closed.
+    pub fn event(&mut self, ev: &SwitchEvent, out: &mut Vec<SchedSlice>) {
+        if self.first {
+            self.first = false;
             match ev.kind {
                 // A new thread waits on a run queue from its creation to its first run.
                 SwitchKind::In => {
-                    if let Some(fork) = track.fork_ns {
-                        emit(SliceState::Runnable, ev.cpu, fork, ev.time_ns);
+                    if let Some(fork) = self.fork_ns {
+                        self.emit(SliceState::Runnable, ev.cpu, fork, ev.time_ns, out);
                     }
                 }
                 // Its switch-in was not seen: it was running since we knew of it.
                 SwitchKind::Out { .. } => {
-                    if let Some(since) = track.registered_ns.or(track.fork_ns) {
-                        open = Some((SliceState::Running, ev.cpu, since));
+                    if let Some(since) = self.registered_ns.or(self.fork_ns) {
+                        self.open = Some((SliceState::Running, ev.cpu, since));
                     }
                 }
             }
         }
-        if let Some((state, core, since)) = open.take() {
-            emit(state, core, since, ev.time_ns);
+        if let Some((state, core, since)) = self.open.take() {
+            self.emit(state, core, since, ev.time_ns, out);
         }
-        open = Some(match ev.kind {
+        self.open = Some(match ev.kind {
             SwitchKind::In => (SliceState::Running, ev.cpu, ev.time_ns),
             SwitchKind::Out { preempted: true } => {
-                preempted += 1;
+                self.preempted += 1;
                 (SliceState::Runnable, ev.cpu, ev.time_ns)
             }
             SwitchKind::Out { preempted: false } => {
-                blocked += 1;
+                self.blocked += 1;
                 (SliceState::Blocked, ev.cpu, ev.time_ns)
             }
         });
     }
 
-    if let Some((state, core, since)) = open {
-        match track.exit_ns {
-            // Exiting is the last thing a running thread does; a switch-out
-            // just before exit means its switch-in was lost: emit nothing.
-            Some(exit) if state == SliceState::Running => emit(state, core, since, exit),
-            Some(_) => {}
-            None if track.alive_at_end || state == SliceState::Running => {
-                emit(state, core, since, track.end_ns);
+    /// Closes the last slice at the thread's exit (or at `end_ns` while it
+    /// lives) and returns its switch-out counts (preempted, blocked).
+    pub fn finish(
+        self,
+        exit_ns: Option<u64>,
+        alive_at_end: bool,
+        end_ns: u64,
+        out: &mut Vec<SchedSlice>,
+    ) -> (u64, u64) {
+        if let Some((state, core, since)) = self.open {
+            match exit_ns {
+                // Exiting is the last thing a running thread does; a switch-out
+                // just before exit means its switch-in was lost: emit nothing.
+                Some(exit) if state == SliceState::Running => {
+                    self.emit(state, core, since, exit, out)
+                }
+                Some(_) => {}
+                None if alive_at_end || state == SliceState::Running => {
+                    self.emit(state, core, since, end_ns, out);
+                }
+                // Gone without an exit record after a switch-out: the final
+                // switch-out of an exiting thread is not recorded, so drop it.
+                None => {}
             }
-            // Gone without an exit record after a switch-out: the final
-            // switch-out of an exiting thread is not recorded, so drop it.
-            None => {}
         }
+        (self.preempted, self.blocked)
     }
-    (preempted, blocked)
 }
 
-/// Adds the time and migration totals of `slices` (sorted by thread, then
-/// start) into `per_thread`, which must be long enough for every thread index.
+/// Adds the time and migration totals of `slices` (each thread's in start
+/// order) into `per_thread`, which must be long enough for every thread index.
 pub fn add_totals(slices: &[SchedSlice], per_thread: &mut [ThreadSched]) {
-    let mut last_running: Option<(usize, usize)> = None; // (thread, core)
+    let mut totals = Totals {
+        per_thread: per_thread.to_vec(),
+        last_core: Vec::new(),
+    };
     for s in slices {
-        let t = &mut per_thread[s.thread];
+        totals.add(s, false);
+    }
+    per_thread.clone_from_slice(&totals.per_thread[..per_thread.len()]);
+}
+
+/// Per-thread totals kept as slices arrive, threads interleaved, each
+/// thread's slices in start order (what a live capture streams).
+#[derive(Clone, Debug, Default)]
+pub struct Totals {
+    pub per_thread: Vec<ThreadSched>,
+    /// The core of each thread's latest running slice.
+    last_core: Vec<Option<usize>>,
+}
+
+impl Totals {
+    /// Adds one slice. With `count_switches`, a runnable or blocked slice
+    /// after the thread has run counts as one switch-out of that kind (when
+    /// the switch records themselves are not at hand).
+    pub fn add(&mut self, s: &SchedSlice, count_switches: bool) {
+        if self.per_thread.len() <= s.thread {
+            self.per_thread.resize(s.thread + 1, ThreadSched::default());
+        }
+        if self.last_core.len() <= s.thread {
+            self.last_core.resize(s.thread + 1, None);
+        }
+        let t = &mut self.per_thread[s.thread];
+        let last_core = &mut self.last_core[s.thread];
         let len = s.end_ns.saturating_sub(s.start_ns);
+        let switched = count_switches && last_core.is_some();
         match s.state {
             SliceState::Running => {
                 t.running_ns += len;
-                if let Some((thread, core)) = last_running
-                    && thread == s.thread
-                    && core != s.core
-                {
+                if last_core.is_some_and(|core| core != s.core) {
                     t.migrations += 1;
                 }
-                last_running = Some((s.thread, s.core));
+                *last_core = Some(s.core);
             }
-            SliceState::Runnable => t.runnable_ns += len,
-            SliceState::Blocked => t.blocked_ns += len,
+            SliceState::Runnable => {
+                t.runnable_ns += len;
+                t.switches_out_preempted += u64::from(switched);
+            }
+            SliceState::Blocked => {
+                t.blocked_ns += len;
+                t.switches_out_blocked += u64::from(switched);
+            }
         }
+    }
+
+    /// Sum over threads.
+    pub fn sum(&self, f: impl Fn(&ThreadSched) -> u64) -> u64 {
+        self.per_thread.iter().map(f).sum()
     }
 }
 

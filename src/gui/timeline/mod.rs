@@ -1,31 +1,39 @@
 //! The timeline: one lane per core and one per thread on a shared time axis,
-//! painted by hand so that only the visible range is drawn and spans too
-//! narrow to see are folded into marked blocks (smooth with a million spans).
+//! painted by hand, one pixel column at a time.
 //!
-//! Core lanes show what each core ran; thread lanes show task lifetimes; a
-//! thin strip under a thread lane shows the kernel's view of that thread. On
-//! one core two threads' tasks overlap in time (concurrency) while the core
-//! lane shows them taking turns; on two cores both run at once (parallelism).
+//! Core lanes show what each core ran (the kernel's running slices); thread
+//! lanes show task lifetimes; a thin strip under a thread lane shows the
+//! kernel's view of that thread. On one core two threads' tasks overlap in
+//! time (concurrency) while the core lane shows them taking turns; on two
+//! cores both run at once (parallelism).
+//!
+//! Every column shows the exact share of its time that each thread (core
+//! lanes) or state (strips) had, from the store's per-lane summaries, at
+//! any zoom: where spans are narrower than a pixel the lane turns into
+//! proportional stripes (see [`columns`]), never one span standing for many.
+
+mod columns;
 
 use std::sync::Arc;
 
 use eframe::egui;
 use egui::{
-    Align2, Color32, CornerRadius, FontId, Galley, Painter, Pos2, Rect, Response, Sense, Stroke,
-    StrokeKind, Ui, Vec2, pos2, vec2,
+    Align2, Color32, CornerRadius, FontId, Galley, Pos2, Rect, Response, Sense, Stroke, StrokeKind,
+    Ui, Vec2, pos2, vec2,
 };
 
+use self::columns::Paint;
 use super::history::History;
 use super::palette;
 use crate::metrics::human_ns;
 use crate::run::Recording;
-use crate::telemetry::sched::SchedSource;
-use crate::telemetry::sched::{SchedSlice, SliceState};
-use crate::timeline::{Drawn, Lane};
+use crate::telemetry::events::InFlight;
+use crate::telemetry::sched::{SchedSource, SliceState};
+use crate::timeline::{Class, Lane, Mix, class_state};
 use crate::topology::Topology;
 
-/// Spans narrower than this many pixels are folded together.
-const MIN_PX: f64 = 2.0;
+/// Spans at least this many pixels wide are outlined, named and hoverable one by one.
+const WIDE_PX: f64 = 3.0;
 const GUTTER: f32 = 100.0;
 const LEGEND_ROW: f32 = 22.0;
 const CAPTION_H: f32 = 24.0;
@@ -57,7 +65,8 @@ pub struct Selection {
     pub task: u32,
 }
 
-/// The timeline's view state: what time range is visible, what is selected.
+/// The timeline's view state (what time range is visible, what is
+/// selected) and the scratch buffers a frame reuses.
 #[derive(Default)]
 pub struct TimelineView {
     /// Visible ns since the runs' origins; `None` fits everything (and follows a live run).
@@ -65,16 +74,26 @@ pub struct TimelineView {
     pub selected: Option<Selection>,
     /// Where the timeline was drawn in the last frame (to crop a PNG to it).
     pub rect: Option<Rect>,
-    scratch: Vec<Drawn>,
-    /// Whether this frame folded any spans (the legend then explains the marker).
-    folds: bool,
     /// No hover tooltips (a scripted picture must not show one where the pointer happens to be).
     pub quiet: bool,
+    /// The time at each pixel column's left edge, and one past the last.
+    bounds: Vec<u64>,
+    mixes: Vec<Mix>,
+    paints: Vec<Paint>,
+    wide: Vec<usize>,
+    /// What this frame drew that the legend must explain.
+    drew: Drew,
+}
+
+#[derive(Clone, Copy, Default)]
+struct Drew {
+    others: bool,
+    gaps: bool,
 }
 
 /// Maps time to x inside the data area (right of the lane labels).
 struct PaintCtx {
-    painter: Painter,
+    painter: egui::Painter,
     data: Rect,
     t0: f64,
     t1: f64,
@@ -109,18 +128,46 @@ impl PaintCtx {
     }
 }
 
-/// What a lane's items index and how to colour them.
-#[derive(Clone, Copy, PartialEq)]
-enum Items {
+/// What a lane holds, and so how its classes are coloured and explained.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
     /// Task lifetimes of one thread.
-    ThreadTasks,
-    /// Task lifetimes on this core (no kernel data): the lifetimes of threads
-    /// sharing the core overlap, so each of them gets its own band of the lane.
-    CoreTasks(usize),
-    /// The kernel's running slices on a core.
-    CoreSlices,
-    /// The kernel's state slices of one thread.
-    States,
+    Tasks { thread: usize },
+    /// Without kernel data: one thread's task lifetimes by the core they started on.
+    CoreTasks { thread: usize },
+    /// The kernel's running slices on a core (class: thread).
+    Core { core: usize },
+    /// The kernel's state slices of one thread (class: state).
+    States { thread: usize },
+}
+
+impl Kind {
+    fn colour(self, class: Class) -> Color32 {
+        match self {
+            Kind::Tasks { thread } | Kind::CoreTasks { thread } => palette::thread(thread),
+            Kind::Core { .. } => palette::thread(usize::from(class)),
+            Kind::States { .. } => palette::state(class_state(class)),
+        }
+    }
+
+    fn paint(self, paint: Paint) -> Option<Color32> {
+        match paint {
+            Paint::Class(class) => Some(self.colour(class)),
+            Paint::Others => Some(palette::OTHERS),
+            Paint::Empty => None,
+        }
+    }
+
+    fn holds_tasks(self) -> bool {
+        matches!(self, Kind::Tasks { .. } | Kind::CoreTasks { .. })
+    }
+}
+
+/// What a lane row shows.
+enum Content<'a> {
+    One(&'a Lane, Kind),
+    /// Without kernel data, a core's lane: one band per thread that may run there.
+    Bands(Vec<(&'a Lane, Kind)>),
 }
 
 enum Row<'a> {
@@ -130,24 +177,33 @@ enum Row<'a> {
         run: &'a RunView<'a>,
         label: String,
         swatch: Option<Color32>,
-        lane: &'a Lane,
-        items: Items,
-        strip: Option<&'a Lane>,
+        content: Content<'a>,
+        strip: Option<(&'a Lane, Kind)>,
     },
     Gap,
 }
 
-/// The span under the pointer.
-struct Hit {
-    run: usize,
-    items: Items,
-    drawn: Drawn,
+/// What is under the pointer.
+enum Hit {
+    /// A span wide enough to be drawn on its own: a task or a kernel slice.
+    Span { kind: Kind, item: u32 },
+    /// A task not finished yet.
+    InFlight { thread: usize, task: InFlight },
+    /// A column of spans too narrow to draw one by one.
+    Mix { kind: Kind, mix: Mix, t: [u64; 2] },
+    /// A core running nothing of this run.
+    Gap { core: usize, t: u64 },
 }
 
 impl TimelineView {
     /// Shows everything again (and follows a live run).
     pub fn fit(&mut self) {
         self.range = None;
+    }
+
+    /// Shows `[t0, t1]` (ns since the runs' origins).
+    pub fn show_range(&mut self, range: [f64; 2]) {
+        self.range = Some(range);
     }
 
     /// The visible ns range once the user zoomed or panned; `None` while fitted.
@@ -190,7 +246,11 @@ impl TimelineView {
         let [t0, t1] = self.range.unwrap_or(fit);
         let mut pc = PaintCtx {
             painter,
-            data: Rect::from_x_y_ranges(rect.left() + GUTTER..=rect.right() - 12.0, rect.y_range()),
+            // Whole pixels, so that each column of the summary is one column on screen.
+            data: Rect::from_x_y_ranges(
+                (rect.left() + GUTTER).round()..=(rect.right() - 12.0).round(),
+                rect.y_range(),
+            ),
             t0,
             t1,
             text: visuals.strong_text_color(),
@@ -200,31 +260,32 @@ impl TimelineView {
         self.interact(ui, &response, &pc, axis, fit);
         // Draw this frame with what the input just asked for, not a frame late.
         [pc.t0, pc.t1] = self.range.unwrap_or(fit);
+        self.set_columns(&pc, ui.pixels_per_point());
 
-        let hover = response.hover_pos();
+        let hover = response.hover_pos().filter(|p| pc.data.contains(*p));
         let mut hit = None;
-        self.folds = false;
+        self.drew = Drew::default();
         let mut y = rect.top() + legend.height;
         let lanes_top = y;
         for row in &rows {
             y += self.row(&pc, row, y, lane_h, strip_h, hover, &mut hit);
         }
         grid_and_axis(&pc, lanes_top..=y, axis);
-        legend.paint(&pc, rect.min, self.folds);
+        legend.paint(&pc, rect.min, self.drew);
 
-        if let Some(hit) = hit {
+        if let Some((run, hit)) = hit {
             let run = runs
                 .iter()
-                .find(|r| r.index == hit.run)
+                .find(|r| r.index == run)
                 .expect("hits come from the shown runs");
             if response.clicked() {
-                self.selected = (hit.items != Items::States
-                    && hit.items != Items::CoreSlices
-                    && hit.drawn.count == 1)
-                    .then_some(Selection {
-                        run: hit.run,
-                        task: hit.drawn.item,
-                    });
+                self.selected = match hit {
+                    Hit::Span { kind, item } if kind.holds_tasks() => Some(Selection {
+                        run: run.index,
+                        task: item,
+                    }),
+                    _ => None,
+                };
             }
             if !self.quiet {
                 response.on_hover_ui_at_pointer(|ui| tooltip(ui, run.rec, &hit));
@@ -232,6 +293,23 @@ impl TimelineView {
         } else if response.clicked() {
             self.selected = None;
         }
+    }
+
+    /// The time at each pixel column's edges, for this frame's range.
+    fn set_columns(&mut self, pc: &PaintCtx, pixels_per_point: f32) {
+        let columns = (pc.data.width() * pixels_per_point).round().max(1.0) as usize;
+        let ns_per_column = (pc.t1 - pc.t0) / columns as f64;
+        self.bounds.clear();
+        self.bounds.extend(
+            (0..=columns).map(|k| (pc.t0 + k as f64 * ns_per_column).max(0.0).round() as u64),
+        );
+        self.mixes.resize(columns, Mix::default());
+    }
+
+    /// The x of column edge `k`.
+    fn column_x(&self, pc: &PaintCtx, k: usize) -> f32 {
+        let columns = self.mixes.len() as f32;
+        pc.data.left() + pc.data.width() * k as f32 / columns
     }
 
     /// Zoom (Ctrl+scroll, or scroll over the axis), pan (drag, sideways scroll), fit (double-click).
@@ -273,7 +351,7 @@ impl TimelineView {
         lane_h: f32,
         strip_h: f32,
         hover: Option<Pos2>,
-        hit: &mut Option<Hit>,
+        hit: &mut Option<(usize, Hit)>,
     ) -> f32 {
         let left = pc.data.left() - GUTTER + 6.0;
         match row {
@@ -302,8 +380,7 @@ impl TimelineView {
                 run,
                 label,
                 swatch,
-                lane,
-                items,
+                content,
                 strip,
             } => {
                 let lane_rect =
@@ -326,14 +403,27 @@ impl TimelineView {
                     13.0,
                     pc.text,
                 );
-                self.spans(pc, run, lane, *items, lane_rect, hover, hit);
+                match content {
+                    Content::One(lane, kind) => {
+                        self.lane(pc, run, lane, *kind, lane_rect, hover, hit);
+                    }
+                    Content::Bands(bands) => {
+                        let band_h = lane_rect.height() / bands.len().max(1) as f32;
+                        for (i, (lane, kind)) in bands.iter().enumerate() {
+                            let top = lane_rect.top() + i as f32 * band_h;
+                            let band =
+                                Rect::from_x_y_ranges(lane_rect.x_range(), top..=top + band_h);
+                            self.lane(pc, run, lane, *kind, band, hover, hit);
+                        }
+                    }
+                }
                 match strip {
-                    Some(strip) => {
+                    Some((strip, kind)) => {
                         let strip_rect = Rect::from_x_y_ranges(
                             pc.data.x_range(),
                             y + lane_h..=y + lane_h + strip_h - 1.0,
                         );
-                        self.spans(pc, run, strip, Items::States, strip_rect, hover, hit);
+                        self.lane(pc, run, strip, *kind, strip_rect, hover, hit);
                         lane_h + strip_h
                     }
                     None => lane_h,
@@ -342,113 +432,115 @@ impl TimelineView {
         }
     }
 
-    /// Paints the visible spans of one lane, folded below [`MIN_PX`].
+    /// Paints one lane, column by column, from its summary: each column's
+    /// exact shares (see [`columns`]); spans wide enough are then outlined
+    /// and named one by one.
     #[allow(clippy::too_many_arguments)]
-    fn spans(
+    fn lane(
         &mut self,
         pc: &PaintCtx,
         run: &RunView,
         lane: &Lane,
-        items: Items,
+        kind: Kind,
         rect: Rect,
         hover: Option<Pos2>,
-        hit: &mut Option<Hit>,
+        hit: &mut Option<(usize, Hit)>,
     ) {
+        let wide_ns = (WIDE_PX * pc.ns_per_px()).max(1.0) as u64;
+        self.wide.clear();
+        lane.columns(&self.bounds, &mut self.mixes, &mut self.wide, wide_ns);
+        columns::assign(&self.mixes, &mut self.paints);
+        let mut k = 0;
+        while k < self.paints.len() {
+            let paint = self.paints[k];
+            let end = k + self.paints[k..].iter().take_while(|&&p| p == paint).count();
+            if let Some(colour) = kind.paint(paint) {
+                let xs = self.column_x(pc, k)..=self.column_x(pc, end);
+                pc.painter
+                    .rect_filled(Rect::from_x_y_ranges(xs, rect.y_range()), 0.0, colour);
+            }
+            self.drew.others |= paint == Paint::Others;
+            k = end;
+        }
+        self.drew.gaps |= matches!(kind, Kind::Core { .. });
+        let hover = hover.filter(|p| rect.contains(*p));
         let rec = run.rec;
-        let slices: &[SchedSlice] = rec.sched.as_ref().map_or(&[], |s| &s.slices);
-        let ns_per_px = pc.ns_per_px();
-        let t0 = pc.t0.max(0.0) as u64;
-        let t1 = pc.t1.max(0.0) as u64;
-        self.scratch.clear();
-        lane.fold(t0, t1, ns_per_px, MIN_PX, &mut self.scratch);
-        let hover = hover.filter(|p| rect.y_range().contains(p.y));
-        // The threads that may run on this core, in order: one band each.
-        let sharing: Vec<usize> = match items {
-            Items::CoreTasks(core) => rec
-                .threads
-                .iter()
-                .filter(|t| t.pinned_core.is_none_or(|c| c == core))
-                .map(|t| t.index)
-                .collect(),
-            _ => Vec::new(),
-        };
-        let bands = sharing.len().clamp(1, 8);
-        for drawn in &self.scratch {
-            let item = drawn.item as usize;
-            let (thread, color, task) = match items {
-                Items::ThreadTasks | Items::CoreTasks(_) => {
-                    let Some(task) = rec.tasks.get(item) else {
-                        continue;
-                    };
-                    (
-                        task.thread as usize,
-                        palette::thread(task.thread as usize),
-                        Some(task),
-                    )
-                }
-                Items::CoreSlices | Items::States => {
-                    let Some(slice) = slices.get(item) else {
-                        continue;
-                    };
-                    let color = match items {
-                        Items::States => palette::state(slice.state),
-                        _ => palette::thread(slice.thread),
-                    };
-                    (slice.thread, color, None)
-                }
-            };
-            let x0 = pc.x(drawn.start_ns as f64).max(rect.left() - 1.0);
-            let x1 = pc
-                .x(drawn.end_ns as f64)
-                .min(rect.right() + 1.0)
-                .max(x0 + 1.0);
-            let (y0, y1) = match sharing.iter().position(|&t| t == thread) {
-                Some(rank) if bands > 1 => {
-                    let band = rect.height() / bands as f32;
-                    let top = rect.top() + (rank % bands) as f32 * band;
-                    (top, top + band)
-                }
-                _ => (rect.top(), rect.bottom()),
-            };
-            let r = Rect::from_x_y_ranges(x0..=x1, y0..=y1);
-            if drawn.count > 1 {
-                self.folds = true;
-                folded(&pc.painter, r, color);
-            } else {
-                pc.painter.rect_filled(r, 0.0, color);
-                if let Some(task) = task {
-                    outline_task(
-                        pc,
-                        r,
-                        task.ok,
-                        self.selected
-                            == Some(Selection {
-                                run: run.index,
-                                task: drawn.item,
-                            }),
-                    );
-                    if items == Items::ThreadTasks && r.width() > 52.0 && r.height() > 14.0 {
-                        let name = format!("task {}", task.id);
-                        pc.painter.with_clip_rect(r).text(
-                            r.center(),
-                            Align2::CENTER_CENTER,
-                            name,
-                            FontId::proportional(11.5),
-                            palette::text_on(color),
-                        );
-                    }
+        let mut hit_here = None;
+
+        // Wide spans one by one; a span longer than 4.29 s is stored in pieces: join them.
+        let mut w = 0;
+        while w < self.wide.len() {
+            let first = lane.get(self.wide[w]);
+            let mut end_ns = first.end_ns;
+            w += 1;
+            while w < self.wide.len() && lane.get(self.wide[w]).item == first.item {
+                end_ns = lane.get(self.wide[w]).end_ns;
+                w += 1;
+            }
+            let x0 = pc.x(first.start_ns as f64).max(rect.left() - 1.0);
+            let x1 = pc.x(end_ns as f64).min(rect.right() + 1.0);
+            let r = Rect::from_x_y_ranges(x0..=x1, rect.y_range());
+            if kind.holds_tasks()
+                && let Some(task) = rec.tasks.get(first.item as usize)
+            {
+                let selected = Some(Selection {
+                    run: run.index,
+                    task: first.item,
+                });
+                outline_task(pc, r, task.ok, self.selected == selected);
+                if matches!(kind, Kind::Tasks { .. }) {
+                    name_task(pc, r, &format!("task {}", task.id), kind.colour(0));
                 }
             }
-            if let Some(p) = hover
-                && (x0 - 1.0..=x1 + 1.0).contains(&p.x)
-                && (y0..=y1).contains(&p.y)
-            {
-                *hit = Some(Hit {
-                    run: run.index,
-                    items,
-                    drawn: *drawn,
+            if hover.is_some_and(|p| r.contains(p)) {
+                hit_here = Some(Hit::Span {
+                    kind,
+                    item: first.item,
                 });
             }
+        }
+
+        // A task not finished yet, growing from its start.
+        if let Kind::Tasks { thread } = kind
+            && let Some(Some(task)) = rec.in_flight.get(thread)
+            && rec.is_running()
+        {
+            let x0 = pc.x(task.start_ns as f64).max(rect.left() - 1.0);
+            let x1 = pc
+                .x(rec.seen_ns as f64)
+                .min(rect.right() + 1.0)
+                .max(x0 + 1.0);
+            let r = Rect::from_x_y_ranges(x0..=x1, rect.y_range());
+            pc.painter.rect_filled(r, 0.0, kind.colour(0));
+            outline_task(pc, r, true, false);
+            name_task(pc, r, &format!("task {} …", task.id), kind.colour(0));
+            if hover.is_some_and(|p| r.contains(p)) {
+                hit_here = Some(Hit::InFlight {
+                    thread,
+                    task: *task,
+                });
+            }
+        }
+
+        if hit_here.is_none()
+            && let Some(p) = hover
+        {
+            let columns = self.mixes.len();
+            let k = (((p.x - pc.data.left()) / pc.data.width()) * columns as f32) as usize;
+            let k = k.min(columns.saturating_sub(1));
+            let mix = self.mixes[k];
+            let t = [self.bounds[k], self.bounds[k + 1]];
+            let within_run = t[0] < rec.elapsed_ns() && pc.t(p.x) >= 0.0;
+            hit_here = match kind {
+                _ if mix.covered_ns() > 0 => Some(Hit::Mix { kind, mix, t }),
+                Kind::Core { core } if mix.covered_ns() == 0 && within_run => {
+                    Some(Hit::Gap { core, t: t[0] })
+                }
+                _ => None,
+            };
+        }
+        if let Some(h) = hit_here {
+            *hit = Some((run.index, h));
         }
     }
 
@@ -474,15 +566,7 @@ impl TimelineView {
 fn fit_range(runs: &[RunView]) -> [f64; 2] {
     let end = runs
         .iter()
-        .map(|r| {
-            let rec = r.rec;
-            let live = if rec.is_running() && rec.origin_ns > 0 {
-                crate::sys::monotonic_ns().saturating_sub(rec.origin_ns)
-            } else {
-                0
-            };
-            rec.wall_ns.max(rec.timeline.end_ns()).max(live)
-        })
+        .map(|r| r.rec.elapsed_ns().max(r.rec.timeline.end_ns()))
         .max()
         .unwrap_or(0)
         .max(1_000_000) as f64;
@@ -497,13 +581,17 @@ fn rows<'a>(runs: &'a [RunView<'a>]) -> Vec<Row<'a>> {
         if n > 0 {
             rows.push(Row::Gap);
         }
-        let tl = &run.rec.timeline;
+        let rec = run.rec;
+        let tl = &rec.timeline;
         rows.push(Row::Caption(run));
+        let source = match rec.sched_source {
+            SchedSource::Procfs => "sampled from /proc at ~1 kHz",
+            _ => "from the kernel's context switches",
+        };
         rows.push(Row::Section(if tl.cores_from_kernel {
-            match run.rec.sched_source {
-                SchedSource::Procfs => "Cores: what each core ran, sampled from /proc at ~1 kHz (coloured by thread)".into(),
-                _ => "Cores: what each core ran, from the kernel's context switches (coloured by thread)".into(),
-            }
+            format!("Cores: what each core ran, {source} (coloured by thread; each pixel shows its exact shares)")
+        } else if rec.is_running() && rec.sched_source == SchedSource::Procfs {
+            "Cores: task lifetimes by core until the run ends (sampled kernel data comes at the end)".into()
         } else {
             "Cores: task lifetimes by the core each task started on (no kernel data: cannot show turns)".into()
         }));
@@ -514,28 +602,42 @@ fn rows<'a>(runs: &'a [RunView<'a>]) -> Vec<Row<'a>> {
             cores.dedup();
         }
         for core in cores {
+            let content = if tl.cores_from_kernel {
+                Content::One(
+                    tl.cores.get(core).unwrap_or(&EMPTY_LANE),
+                    Kind::Core { core },
+                )
+            } else {
+                // The threads that may run on this core, one band each.
+                let by_thread = tl.core_tasks.get(core).map_or(&[][..], Vec::as_slice);
+                let bands = rec
+                    .threads
+                    .iter()
+                    .filter(|t| t.pinned_core.is_none_or(|c| c == core))
+                    .take(8)
+                    .map(|t| {
+                        let lane = by_thread.get(t.index).unwrap_or(&EMPTY_LANE);
+                        (lane, Kind::CoreTasks { thread: t.index })
+                    })
+                    .collect();
+                Content::Bands(bands)
+            };
             rows.push(Row::Lane {
                 run,
                 label: format!("core {core}"),
                 swatch: None,
-                lane: tl.cores.get(core).unwrap_or(&EMPTY_LANE),
-                items: if tl.cores_from_kernel {
-                    Items::CoreSlices
-                } else {
-                    Items::CoreTasks(core)
-                },
+                content,
                 strip: None,
             });
         }
-        let states = has_states(run.rec);
+        let states = has_states(rec);
         rows.push(Row::Section(if states {
             "Threads: task lifetimes; strip below: the kernel's state of the thread".into()
         } else {
             "Threads: task lifetimes".into()
         }));
         for (i, lane) in tl.threads.iter().enumerate() {
-            let name = run
-                .rec
+            let name = rec
                 .threads
                 .get(i)
                 .map_or_else(|| format!("worker-{i}"), |t| t.name.clone());
@@ -543,9 +645,12 @@ fn rows<'a>(runs: &'a [RunView<'a>]) -> Vec<Row<'a>> {
                 run,
                 label: name,
                 swatch: Some(palette::thread(i)),
-                lane,
-                items: Items::ThreadTasks,
-                strip: tl.thread_states.get(i).filter(|_| states),
+                content: Content::One(lane, Kind::Tasks { thread: i }),
+                strip: tl
+                    .thread_states
+                    .get(i)
+                    .filter(|_| states)
+                    .map(|l| (l, Kind::States { thread: i })),
             });
         }
     }
@@ -558,17 +663,6 @@ fn fixed_height(row: &Row) -> f32 {
         Row::Section(_) => SECTION_H,
         Row::Gap => GAP_H,
         Row::Lane { .. } => 0.0,
-    }
-}
-
-/// A block of folded spans: faded, hatched, so it is never mistaken for one long span.
-fn folded(painter: &Painter, r: Rect, color: Color32) {
-    painter.rect_filled(r, 0.0, palette::faded(color, 0.55));
-    let stroke = Stroke::new(1.0, palette::faded(color, 0.95));
-    let mut x = r.left() + 1.0;
-    while x + 4.0 <= r.right() {
-        painter.line_segment([pos2(x, r.bottom()), pos2(x + 4.0, r.top())], stroke);
-        x += 6.0;
     }
 }
 
@@ -587,13 +681,27 @@ fn outline_task(pc: &PaintCtx, r: Rect, ok: bool, selected: bool) {
         .rect_stroke(r, CornerRadius::ZERO, stroke, StrokeKind::Inside);
 }
 
+/// Writes a task's name inside its bar when there is room.
+fn name_task(pc: &PaintCtx, r: Rect, name: &str, fill: Color32) {
+    if r.width() > 52.0 && r.height() > 14.0 {
+        pc.painter.with_clip_rect(r).text(
+            r.center(),
+            Align2::CENTER_CENTER,
+            name,
+            FontId::proportional(11.5),
+            palette::text_on(fill),
+        );
+    }
+}
+
 #[derive(Clone, Copy)]
 enum Swatch {
     Fill(Color32),
-    Folded,
+    /// The lane's own background, outlined: where a core ran nothing of the run.
+    Gap,
 }
 
-/// Thread colours, state colours and the folded marker, wrapped into rows.
+/// Thread colours, state colours and what a gap means, wrapped into rows.
 struct Legend {
     /// Each entry's swatch, text, and left-centre relative to the timeline's corner.
     items: Vec<(Swatch, Arc<Galley>, Vec2)>,
@@ -604,27 +712,37 @@ impl Legend {
     fn new(ui: &Ui, runs: &[RunView], width: f32) -> Legend {
         let threads = runs.iter().map(|r| r.rec.threads.len()).max().unwrap_or(0);
         let states = runs.iter().any(|r| has_states(r.rec));
-        let mut entries: Vec<(Swatch, String)> = (0..threads.min(10))
+        let kernel = runs.iter().any(|r| r.rec.timeline.cores_from_kernel);
+        let mut entries: Vec<(Swatch, String)> = (0..threads.min(palette::THREAD_COLOURS))
             .map(|i| (Swatch::Fill(palette::thread(i)), format!("worker-{i}")))
             .collect();
-        if threads > 10 {
+        if threads > palette::THREAD_COLOURS {
             entries.push((
                 Swatch::Fill(Color32::TRANSPARENT),
                 "(colours repeat)".into(),
+            ));
+        }
+        // Over a dozen threads on one core: a summary node names only the top ones.
+        if kernel && threads > 12 {
+            entries.push((
+                Swatch::Fill(palette::OTHERS),
+                "other threads (zoom in)".into(),
+            ));
+        }
+        if kernel {
+            entries.push((
+                Swatch::Gap,
+                "core: not this run (idle or another program)".into(),
             ));
         }
         if states {
             entries.extend(palette::STATES.map(|s| {
                 (
                     Swatch::Fill(palette::state(s)),
-                    palette::state_label(s).into(),
+                    format!("thread: {}", palette::state_label(s)),
                 )
             }));
         }
-        entries.push((
-            Swatch::Folded,
-            "spans too narrow to draw, folded (hover)".into(),
-        ));
         let color = ui.visuals().strong_text_color();
         let (mut x, mut y) = (6.0, LEGEND_ROW / 2.0);
         let items = entries
@@ -648,8 +766,7 @@ impl Legend {
         }
     }
 
-    /// Paints the legend; the folded marker only if something was folded.
-    fn paint(&self, pc: &PaintCtx, corner: Pos2, folds: bool) {
+    fn paint(&self, pc: &PaintCtx, corner: Pos2, _drew: Drew) {
         for (swatch, galley, at) in &self.items {
             let at = corner + *at;
             let sw = Rect::from_center_size(pos2(at.x + 6.0, at.y), vec2(12.0, 12.0));
@@ -657,8 +774,16 @@ impl Legend {
                 Swatch::Fill(color) => {
                     pc.painter.rect_filled(sw, 2.0, *color);
                 }
-                Swatch::Folded if folds => folded(&pc.painter, sw, pc.weak),
-                Swatch::Folded => continue,
+                Swatch::Gap => {
+                    pc.painter
+                        .rect_filled(sw, 2.0, palette::faded(pc.weak, 0.08));
+                    pc.painter.rect_stroke(
+                        sw,
+                        2.0,
+                        Stroke::new(1.0, palette::faded(pc.weak, 0.6)),
+                        StrokeKind::Inside,
+                    );
+                }
             }
             let pos = pos2(at.x + 16.0, at.y - galley.size().y / 2.0);
             pc.painter.galley(pos, galley.clone(), pc.text);
@@ -719,36 +844,24 @@ fn format_ms(t_ns: f64, step_ns: f64) -> String {
 }
 
 fn tooltip(ui: &mut Ui, rec: &Recording, hit: &Hit) {
-    let d = hit.drawn;
-    if d.count > 1 {
-        ui.label(format!(
-            "{} spans folded: each narrower than {MIN_PX} px here",
-            d.count
-        ));
-        ui.label(format!("{} – {}", ms(d.start_ns), ms(d.end_ns)));
-        ui.label("Zoom in (Ctrl+scroll, or scroll over the axis) to see them.");
-        return;
-    }
-    match hit.items {
-        Items::ThreadTasks | Items::CoreTasks(_) => {
-            if let Some(task) = rec.tasks.get(d.item as usize) {
+    let name = |thread: usize| {
+        rec.threads
+            .get(thread)
+            .map_or_else(|| format!("worker-{thread}"), |t| t.name.clone())
+    };
+    match *hit {
+        Hit::Span { kind, item } if kind.holds_tasks() => {
+            if let Some(task) = rec.tasks.get(item as usize) {
                 for line in task_lines(rec, task) {
                     ui.label(line);
                 }
             }
         }
-        Items::CoreSlices | Items::States => {
-            let Some(slice) = rec
-                .sched
-                .as_ref()
-                .and_then(|s| s.slices.get(d.item as usize))
-            else {
+        Hit::Span { item, .. } => {
+            let Some(slice) = rec.slices().get(item as usize) else {
                 return;
             };
-            let thread = rec
-                .threads
-                .get(slice.thread)
-                .map_or("?", |t| t.name.as_str());
+            let thread = name(slice.thread);
             let what = match slice.state {
                 SliceState::Running => format!("{thread} running on core {}", slice.core),
                 SliceState::Runnable => format!(
@@ -766,6 +879,77 @@ fn tooltip(ui: &mut Ui, rec: &Recording, hit: &Hit) {
                 ms(slice.start_ns),
                 human_ns(slice.end_ns - slice.start_ns)
             ));
+        }
+        Hit::InFlight { thread, task } => {
+            ui.label(format!(
+                "task {} on {}: not finished yet",
+                task.id,
+                name(thread)
+            ));
+            ui.label(format!(
+                "started at {}, running for {} so far",
+                ms(task.start_ns),
+                human_ns(rec.seen_ns.saturating_sub(task.start_ns))
+            ));
+        }
+        Hit::Mix { kind, mix, t } => {
+            ui.label(format!(
+                "{} – {}: {} span{} in this pixel column",
+                ms(t[0]),
+                ms(t[1]),
+                mix.slices,
+                if mix.slices == 1 { "" } else { "s" }
+            ));
+            let pct = |ns: u64| 100.0 * ns as f64 / mix.width_ns.max(1) as f64;
+            let mut shares: Vec<(Class, u64)> = mix.shares().collect();
+            shares.sort_unstable_by_key(|&(class, _)| class);
+            for (class, ns) in shares {
+                let what = match kind {
+                    Kind::Core { .. } => name(usize::from(class)),
+                    Kind::States { .. } => palette::state_label(class_state(class)).into(),
+                    Kind::Tasks { .. } | Kind::CoreTasks { .. } => "tasks in flight".into(),
+                };
+                ui.label(format!("{what}: {:.1} %", pct(ns)));
+            }
+            if mix.others_ns > 0 {
+                ui.label(format!("other threads: {:.1} %", pct(mix.others_ns)));
+            }
+            let empty = mix.width_ns.saturating_sub(mix.covered_ns());
+            if empty > 0 {
+                let what = match kind {
+                    Kind::Core { .. } => "not this run (idle or another program)",
+                    Kind::States { .. } => "before or after the thread lived",
+                    Kind::Tasks { .. } | Kind::CoreTasks { .. } => "between tasks",
+                };
+                ui.label(format!("{what}: {:.1} %", pct(empty)));
+            }
+            ui.label("Zoom in (Ctrl+scroll, or scroll over the axis) to see them one by one.");
+        }
+        Hit::Gap { core, t } => {
+            ui.label(format!(
+                "core {core} at {}: running none of this run's threads (idle, or another program)",
+                ms(t)
+            ));
+            let waiting: Vec<String> = rec
+                .timeline
+                .thread_states
+                .iter()
+                .enumerate()
+                .filter_map(|(thread, lane)| {
+                    let span = lane.hit(t)?;
+                    let slice = rec.slices().get(span.item as usize)?;
+                    (slice.state == SliceState::Runnable && slice.core == core)
+                        .then(|| name(thread))
+                })
+                .collect();
+            if waiting.is_empty() {
+                ui.label("None of this run's threads was waiting for this core then.");
+            } else {
+                ui.label(format!(
+                    "Waiting for this core at that moment: {}. It was ready to run, so another program held the core.",
+                    waiting.join(", ")
+                ));
+            }
         }
     }
 }

@@ -1,0 +1,232 @@
+//! The multi-resolution summary of one lane, in the manner of Perfetto's
+//! quantized CPU view: a segment tree over the lane's spans in start order.
+//! A leaf node sums [`LEAF`] spans; each level above sums pairs of the one
+//! below. A node holds the nanoseconds of the [`K`] classes with the most
+//! time under it, and the rest as "others", so any pixel column's shares
+//! come from O(log n) nodes plus the loose spans at its two ends.
+//!
+//! Spans arrive in start order, so the tree only grows at its right edge:
+//! a live run costs the same per span as a finished one.
+
+use super::lane::Class;
+
+/// Spans summed by one leaf node.
+pub const LEAF: usize = 64;
+/// Classes a node names; more than this (over 12 threads sharing a core in
+/// one node's stretch of time) and the least of them become "others".
+const K: usize = 12;
+/// Classes a column's tally names: two nodes' worth, so merging keeps the top ones.
+const M: usize = 2 * K;
+
+/// The time of each class under one node.
+#[derive(Clone, Copy, Debug)]
+pub struct Node {
+    class: [Class; K],
+    ns: [u64; K],
+    others: u64,
+}
+
+impl Node {
+    /// Sums a leaf's spans, given as (class, length).
+    pub fn of_spans(spans: impl Iterator<Item = (Class, u32)>) -> Node {
+        let mut mix = Mix::default();
+        for (class, len) in spans {
+            mix.add(class, u64::from(len), 0);
+        }
+        Node::top_of(&mix)
+    }
+
+    fn merge(a: &Node, b: &Node) -> Node {
+        let mut mix = Mix::default();
+        mix.add_node(a, 0);
+        mix.add_node(b, 0);
+        Node::top_of(&mix)
+    }
+
+    /// The `K` classes of `mix` with the most time; the rest as others.
+    fn top_of(mix: &Mix) -> Node {
+        let mut order: [usize; M] = std::array::from_fn(|i| i);
+        let order = &mut order[..mix.len];
+        order.sort_unstable_by_key(|&i| std::cmp::Reverse(mix.ns[i]));
+        let mut node = Node {
+            class: [0; K],
+            ns: [0; K],
+            others: mix.others_ns,
+        };
+        for (slot, &i) in order.iter().enumerate() {
+            if slot < K {
+                (node.class[slot], node.ns[slot]) = (mix.class[i], mix.ns[i]);
+            } else {
+                node.others += mix.ns[i];
+            }
+        }
+        node
+    }
+}
+
+/// Nodes level by level: `levels[l][j]` sums spans `j·LEAF·2^l ..` of the lane.
+#[derive(Clone, Debug, Default)]
+pub struct Summary {
+    levels: Vec<Vec<Node>>,
+}
+
+impl Summary {
+    /// About two nodes per leaf's worth of spans (the levels above add up to one more).
+    pub const BYTES_PER_SPAN: f64 = 2.0 * std::mem::size_of::<Node>() as f64 / LEAF as f64;
+
+    pub fn heap_bytes(&self) -> usize {
+        let nodes: usize = self.levels.iter().map(Vec::capacity).sum();
+        nodes * std::mem::size_of::<Node>()
+    }
+
+    /// Adds the node of the next `LEAF` spans, and every node above it that is now complete.
+    pub fn push_leaf(&mut self, mut node: Node) {
+        for level in 0.. {
+            if self.levels.len() == level {
+                self.levels.push(Vec::new());
+            }
+            let nodes = &mut self.levels[level];
+            nodes.push(node);
+            let n = nodes.len();
+            if n % 2 == 1 {
+                return;
+            }
+            node = Node::merge(&nodes[n - 2], &nodes[n - 1]);
+        }
+    }
+
+    /// The largest node that begins at span `i` and whose last span passes
+    /// `fits`, with the number of spans it covers.
+    pub fn largest_at(&self, i: usize, fits: impl Fn(usize) -> bool) -> Option<(&Node, usize)> {
+        let mut best = None;
+        for (level, nodes) in self.levels.iter().enumerate() {
+            let size = LEAF << level;
+            if i % size != 0 {
+                break;
+            }
+            match nodes.get(i / size) {
+                Some(node) if fits(i + size - 1) => best = Some((node, size)),
+                _ => break,
+            }
+        }
+        best
+    }
+}
+
+/// Each class's time in one pixel column (or a group of them).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Mix {
+    class: [Class; M],
+    ns: [u64; M],
+    len: usize,
+    /// Time of classes not named (more classes than a node or a column names).
+    pub others_ns: u64,
+    /// Spans that touch the column.
+    pub slices: u64,
+    /// The column's own length.
+    pub width_ns: u64,
+}
+
+impl Mix {
+    /// An empty tally of a column `width_ns` long.
+    pub fn of_width(width_ns: u64) -> Mix {
+        Mix {
+            width_ns,
+            ..Mix::default()
+        }
+    }
+
+    #[inline]
+    pub fn add(&mut self, class: Class, ns: u64, slices: u64) {
+        self.slices += slices;
+        if ns == 0 {
+            return;
+        }
+        match self.class[..self.len].iter().position(|&c| c == class) {
+            Some(i) => self.ns[i] += ns,
+            None if self.len < M => {
+                (self.class[self.len], self.ns[self.len]) = (class, ns);
+                self.len += 1;
+            }
+            None => self.others_ns += ns,
+        }
+    }
+
+    pub fn add_node(&mut self, node: &Node, slices: u64) {
+        for (&class, &ns) in node.class.iter().zip(&node.ns) {
+            self.add(class, ns, 0);
+        }
+        self.others_ns += node.others;
+        self.slices += slices;
+    }
+
+    /// Adds another column's tally (to draw a group of columns as one).
+    pub fn merge(&mut self, other: &Mix) {
+        for (class, ns) in other.shares() {
+            self.add(class, ns, 0);
+        }
+        self.others_ns += other.others_ns;
+        self.slices += other.slices;
+        self.width_ns += other.width_ns;
+    }
+
+    /// The named classes and their time, in the order first seen.
+    pub fn shares(&self) -> impl Iterator<Item = (Class, u64)> + '_ {
+        self.class[..self.len]
+            .iter()
+            .copied()
+            .zip(self.ns[..self.len].iter().copied())
+    }
+
+    pub fn ns_of(&self, class: Class) -> u64 {
+        self.shares()
+            .find(|&(c, _)| c == class)
+            .map_or(0, |(_, ns)| ns)
+    }
+
+    /// Time covered by any span.
+    pub fn covered_ns(&self) -> u64 {
+        self.shares().map(|(_, ns)| ns).sum::<u64>() + self.others_ns
+    }
+
+    /// The only class in the column when one class covers all of it.
+    pub fn solid(&self) -> Option<Class> {
+        (self.len == 1 && self.others_ns == 0 && self.ns[0] >= self.width_ns)
+            .then_some(self.class[0])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nodes_keep_the_classes_with_most_time() {
+        // 20 classes, class c has c + 1 ns: the top 12 are named, the rest are others.
+        let node = Node::of_spans((0..20u16).map(|c| (c, u32::from(c) + 1)));
+        let mut mix = Mix::default();
+        mix.add_node(&node, 0);
+        assert_eq!(mix.covered_ns(), (1..=20).sum::<u64>());
+        assert_eq!(mix.ns_of(19), 20);
+        assert_eq!(mix.ns_of(7), 0, "among the least: counted as others");
+        assert_eq!(mix.others_ns, (1..=8).sum::<u64>());
+    }
+
+    #[test]
+    fn the_tree_grows_at_its_right_edge() {
+        let mut s = Summary::default();
+        for _ in 0..5 {
+            s.push_leaf(Node::of_spans([(0, 10)].into_iter()));
+        }
+        let sizes: Vec<usize> = s.levels.iter().map(Vec::len).collect();
+        assert_eq!(sizes, vec![5, 2, 1]);
+        let (_, spans) = s.largest_at(0, |_| true).unwrap();
+        assert_eq!(spans, 4 * LEAF);
+        assert_eq!(s.largest_at(4 * LEAF, |_| true).unwrap().1, LEAF);
+        assert!(
+            s.largest_at(5 * LEAF, |_| true).is_none(),
+            "not complete yet"
+        );
+        assert!(s.largest_at(LEAF / 2, |_| true).is_none(), "not aligned");
+    }
+}
