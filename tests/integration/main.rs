@@ -9,6 +9,7 @@ mod claims;
 mod cli;
 mod exports;
 mod gui;
+mod live;
 mod robustness;
 mod sched;
 mod window;
