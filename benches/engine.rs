@@ -17,6 +17,7 @@ fn record_event(c: &mut Criterion) {
         b.iter(|| {
             let now = corelanes::sys::fast_monotonic_ns();
             sink.record(TaskRecord {
+                start_ns: now - 900,
                 end_ns: now,
                 ..sample_task(i, 2)
             });

@@ -51,6 +51,7 @@ pub fn record_cost_ns(events: usize) -> f64 {
         for _ in 0..CHUNK {
             let now = sys::fast_monotonic_ns();
             sink.record(TaskRecord {
+                start_ns: now - 900,
                 end_ns: now,
                 ..sample_task(i, 2)
             });
