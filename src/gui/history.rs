@@ -149,22 +149,17 @@ impl History {
     /// then the latest.
     pub fn baseline_for(&self, index: usize, topo: &Topology) -> Result<Baseline, NoSpeedup> {
         let this = &self.runs.get(index).ok_or(NoSpeedup::NoBaseline)?.rec;
-        match this.status {
-            RunStatus::Running => return Err(NoSpeedup::Running),
-            RunStatus::Cancelled => return Err(NoSpeedup::Stopped),
-            RunStatus::Finished if !this.failures.is_empty() => return Err(NoSpeedup::Failed),
-            RunStatus::Finished => {}
+        if let Some(why) = unfinished(this) {
+            return Err(why);
         }
         let (threads, cores) = (this.config.threads, this.config.cores_used(topo));
         self.runs
             .iter()
             .enumerate()
             .filter(|&(i, entry)| {
-                let rec = &entry.rec;
                 i != index
-                    && rec.status == RunStatus::Finished
-                    && rec.failures.is_empty()
-                    && same_work(&rec.config, &this.config)
+                    && unfinished(&entry.rec).is_none()
+                    && same_work(&entry.rec.config, &this.config)
             })
             .filter_map(|(i, entry)| {
                 let c = &entry.rec.config;
@@ -227,6 +222,17 @@ impl History {
                     });
                 }
             });
+    }
+}
+
+/// Why a run did not do all its configured work, if it did not: such a run's
+/// wall is no measure of that work, so it neither gets nor serves as a speedup.
+fn unfinished(rec: &Recording) -> Option<NoSpeedup> {
+    match rec.status {
+        RunStatus::Running => Some(NoSpeedup::Running),
+        RunStatus::Cancelled => Some(NoSpeedup::Stopped),
+        RunStatus::Finished if !rec.failures.is_empty() => Some(NoSpeedup::Failed),
+        RunStatus::Finished => None,
     }
 }
 
