@@ -87,9 +87,10 @@ pub fn speedup(base_wall_ns: u64, wall_ns: u64) -> f64 {
     ratio(base_wall_ns, wall_ns)
 }
 
-/// Speedup per thread: 1.0 is perfect scaling.
-pub fn efficiency(speedup: f64, threads: usize) -> f64 {
-    speedup / threads.max(1) as f64
+/// Speedup per core used (not per thread: threads beyond the cores add no
+/// parallelism): 1.0 is perfect scaling.
+pub fn efficiency(speedup: f64, cores: usize) -> f64 {
+    speedup / cores.max(1) as f64
 }
 
 /// Amdahl's law: the speedup on `n` threads when a fraction `p` of the work parallelises.

@@ -4,31 +4,63 @@
 use eframe::egui;
 use egui::{RichText, Ui};
 
-use super::history::History;
+use super::history::{Baseline, History, NoSpeedup};
 use super::palette;
 use crate::metrics::{Metrics, efficiency, human_ns, speedup};
 use crate::run::Recording;
 use crate::telemetry::sched::SchedSource;
+use crate::topology::Topology;
 
-/// One row: a name, its definition (the tooltip), and its value for a run.
+/// One row: a name, its definition (the tooltip), and its value for a run:
+/// `Err` holds why there is none, shown as "—" with the reason in the tooltip.
 struct Figure {
     name: &'static str,
     definition: &'static str,
-    value: fn(&Shown) -> String,
+    value: fn(&Shown) -> Result<String, String>,
 }
 
 /// What a figure is computed from.
 struct Shown<'a> {
     rec: &'a Recording,
     metrics: &'a Metrics,
-    /// The matching one-thread or one-core run: (its number, its wall).
-    baseline: Option<(usize, u64)>,
+    /// The run's speedup and its baseline, or why it has none.
+    speedup: Result<(f64, Baseline), NoSpeedup>,
+    cores_used: usize,
 }
 
 impl Shown<'_> {
-    fn speedup(&self) -> Option<f64> {
-        self.baseline
-            .map(|(_, wall)| speedup(wall, self.metrics.wall_ns))
+    fn new<'a>(history: &'a History, index: usize, topo: &Topology) -> Option<Shown<'a>> {
+        let entry = history.get(index)?;
+        let measured = history.baseline_for(index, topo).and_then(|b| {
+            let base = history.get(b.index).ok_or(NoSpeedup::NoBaseline)?;
+            Ok((speedup(base.metrics.wall_ns, entry.metrics.wall_ns), b))
+        });
+        Some(Shown {
+            rec: &entry.rec,
+            metrics: &entry.metrics,
+            speedup: measured,
+            cores_used: entry.rec.config.cores_used(topo),
+        })
+    }
+
+    /// Speedup per core used, where it means something: against a one-core
+    /// baseline (else the speedup is not from one core) and on more than one core.
+    /// Returns (efficiency, speedup).
+    fn efficiency(&self) -> Result<(f64, f64), String> {
+        let (x, base) = self
+            .speedup
+            .map_err(|why| format!("no speedup: {}", why.why()))?;
+        if self.cores_used <= 1 {
+            Err("one core used: efficiency is not defined for one core".into())
+        } else if base.cores > 1 {
+            Err(format!(
+                "the baseline (#{}) used {} cores: efficiency needs a one-core baseline",
+                base.index + 1,
+                base.cores
+            ))
+        } else {
+            Ok((efficiency(x, self.cores_used), x))
+        }
     }
 }
 
@@ -36,64 +68,74 @@ const FIGURES: [Figure; 10] = [
     Figure {
         name: "wall",
         definition: "Time from the run's start until every worker thread ended.",
-        value: |s| human_ns(s.metrics.wall_ns),
+        value: |s| Ok(human_ns(s.metrics.wall_ns)),
     },
     Figure {
         name: "CPU time",
         definition: "Σ on-CPU time of the run's threads.",
-        value: |s| human_ns(s.metrics.cpu_ns),
+        value: |s| Ok(human_ns(s.metrics.cpu_ns)),
     },
     Figure {
         name: "parallelism",
         definition: "Σ on-CPU time of the run's threads / wall time: the average number of cores busy at once.",
-        value: |s| format!("{:.2}", s.metrics.parallelism),
+        value: |s| Ok(format!("{:.2}", s.metrics.parallelism)),
     },
     Figure {
         name: "concurrency",
         definition: "The average number of tasks in flight (started, not finished) over the run.",
-        value: |s| format!("{:.2}", s.metrics.concurrency),
+        value: |s| Ok(format!("{:.2}", s.metrics.concurrency)),
     },
     Figure {
         name: "waited for a CPU",
         definition: "Run-queue wait: Σ time the threads were ready to run but waited for a CPU.",
-        value: |s| human_ns(s.metrics.run_delay_ns),
+        value: |s| Ok(human_ns(s.metrics.run_delay_ns)),
     },
     Figure {
         name: "context switches",
         definition: "Voluntary: a thread gave up its CPU to wait (sleep, I/O, lock). Involuntary: the kernel preempted it.",
         value: |s| {
-            format!(
+            Ok(format!(
                 "{} vol. / {} invol.",
                 s.metrics.voluntary_switches, s.metrics.involuntary_switches
-            )
+            ))
         },
     },
     Figure {
         name: "migrations",
         definition: "How many times a thread was moved from one core to another.",
-        value: |s| s.metrics.migrations.to_string(),
+        value: |s| Ok(s.metrics.migrations.to_string()),
     },
     Figure {
         name: "tasks",
         definition: "Tasks that completed, out of all the tasks recorded (failed or stopped ones are outlined red).",
-        value: |s| format!("{} ok of {}", s.metrics.tasks_ok, s.rec.tasks.len()),
+        value: |s| {
+            Ok(format!(
+                "{} ok of {}",
+                s.metrics.tasks_ok,
+                s.rec.tasks.len()
+            ))
+        },
     },
     Figure {
         name: "speedup",
-        definition: "wall(1 thread or 1 core) / wall(this run), for the same workload, tasks and task duration.",
-        value: |s| match (s.speedup(), s.baseline) {
-            (Some(x), Some((n, _))) => format!("{x:.2}× vs #{n}"),
-            _ => "— (no 1-core run yet)".into(),
+        definition: "wall(baseline) / wall(this run). The baseline is a finished run of the same workload, tasks and task duration with fewer cores, or fewer threads on the same cores. \
+                     \"From parallelism\": the baseline used fewer cores; \"from concurrency\": the same cores, fewer threads.",
+        value: |s| match s.speedup {
+            Ok((x, base)) => Ok(format!(
+                "{x:.2}× from {} (vs #{})",
+                base.gain.name(),
+                base.index + 1
+            )),
+            Err(why) => Err(why.why().into()),
         },
     },
     Figure {
         name: "efficiency",
-        definition: "speedup / threads: 1.0 means every added thread paid off in full.",
+        definition: "speedup from one core / cores used (the distinct cores of the placement, or the allowed cores when unpinned, at most one per thread): \
+                     1.0 means every added core paid off in full.",
         value: |s| {
-            s.speedup().map_or_else(
-                || "—".into(),
-                |x| format!("{:.2}", efficiency(x, s.rec.config.threads)),
-            )
+            s.efficiency()
+                .map(|(e, x)| format!("{e:.2} ({x:.2}× ÷ {} cores)", s.cores_used))
         },
     },
 ];
@@ -101,23 +143,11 @@ const FIGURES: [Figure; 10] = [
 /// Draws the figures of the shown runs side by side.
 pub fn ui(ui: &mut Ui, history: &History) {
     ui.heading("Figures");
+    let topo = Topology::get();
     let shown: Vec<(usize, Shown)> = history
         .shown()
         .into_iter()
-        .filter_map(|i| {
-            let entry = history.get(i)?;
-            let baseline = history
-                .baseline_for(i)
-                .and_then(|b| history.get(b).map(|e| (b + 1, e.metrics.wall_ns)));
-            Some((
-                i,
-                Shown {
-                    rec: &entry.rec,
-                    metrics: &entry.metrics,
-                    baseline,
-                },
-            ))
-        })
+        .filter_map(|i| Some((i, Shown::new(history, i, topo)?)))
         .collect();
     if shown.is_empty() {
         ui.label("Run an experiment to see its figures.");
@@ -135,7 +165,13 @@ pub fn ui(ui: &mut Ui, history: &History) {
             for figure in &FIGURES {
                 ui.label(figure.name).on_hover_text(figure.definition);
                 for (_, s) in &shown {
-                    ui.label((figure.value)(s)).on_hover_text(figure.definition);
+                    match (figure.value)(s) {
+                        Ok(value) => ui.label(value).on_hover_text(figure.definition),
+                        Err(why) => ui.label("—").on_hover_text(format!(
+                            "No {}: {why}.\n\n{}",
+                            figure.name, figure.definition
+                        )),
+                    };
                 }
                 ui.end_row();
             }

@@ -7,8 +7,10 @@ use eframe::egui;
 use egui::{RichText, Ui};
 
 use crate::metrics::{Metrics, human_ns};
-use crate::run::{Placement, Recording, RunStatus};
+use crate::run::{Recording, RunConfig, RunStatus};
 use crate::telemetry::events::{InFlight, RunEvent};
+use crate::topology::Topology;
+use crate::workload::WorkloadKind;
 
 /// One run and its figures. Finished runs are shared (`Arc`) so that an
 /// export can write one on another thread without copying it.
@@ -21,6 +23,58 @@ impl Entry {
     /// "#3 cpu · 2 threads · one core (0)": what lists, legends and captions call a run.
     pub fn name(&self, index: usize) -> String {
         format!("#{} {}", index + 1, self.rec.title())
+    }
+}
+
+/// What a run has that its speedup's baseline lacked.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Gain {
+    /// More cores (the baseline used fewer, usually one).
+    Parallelism,
+    /// More threads on the same cores, e.g. more waits overlapped on one core.
+    Concurrency,
+}
+
+impl Gain {
+    pub fn name(self) -> &'static str {
+        match self {
+            Gain::Parallelism => "parallelism",
+            Gain::Concurrency => "concurrency",
+        }
+    }
+}
+
+/// The run a speedup is measured against.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Baseline {
+    pub index: usize,
+    pub gain: Gain,
+    /// The cores the baseline used.
+    pub cores: usize,
+}
+
+/// Why a run has no speedup.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NoSpeedup {
+    Running,
+    Stopped,
+    Failed,
+    NoBaseline,
+}
+
+impl NoSpeedup {
+    /// The reason, as a tooltip tells it.
+    pub fn why(self) -> &'static str {
+        match self {
+            NoSpeedup::Running => "run in progress: its wall time is not known yet",
+            NoSpeedup::Stopped => "stopped before it finished: it did not do all its work",
+            NoSpeedup::Failed => {
+                "the run reported failures (listed below): it did not run as configured"
+            }
+            NoSpeedup::NoBaseline => {
+                "no finished run of the same work with fewer threads or fewer cores yet"
+            }
+        }
     }
 }
 
@@ -98,18 +152,44 @@ impl History {
         shown
     }
 
-    /// The latest other finished run with the same work done by one thread or
-    /// on one core: the reference for a speedup.
-    pub fn baseline_for(&self, index: usize) -> Option<usize> {
-        let this = &self.runs.get(index)?.rec.config;
-        self.runs.iter().enumerate().rev().find_map(|(i, entry)| {
-            let c = &entry.rec.config;
-            let same_work =
-                c.workload == this.workload && c.tasks == this.tasks && c.task_ms == this.task_ms;
-            let serial = c.threads == 1 || on_one_core(&c.placement);
-            (i != index && same_work && serial && entry.rec.status == RunStatus::Finished)
-                .then_some(i)
-        })
+    /// The run a speedup of run `index` is measured against, or why it has none.
+    ///
+    /// Only a run that did all its work is compared, and only with another
+    /// such run of the same work on fewer cores, or on the same cores with
+    /// fewer threads (never more of either). A one-core baseline is preferred,
+    /// then the latest.
+    pub fn baseline_for(&self, index: usize, topo: &Topology) -> Result<Baseline, NoSpeedup> {
+        let this = &self.runs.get(index).ok_or(NoSpeedup::NoBaseline)?.rec;
+        if let Some(why) = unfinished(this) {
+            return Err(why);
+        }
+        let (threads, cores) = (this.config.threads, this.config.cores_used(topo));
+        self.runs
+            .iter()
+            .enumerate()
+            .filter(|&(i, entry)| {
+                i != index
+                    && unfinished(&entry.rec).is_none()
+                    && same_work(&entry.rec.config, &this.config)
+            })
+            .filter_map(|(i, entry)| {
+                let c = &entry.rec.config;
+                let base_cores = c.cores_used(topo);
+                let gain = if base_cores < cores && c.threads <= threads {
+                    Gain::Parallelism
+                } else if base_cores == cores && c.threads < threads {
+                    Gain::Concurrency
+                } else {
+                    return None;
+                };
+                Some(Baseline {
+                    index: i,
+                    gain,
+                    cores: base_cores,
+                })
+            })
+            .min_by_key(|b| (b.cores, std::cmp::Reverse(b.index)))
+            .ok_or(NoSpeedup::NoBaseline)
     }
 
     pub fn ui(&mut self, ui: &mut Ui) {
@@ -156,55 +236,195 @@ impl History {
     }
 }
 
-/// Whether every thread of this placement is pinned to the same core.
-fn on_one_core(placement: &Placement) -> bool {
-    match placement {
-        Placement::OneCore(_) => true,
-        Placement::List(cores) => cores.windows(2).all(|w| w[0] == w[1]),
-        Placement::Spread | Placement::Unpinned => false,
+/// Why a run did not do all its configured work, if it did not: such a run's
+/// wall is no measure of that work, so it neither gets nor serves as a speedup.
+fn unfinished(rec: &Recording) -> Option<NoSpeedup> {
+    match rec.status {
+        RunStatus::Running => Some(NoSpeedup::Running),
+        RunStatus::Cancelled => Some(NoSpeedup::Stopped),
+        RunStatus::Finished if !rec.failures.is_empty() => Some(NoSpeedup::Failed),
+        RunStatus::Finished => None,
     }
+}
+
+/// Whether two runs did the same work: the same workload, tasks and task
+/// duration (and, for Amdahl, the same serial fraction).
+fn same_work(a: &RunConfig, b: &RunConfig) -> bool {
+    a.workload == b.workload
+        && a.tasks == b.tasks
+        && a.task_ms == b.task_ms
+        && (a.workload != WorkloadKind::Amdahl || a.serial == b.serial)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::run::RunConfig;
-    use crate::topology::Topology;
+    use crate::run::Placement;
+    use crate::workload::WorkloadKind::{Amdahl, Cpu, Io};
 
-    fn finished(threads: usize, placement: Placement, tasks: usize) -> Recording {
-        let config = RunConfig {
+    /// A fixed two-core machine, whatever this one has.
+    fn two_cores() -> Topology {
+        Topology {
+            allowed: vec![0, 1],
+            system_cpus: 2,
+            smt_siblings: Vec::new(),
+        }
+    }
+
+    /// Eight tasks of `workload`, the defaults otherwise.
+    fn work(workload: WorkloadKind, threads: usize, placement: Placement) -> RunConfig {
+        RunConfig {
+            workload,
             threads,
             placement,
-            tasks,
-            ..RunConfig::defaults(Topology::get())
-        };
+            tasks: 8,
+            ..RunConfig::defaults(&two_cores())
+        }
+    }
+
+    fn ended(config: RunConfig, status: RunStatus) -> Recording {
         Recording {
-            status: RunStatus::Finished,
+            status,
             ..Recording::new(config)
         }
     }
 
-    #[test]
-    fn speedup_baseline_is_the_latest_one_core_run_of_the_same_work() {
+    fn finished(workload: WorkloadKind, threads: usize, placement: Placement) -> Recording {
+        ended(work(workload, threads, placement), RunStatus::Finished)
+    }
+
+    /// The baselines of `runs`, pushed in order, on two cores.
+    fn baselines(runs: Vec<Recording>) -> Vec<Result<Baseline, NoSpeedup>> {
         let mut history = History::default();
-        let one_core = history.push(finished(2, Placement::OneCore(0), 8));
-        let other_work = history.push(finished(1, Placement::Spread, 16));
-        let spread = history.push(finished(2, Placement::Spread, 8));
-        assert_eq!(history.baseline_for(spread), Some(one_core));
+        for rec in runs {
+            history.push(rec);
+        }
+        (0..history.len())
+            .map(|i| history.baseline_for(i, &two_cores()))
+            .collect()
+    }
+
+    /// A one-core baseline.
+    fn vs(index: usize, gain: Gain) -> Result<Baseline, NoSpeedup> {
+        Ok(Baseline {
+            index,
+            gain,
+            cores: 1,
+        })
+    }
+
+    const NONE: Result<Baseline, NoSpeedup> = Err(NoSpeedup::NoBaseline);
+
+    #[test]
+    fn speedup_baseline_is_the_same_work_on_fewer_cores_preferring_one_core() {
+        let other_work = RunConfig {
+            tasks: 16,
+            ..work(Cpu, 1, Placement::OneCore(0))
+        };
+        let found = baselines(vec![
+            finished(Cpu, 2, Placement::OneCore(0)),
+            ended(other_work, RunStatus::Finished),
+            finished(Cpu, 2, Placement::Spread),
+            // The same thread count on one core again: nothing changed.
+            finished(Cpu, 2, Placement::OneCore(1)),
+            finished(Cpu, 2, Placement::List(vec![1, 1])),
+            // More threads on one core: no baseline for the two-thread runs.
+            finished(Cpu, 4, Placement::OneCore(0)),
+            finished(Cpu, 2, Placement::Spread),
+            // The two-core runs would do too, and are later, but one core is preferred.
+            finished(Cpu, 4, Placement::Unpinned),
+        ]);
         assert_eq!(
-            history.baseline_for(one_core),
-            None,
-            "no other run of its work is serial"
+            found,
+            [
+                NONE,
+                NONE,
+                vs(4, Gain::Parallelism),
+                NONE,
+                NONE,
+                vs(4, Gain::Concurrency),
+                vs(4, Gain::Parallelism),
+                vs(5, Gain::Parallelism),
+            ],
         );
-        assert_eq!(history.baseline_for(other_work), None);
-        let listed = history.push(finished(2, Placement::List(vec![1, 1]), 8));
+    }
+
+    #[test]
+    fn more_threads_on_the_same_cores_is_a_speedup_from_concurrency() {
+        let one_core = baselines(vec![
+            finished(Io, 1, Placement::OneCore(0)),
+            finished(Io, 2, Placement::OneCore(0)),
+        ]);
+        assert_eq!(one_core, [NONE, vs(0, Gain::Concurrency)]);
+        let two_cores = baselines(vec![
+            finished(Io, 2, Placement::Spread),
+            finished(Io, 4, Placement::Unpinned),
+        ]);
+        let gain = Gain::Concurrency;
         assert_eq!(
-            history.baseline_for(spread),
-            Some(listed),
-            "the latest serial run wins"
+            two_cores[1],
+            Ok(Baseline {
+                index: 0,
+                gain,
+                cores: 2
+            })
         );
-        assert_eq!(history.shown(), vec![listed]);
-        history.compare = Some(spread);
-        assert_eq!(history.shown(), vec![listed, spread]);
+    }
+
+    #[test]
+    fn unfinished_runs_get_no_speedup_and_are_no_baseline() {
+        use NoSpeedup::*;
+        let one_core = || work(Cpu, 1, Placement::OneCore(0));
+        let found = baselines(vec![
+            finished(Cpu, 1, Placement::OneCore(0)),
+            // Each would be a later, so preferred, baseline if it counted.
+            ended(one_core(), RunStatus::Cancelled),
+            ended(one_core(), RunStatus::Running),
+            Recording {
+                failures: vec!["worker-0 could not be pinned to core 0".into()],
+                ..finished(Cpu, 1, Placement::OneCore(0))
+            },
+            finished(Cpu, 2, Placement::Spread),
+            ended(work(Cpu, 2, Placement::Spread), RunStatus::Cancelled),
+            ended(work(Cpu, 2, Placement::Spread), RunStatus::Running),
+        ]);
+        assert_eq!(
+            found,
+            [
+                NONE,
+                Err(Stopped),
+                Err(Running),
+                Err(Failed),
+                vs(0, Gain::Parallelism),
+                Err(Stopped),
+                Err(Running),
+            ]
+        );
+    }
+
+    #[test]
+    fn amdahl_runs_compare_only_at_the_same_serial_fraction() {
+        let other_serial = RunConfig {
+            serial: 0.5,
+            ..work(Amdahl, 1, Placement::OneCore(0))
+        };
+        let found = baselines(vec![
+            finished(Amdahl, 1, Placement::OneCore(0)),
+            ended(other_serial, RunStatus::Finished),
+            finished(Amdahl, 2, Placement::Spread),
+        ]);
+        assert_eq!(found[2], vs(0, Gain::Parallelism), "not the later run, 1");
+    }
+
+    #[test]
+    fn shown_is_the_selected_run_then_the_compared_one() {
+        let mut history = History::default();
+        let first = history.push(finished(Cpu, 1, Placement::Spread));
+        let second = history.push(finished(Cpu, 2, Placement::Spread));
+        assert_eq!(history.shown(), vec![second]);
+        history.compare = Some(first);
+        assert_eq!(history.shown(), vec![second, first]);
+        history.compare = Some(second);
+        assert_eq!(history.shown(), vec![second]);
     }
 }

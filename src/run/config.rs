@@ -1,6 +1,8 @@
 //! Experiment configuration: what the user asked for, and its validation
 //! against the cores this process may use.
 
+use std::collections::BTreeSet;
+
 use crate::telemetry::sched::SchedMode;
 use crate::topology::Topology;
 use crate::workload::WorkloadKind;
@@ -89,6 +91,19 @@ impl RunConfig {
             serial: 0.1,
             sched: SchedMode::Auto,
         }
+    }
+
+    /// How many cores the run can use at once: the distinct cores of its
+    /// placement (the allowed cores when unpinned), never more than its
+    /// threads, since a thread runs on one core at a time.
+    pub fn cores_used(&self, topo: &Topology) -> usize {
+        let cores = match &self.placement {
+            Placement::OneCore(_) => 1,
+            // Spread wraps over the allowed cores; unpinned threads may go to any of them.
+            Placement::Spread | Placement::Unpinned => topo.allowed.len(),
+            Placement::List(list) => list.iter().collect::<BTreeSet<_>>().len(),
+        };
+        cores.min(self.threads)
     }
 
     /// Checks every field and resolves the core of each thread.
@@ -182,6 +197,28 @@ mod tests {
             .validate(topo)
             .unwrap();
         assert_eq!(valid.cores.last().unwrap(), &Some(topo.allowed[0]));
+    }
+
+    #[test]
+    fn cores_used_counts_distinct_cores_capped_at_threads() {
+        // A fixed two-core machine, whatever this one has.
+        let topo = Topology {
+            allowed: vec![0, 1],
+            system_cpus: 2,
+            smt_siblings: Vec::new(),
+        };
+        let used = |threads, placement| config(threads, placement).cores_used(&topo);
+        assert_eq!(used(4, Placement::OneCore(1)), 1);
+        assert_eq!(used(4, Placement::Spread), 2, "spread wraps");
+        assert_eq!(used(1, Placement::Spread), 1);
+        assert_eq!(
+            used(3, Placement::List(vec![1, 1, 0])),
+            2,
+            "duplicates count once"
+        );
+        assert_eq!(used(3, Placement::List(vec![1, 1, 1])), 1);
+        assert_eq!(used(4, Placement::Unpinned), 2, "the allowed cores");
+        assert_eq!(used(1, Placement::Unpinned), 1, "capped at threads");
     }
 
     #[test]

@@ -3,8 +3,10 @@
 
 use std::time::{Duration, Instant};
 
-use corelanes::gui::{App, PlacementChoice};
+use corelanes::gui::{App, Controls, PlacementChoice};
+use corelanes::metrics::speedup;
 use corelanes::run::{Placement, RunConfig, RunStatus};
+use corelanes::topology::Topology;
 use corelanes::workload::WorkloadKind::{Cpu, Io};
 use eframe::egui;
 use egui_kittest::Harness;
@@ -38,6 +40,42 @@ fn step_until_idle(harness: &mut Harness<'_, App>) {
         harness.step();
     }
     harness.run_steps(2);
+}
+
+/// Sets the controls to `config` and clicks Run.
+fn click_run(harness: &mut Harness<'_, App>, config: &RunConfig) {
+    harness.state_mut().controls = Controls::from_config(config, Topology::get());
+    harness.run_steps(1);
+    harness.get_by_label("Run").click();
+    harness.run_steps(2);
+}
+
+/// Runs `config` from the controls to its end; returns its wall time.
+fn run_to_end(harness: &mut Harness<'_, App>, config: &RunConfig) -> u64 {
+    click_run(harness, config);
+    step_until_idle(harness);
+    let rec = harness.state().shown().expect("the run is shown");
+    assert_eq!(rec.status, RunStatus::Finished, "{:?}", rec.failures);
+    rec.wall_ns
+}
+
+/// Whether any figure shows a speedup.
+fn shows_a_speedup(harness: &Harness<'_, App>) -> bool {
+    harness.query_all_by_label_contains("×").next().is_some()
+}
+
+/// Rests the pointer on the first figure that reads "—" (the table goes down
+/// the rows, so the speedup's comes before the efficiency's) for a second of
+/// frames: past egui's tooltip delay, so its tooltip shows.
+fn hover_first_dash(harness: &mut Harness<'_, App>) {
+    let centre = harness
+        .get_all_by_label("—")
+        .next()
+        .unwrap()
+        .rect()
+        .center();
+    harness.hover_at(centre);
+    harness.run_steps(60);
 }
 
 fn run_disabled(harness: &Harness<'_, App>) -> bool {
@@ -174,4 +212,77 @@ fn run_both_compares_one_core_with_all_cores_and_reports_speedup() {
     // The parallel run's speedup is measured against the one-core run.
     harness.get_by_label_contains("vs #1");
     assert!(harness.query_all_by_label("run #2").count() >= 1);
+}
+
+#[test]
+fn a_run_in_progress_or_stopped_gets_no_speedup() {
+    let _machine = exclusive();
+    let (core, _) = cores();
+    // Sleeping tasks: long enough to stop one, without taking the CPU.
+    let baseline = config(Io, 2, 2, 1000.0, Placement::OneCore(core));
+    let mut harness = harness(&baseline);
+    run_to_end(&mut harness, &baseline);
+
+    // The same work on more cores: it would be compared with run #1 if it ended.
+    click_run(&mut harness, &config(Io, 2, 2, 1000.0, Placement::Spread));
+    assert!(harness.state().shown().unwrap().is_running());
+    assert!(
+        !shows_a_speedup(&harness),
+        "a run in progress has no speedup"
+    );
+    harness.get_by_label("Stop").click();
+    step_until_idle(&mut harness);
+    let rec = harness.state().shown().unwrap();
+    assert_eq!(rec.status, RunStatus::Cancelled);
+    assert_eq!(harness.state().history.len(), 2);
+    assert!(!shows_a_speedup(&harness), "a stopped run has no speedup");
+    hover_first_dash(&mut harness);
+    harness.get_by_label_contains("No speedup: stopped before it finished");
+}
+
+#[test]
+fn speedup_needs_fewer_threads_or_cores_and_names_what_changed() {
+    let _machine = exclusive();
+    let (core, _) = cores();
+    let one_core = |threads| config(Io, threads, 4, 30.0, Placement::OneCore(core));
+    let mut harness = harness(&one_core(2));
+    run_to_end(&mut harness, &one_core(2));
+    run_to_end(&mut harness, &one_core(2));
+    assert!(
+        !shows_a_speedup(&harness),
+        "the same threads on the same core: nothing to compare"
+    );
+    hover_first_dash(&mut harness);
+    harness.get_by_label_contains("no finished run of the same work with fewer threads");
+
+    let one = run_to_end(&mut harness, &one_core(1));
+    let two = run_to_end(&mut harness, &one_core(2));
+    // Two sleeping threads on one core: the waits overlap.
+    harness.get_by_label(&format!(
+        "{:.2}× from concurrency (vs #3)",
+        speedup(one, two)
+    ));
+    hover_first_dash(&mut harness);
+    harness.get_by_label_contains("efficiency is not defined for one core");
+}
+
+#[test]
+fn efficiency_divides_the_speedup_by_the_cores_used() {
+    let _machine = exclusive();
+    let (core, Some(_)) = cores() else {
+        eprintln!("skipped: this process may use only one core");
+        return;
+    };
+    let cpu = |threads, placement| config(Cpu, threads, 4, 20.0, placement);
+    let mut harness = harness(&cpu(1, Placement::OneCore(core)));
+    let one = run_to_end(&mut harness, &cpu(1, Placement::OneCore(core)));
+    // Four threads, unpinned: they can use every allowed core, at most four.
+    let four = run_to_end(&mut harness, &cpu(4, Placement::Unpinned));
+    let cores = Topology::get().allowed.len().min(4);
+    let x = speedup(one, four);
+    harness.get_by_label(&format!("{x:.2}× from parallelism (vs #1)"));
+    harness.get_by_label(&format!(
+        "{:.2} ({x:.2}× ÷ {cores} cores)",
+        x / cores as f64
+    ));
 }
