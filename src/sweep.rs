@@ -32,6 +32,7 @@ pub fn sweep(
             threads,
             ..base.clone()
         };
+        let cores = config.cores_used(topo);
         let rec = run::run_to_end(config.validate(topo)?);
         if let Some(why) = rec.failures.first() {
             return Err(SweepError::Run {
@@ -47,7 +48,7 @@ pub fn sweep(
             wall_ns: m.wall_ns,
             cpu_ns: m.cpu_ns,
             speedup,
-            efficiency: metrics::efficiency(speedup, threads),
+            efficiency: metrics::efficiency(speedup, cores),
             parallelism: m.parallelism,
             karp_flatt: metrics::karp_flatt(speedup, threads),
         };

@@ -348,8 +348,8 @@ fn progress(rec: &Recording) -> String {
     let left = if done > 0 {
         Some(elapsed as f64 / done as f64 * planned.saturating_sub(done) as f64)
     } else {
-        let threads = rec.config.threads.min(Topology::get().allowed.len()).max(1);
-        let nominal = rec.config.task_ms * 1e6 * planned as f64 / threads as f64;
+        let cores = rec.config.cores_used(Topology::get()).max(1);
+        let nominal = rec.config.task_ms * 1e6 * planned as f64 / cores as f64;
         (rec.config.workload != crate::workload::WorkloadKind::Amdahl)
             .then(|| (nominal - elapsed as f64).max(0.0))
     };
