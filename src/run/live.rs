@@ -52,7 +52,7 @@ impl Slot {
             let start_ns = self.start_ns.load(Ordering::Relaxed);
             fence(Ordering::Acquire);
             let after = self.seq.load(Ordering::Relaxed);
-            if before == after && before % 2 == 0 {
+            if before == after && before.is_multiple_of(2) {
                 return (id != NONE).then_some(InFlight {
                     id: id as u32,
                     start_ns,
@@ -86,8 +86,11 @@ mod tests {
                 }));
             }
         });
+        // Until many tasks were read while the writer writes (it may start late on a busy machine).
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
         let mut seen = 0;
-        for _ in 0..200_000 {
+        while seen < 100_000 {
+            assert!(std::time::Instant::now() < deadline, "the writer never published");
             if let Some(t) = slot.read() {
                 assert_eq!(t.start_ns, 1000 * u64::from(t.id), "{t:?}");
                 seen += 1;
@@ -95,7 +98,6 @@ mod tests {
         }
         stop.store(true, Ordering::Relaxed);
         writer.join().unwrap();
-        assert!(seen > 0);
         slot.publish(None);
         assert_eq!(slot.read(), None);
     }

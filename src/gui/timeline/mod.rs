@@ -81,6 +81,7 @@ pub struct TimelineView {
     mixes: Vec<Mix>,
     paints: Vec<Paint>,
     wide: Vec<usize>,
+    exact: Vec<bool>,
     /// What this frame drew that the legend must explain.
     drew: Drew,
 }
@@ -449,7 +450,18 @@ impl TimelineView {
         let wide_ns = (WIDE_PX * pc.ns_per_px()).max(1.0) as u64;
         self.wide.clear();
         lane.columns(&self.bounds, &mut self.mixes, &mut self.wide, wide_ns);
-        columns::assign(&self.mixes, &mut self.paints);
+        // Columns that lie wholly inside a span drawn on its own.
+        self.exact.clear();
+        self.exact.resize(self.mixes.len(), false);
+        for &i in &self.wide {
+            let span = lane.get(i);
+            let first = self.bounds.partition_point(|&b| b < span.start_ns);
+            let after = self.bounds.partition_point(|&b| b <= span.end_ns);
+            for k in first..after.saturating_sub(1) {
+                self.exact[k] = true;
+            }
+        }
+        columns::assign(&self.mixes, &self.exact, &mut self.paints);
         let mut k = 0;
         while k < self.paints.len() {
             let paint = self.paints[k];
