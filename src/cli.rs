@@ -170,8 +170,8 @@ pub struct GuiArgs {
     /// Save the timeline as PNG to FILE once the run has finished and been drawn.
     #[arg(long, value_name = "FILE")]
     pub screenshot: Option<PathBuf>,
-    /// With --screenshot: save the picture SECONDS after the run starts,
-    /// while it is still going (then wait for its end before --exit).
+    /// With --screenshot: save the first frame drawn SECONDS after the run
+    /// starts, while it is still going (then wait for its end before --exit).
     #[arg(long, value_name = "SECONDS", requires = "screenshot", value_parser = seconds, allow_negative_numbers = true)]
     pub screenshot_at: Option<Duration>,
     /// With --screenshot: save the whole window rather than the timeline.

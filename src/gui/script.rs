@@ -149,10 +149,6 @@ impl Script {
             (Some(path), Some(rect)) => {
                 let crop = (!self.whole_window).then_some(rect);
                 self.step = Step::Save(export.save_png(ctx, crop, path.clone()));
-                self.lock().taken = self.origin_ns.map(|origin| Moment {
-                    since_start_ns: sys::monotonic_ns().saturating_sub(origin),
-                    running: !self.ended,
-                });
             }
             (Some(_), None) => {
                 self.fail("the timeline was not drawn, so there is no picture to save".into());
@@ -197,6 +193,15 @@ impl Script {
                 }
             }
             Step::Save(job) => {
+                // The renderer pictures the frame after the request: this
+                // poll took in the data that frame shows.
+                if self.lock().taken.is_none() {
+                    let now = self.origin_ns.zip(last).map(|(origin, rec)| Moment {
+                        since_start_ns: sys::monotonic_ns().saturating_sub(origin),
+                        running: rec.is_running(),
+                    });
+                    self.lock().taken = now;
+                }
                 let Some((_, result)) = saved.iter().find(|(j, _)| *j == job) else {
                     return;
                 };
