@@ -143,7 +143,8 @@ impl Script {
         start
     }
 
-    /// Asks for the picture of this frame (or ends, if there is none to take).
+    /// Asks for the picture (the renderer takes the next frame), or ends if
+    /// there is none to take.
     fn shoot(&mut self, ctx: &Context, timeline: Option<Rect>, export: &mut ExportView) {
         match (&self.screenshot, timeline) {
             (Some(path), Some(rect)) => {

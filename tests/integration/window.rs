@@ -414,7 +414,7 @@ fn a_picture_taken_during_the_run_shows_live_kernel_slices() {
         "taken at {taken} s of a {wall} s run"
     );
     assert!(
-        wrote_written(&stdout, &json),
+        says_it_wrote(&stdout, &json),
         "the JSON was written: {stdout}"
     );
     // The kernel says both ran before 1.5 s, so the live picture must show both.
@@ -437,7 +437,7 @@ fn a_picture_taken_during_the_run_shows_live_kernel_slices() {
     );
 }
 
-fn wrote_written(stdout: &str, path: &Path) -> bool {
+fn says_it_wrote(stdout: &str, path: &Path) -> bool {
     stdout
         .lines()
         .any(|l| l == format!("wrote {}", path.display()))
