@@ -4,6 +4,7 @@
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
@@ -109,6 +110,51 @@ pub struct OutputArgs {
     pub trace: Option<PathBuf>,
 }
 
+impl OutputArgs {
+    /// Whether any file (or stdout) is asked for.
+    pub fn any(&self) -> bool {
+        self.json.is_some() || self.csv.is_some() || self.trace.is_some()
+    }
+
+    pub fn json_to_stdout(&self) -> bool {
+        self.json.as_deref().is_some_and(is_stdout)
+    }
+
+    /// Checks, before anything runs, that every file can be written.
+    pub fn check_writable(&self) -> Result<(), export::ExportError> {
+        let files = [&self.json, &self.csv, &self.trace];
+        for path in files.into_iter().flatten().filter(|p| !is_stdout(p)) {
+            export::check_writable(path)?;
+        }
+        Ok(())
+    }
+
+    /// Writes `rec` as asked: the summary JSON to stdout for `--json -`
+    /// (stdout then carries it alone), and each file atomically, said with
+    /// "wrote PATH" on stdout.
+    pub fn write(&self, rec: &Recording) -> Result<(), export::ExportError> {
+        let json_to_stdout = self.json_to_stdout();
+        if json_to_stdout {
+            println!("{}", export::summary_json(rec));
+        }
+        type Render = fn(&Recording) -> String;
+        let writes: [(&Option<PathBuf>, Render); 3] = [
+            (&self.json, export::summary_json),
+            (&self.csv, export::tasks_csv),
+            (&self.trace, export::chrome_trace),
+        ];
+        for (path, render) in writes {
+            if let Some(path) = path.as_deref().filter(|p| !is_stdout(p)) {
+                export::write_atomically(path, render(rec).as_bytes())?;
+                if !json_to_stdout {
+                    println!("wrote {}", path.display());
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
 /// `corelanes gui`: the run flags preset the controls; the rest script a figure.
 #[derive(Args, Debug, Clone)]
 pub struct GuiArgs {
@@ -119,17 +165,32 @@ pub struct GuiArgs {
     pub autorun: bool,
     /// With --autorun: run the concurrency preset (all threads on one core),
     /// then the parallelism preset (one thread per core), and stack them.
-    #[arg(long, requires = "autorun")]
+    #[arg(long, requires = "autorun", conflicts_with_all = ["screenshot_at", "json", "csv", "trace"])]
     pub run_both: bool,
     /// Save the timeline as PNG to FILE once the run has finished and been drawn.
     #[arg(long, value_name = "FILE")]
     pub screenshot: Option<PathBuf>,
+    /// With --screenshot: save the first frame drawn SECONDS after the run
+    /// starts, while it is still going (then wait for its end before --exit).
+    #[arg(long, value_name = "SECONDS", requires = "screenshot", value_parser = seconds, allow_negative_numbers = true)]
+    pub screenshot_at: Option<Duration>,
     /// With --screenshot: save the whole window rather than the timeline.
     #[arg(long, requires = "screenshot")]
     pub whole_window: bool,
     /// Close the window after the screenshot (or the run) is done.
     #[arg(long)]
     pub exit: bool,
+    /// The run's files, written when it ends (like `corelanes run`'s).
+    #[command(flatten)]
+    pub out: OutputArgs,
+}
+
+/// A time after the run's start, in seconds.
+fn seconds(text: &str) -> Result<Duration, String> {
+    text.parse::<f64>()
+        .ok()
+        .and_then(|s| Duration::try_from_secs_f64(s).ok())
+        .ok_or_else(|| format!("'{text}' is not a number of seconds, 0 or more"))
 }
 
 const STDOUT: &str = "-";
@@ -163,31 +224,12 @@ pub fn run(cli: Cli) -> ExitCode {
 fn run_once(args: &RunArgs, out: &OutputArgs) -> anyhow::Result<ExitCode> {
     let topo = Topology::get();
     let valid = args.to_config(topo)?.validate(topo)?;
-    let files = [&out.json, &out.csv, &out.trace];
-    for path in files.into_iter().flatten().filter(|p| !is_stdout(p)) {
-        export::check_writable(path)?;
-    }
+    out.check_writable()?;
     let rec = run::run_to_end(valid);
-    let json_to_stdout = out.json.as_deref().is_some_and(is_stdout);
-    if json_to_stdout {
-        println!("{}", export::summary_json(&rec));
-    } else {
+    if !out.json_to_stdout() {
         print!("{}", report(&rec));
     }
-    type Render = fn(&Recording) -> String;
-    let writes: [(&Option<PathBuf>, Render); 3] = [
-        (&out.json, export::summary_json),
-        (&out.csv, export::tasks_csv),
-        (&out.trace, export::chrome_trace),
-    ];
-    for (path, render) in writes {
-        if let Some(path) = path.as_deref().filter(|p| !is_stdout(p)) {
-            export::write_atomically(path, render(&rec).as_bytes())?;
-            if !json_to_stdout {
-                println!("wrote {}", path.display());
-            }
-        }
-    }
+    out.write(&rec)?;
     for why in &rec.failures {
         eprintln!("failure: {why}");
     }

@@ -105,6 +105,7 @@ impl App {
         if let Some(path) = &args.screenshot {
             export::check_writable(path)?;
         }
+        args.out.check_writable()?;
         let autorun = match (args.autorun, args.run_both) {
             (false, _) => Vec::new(),
             (true, false) => vec![config.validate(topo)?],
@@ -113,13 +114,8 @@ impl App {
                 app.controls.parallelism_preset(topo).validate(topo)?,
             ],
         };
-        if args.autorun || args.screenshot.is_some() || args.exit {
-            app.script = Some(Script::new(
-                autorun,
-                args.screenshot.clone(),
-                args.whole_window,
-                args.exit,
-            ));
+        if args.autorun || args.screenshot.is_some() || args.exit || args.out.any() {
+            app.script = Some(Script::new(autorun, args));
         }
         Ok(app)
     }
@@ -169,7 +165,7 @@ impl App {
             .checked_sub(1)
             .and_then(|i| self.history.get(i));
         if let Some(script) = &mut self.script {
-            script.poll(ctx, last.filter(|_| idle).map(|e| &*e.rec), &saved);
+            script.poll(ctx, last.map(|e| &*e.rec), idle, &saved);
         }
     }
 

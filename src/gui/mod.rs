@@ -6,7 +6,7 @@
 //! - `controls`, `timeline`, `utilisation`, `figures`, `history`, `export`:
 //!   one view each, owning its state and drawing itself with a `ui` method.
 //! - `running`: a run from the click on Run to its end; `script`: the
-//!   scripted mode (`--autorun --screenshot FILE --exit`); `palette`: colours.
+//!   scripted mode (`--autorun --screenshot FILE [--screenshot-at S] --exit`); `palette`: colours.
 //! - [`bench`](mod@bench): the cost of a frame, for `corelanes bench` and `benches/`.
 
 use eframe::egui;
@@ -33,7 +33,8 @@ pub use history::{Entry, History};
 pub const WINDOW_SIZE: [f32; 2] = [1500.0, 940.0];
 
 /// Opens the window; with `--autorun --screenshot FILE --exit`, runs, saves
-/// the timeline picture and closes, failing if any of it failed.
+/// the timeline picture (and the run's files, with `--json` etc.) and
+/// closes, failing if any of it failed.
 pub fn run(args: Option<crate::cli::GuiArgs>) -> anyhow::Result<ExitCode> {
     let mut app = App::from_args(args.as_ref())?;
     let report = app.script_report();
@@ -75,11 +76,25 @@ pub fn run(args: Option<crate::cli::GuiArgs>) -> anyhow::Result<ExitCode> {
         } else {
             "timeline"
         };
-        println!(
-            "wrote {} (the {what}: {w}×{h} px at {} px per point)",
+        let when = match report.taken {
+            Some(m) if m.running => format!(
+                ", {:.2} s after the run started, while it ran",
+                m.since_start_ns as f64 / 1e9
+            ),
+            Some(_) => ", after the run ended".into(),
+            None => String::new(),
+        };
+        let line = format!(
+            "wrote {} (the {what}: {w}×{h} px at {} px per point){when}",
             export::shown_path(&file.path),
             picture.pixels_per_point
         );
+        // With `--json -` stdout carries the summary alone.
+        if args.as_ref().is_some_and(|a| a.out.json_to_stdout()) {
+            eprintln!("{line}");
+        } else {
+            println!("{line}");
+        }
     }
     let mut errors = report.errors.clone();
     if !report.done {

@@ -1,6 +1,8 @@
 //! Scripted sessions, `corelanes gui [run flags] --autorun --screenshot FILE
-//! --exit`: open the window, run, save the timeline once the finished run has
-//! been drawn, close; the report says what failed.
+//! [--screenshot-at SECONDS] [--json FILE] --exit`: open the window, run,
+//! save the timeline once the finished run has been drawn (or at a moment
+//! during the run), write the run's files when it ends, close; the report
+//! says what failed.
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -10,7 +12,9 @@ use eframe::egui;
 use egui::{Context, Rect};
 
 use super::export::{ExportView, Job, Saved, SavedFile};
+use crate::cli::{GuiArgs, OutputArgs};
 use crate::run::{Recording, RunStatus, ValidConfig};
+use crate::sys;
 
 /// Frames drawn, a pause apart, before the run starts, so that opening the
 /// window (shaders, fonts, first layouts) does not compete with the run.
@@ -26,8 +30,19 @@ const SETTLE_FRAMES: u32 = 3;
 pub struct ScriptReport {
     pub done: bool,
     pub saved: Option<SavedFile>,
+    /// When the saved picture was drawn.
+    pub taken: Option<Moment>,
     /// Sentences for stderr; any makes the exit status non-zero.
     pub errors: Vec<String>,
+}
+
+/// When a picture was drawn, on the run's own clock.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Moment {
+    /// Nanoseconds after the run's origin.
+    pub since_start_ns: u64,
+    /// The run was still going.
+    pub running: bool,
 }
 
 pub struct Script {
@@ -35,15 +50,28 @@ pub struct Script {
     /// stacked, with `--run-both`); empty when nothing is to be started.
     autorun: Vec<ValidConfig>,
     screenshot: Option<PathBuf>,
+    /// `--screenshot-at`: the picture is taken this long after the run's
+    /// origin, while it runs, rather than once it has ended.
+    at: Option<Duration>,
     /// Save the whole window, not only the timeline.
     whole_window: bool,
+    /// The run's files, written when it ends.
+    out: OutputArgs,
     exit: bool,
     step: Step,
+    /// The run's origin (`CLOCK_MONOTONIC` ns), once it has started.
+    origin_ns: Option<u64>,
+    /// The run has ended and its files have been written.
+    ended: bool,
     report: Arc<Mutex<ScriptReport>>,
 }
 
 enum Step {
     Warmup(u32),
+    /// Until the moment of `--screenshot-at`.
+    WaitForMoment,
+    /// The moment has come: this frame is the picture.
+    Shoot,
     WaitForRun,
     Settle(u32),
     Save(Job),
@@ -51,23 +79,31 @@ enum Step {
 }
 
 impl Script {
-    pub fn new(
-        autorun: Vec<ValidConfig>,
-        screenshot: Option<PathBuf>,
-        whole_window: bool,
-        exit: bool,
-    ) -> Script {
+    /// `autorun`: the validated runs `args` asks to start.
+    pub fn new(autorun: Vec<ValidConfig>, args: &GuiArgs) -> Script {
         Script {
             step: if !autorun.is_empty() {
                 Step::Warmup(0)
             } else {
-                Step::WaitForRun
+                Script::waiting(args.screenshot_at)
             },
             autorun,
-            screenshot,
-            whole_window,
-            exit,
+            screenshot: args.screenshot.clone(),
+            at: args.screenshot_at,
+            whole_window: args.whole_window,
+            out: args.out.clone(),
+            exit: args.exit,
+            origin_ns: None,
+            ended: false,
             report: Arc::default(),
+        }
+    }
+
+    /// What to wait for once the run is under way.
+    fn waiting(at: Option<Duration>) -> Step {
+        match at {
+            Some(_) => Step::WaitForMoment,
+            None => Step::WaitForRun,
         }
     }
 
@@ -96,43 +132,77 @@ impl Script {
                 return None;
             }
             Step::Warmup(_) => {
-                self.step = Step::WaitForRun;
+                self.step = Script::waiting(self.at);
                 start = Some(std::mem::take(&mut self.autorun)).filter(|runs| !runs.is_empty());
             }
             Step::Settle(n) if n < SETTLE_FRAMES => self.step = Step::Settle(n + 1),
-            Step::Settle(_) => match (&self.screenshot, timeline) {
-                (Some(path), Some(rect)) => {
-                    let crop = (!self.whole_window).then_some(rect);
-                    self.step = Step::Save(export.save_png(ctx, crop, path.clone()))
-                }
-                (Some(_), None) => {
-                    self.fail("the timeline was not drawn, so there is no picture to save".into());
-                    self.finish(ctx);
-                }
-                (None, _) => self.finish(ctx),
-            },
-            Step::WaitForRun | Step::Save(_) | Step::Done => return None,
+            Step::Shoot | Step::Settle(_) => self.shoot(ctx, timeline, export),
+            Step::WaitForMoment | Step::WaitForRun | Step::Save(_) | Step::Done => return None,
         }
         ctx.request_repaint();
         start
     }
 
-    /// Moves on once the run has ended (`ended`: the last run, when nothing
-    /// is running or queued) or the picture has been saved.
-    pub fn poll(&mut self, ctx: &Context, ended: Option<&Recording>, saved: &[Saved]) {
+    /// Asks for the picture (the renderer takes the next frame), or ends if
+    /// there is none to take.
+    fn shoot(&mut self, ctx: &Context, timeline: Option<Rect>, export: &mut ExportView) {
+        match (&self.screenshot, timeline) {
+            (Some(path), Some(rect)) => {
+                let crop = (!self.whole_window).then_some(rect);
+                self.step = Step::Save(export.save_png(ctx, crop, path.clone()));
+            }
+            (Some(_), None) => {
+                self.fail("the timeline was not drawn, so there is no picture to save".into());
+                self.after_picture(ctx);
+            }
+            (None, _) => self.finish(ctx),
+        }
+    }
+
+    /// Moves on once the moment of the picture has come, the run has ended
+    /// (`last`: the newest run; `idle`: nothing is running or queued) or the
+    /// picture has been saved.
+    pub fn poll(&mut self, ctx: &Context, last: Option<&Recording>, idle: bool, saved: &[Saved]) {
+        if let Some(rec) = last.filter(|r| r.origin_ns > 0) {
+            self.origin_ns = Some(rec.origin_ns);
+        }
+        let ended = last.filter(|r| idle && !r.is_running());
         match self.step {
+            Step::WaitForMoment => {
+                if let Some(rec) = ended {
+                    self.fail(format!(
+                        "the run ended after {:.2} s, before --screenshot-at {} s",
+                        rec.wall_ns as f64 / 1e9,
+                        self.at.unwrap_or_default().as_secs_f64()
+                    ));
+                    self.run_ended(ctx, rec);
+                    return;
+                }
+                let (Some(at), Some(origin)) = (self.at, self.origin_ns) else {
+                    return;
+                };
+                let due = origin.saturating_add(at.as_nanos() as u64);
+                match due.checked_sub(sys::monotonic_ns()) {
+                    // Without a GPU the app redraws only once a second: ask for the frame due.
+                    Some(wait) if wait > 0 => ctx.request_repaint_after(Duration::from_nanos(wait)),
+                    _ => self.step = Step::Shoot,
+                }
+            }
             Step::WaitForRun => {
-                let Some(rec) = ended else { return };
-                for why in &rec.failures {
-                    self.fail(format!("the run reported: {why}"));
+                if let Some(rec) = ended {
+                    self.run_ended(ctx, rec);
                 }
-                if rec.status == RunStatus::Cancelled {
-                    self.fail("the run was stopped before it finished".into());
-                }
-                self.step = Step::Settle(0);
-                ctx.request_repaint();
             }
             Step::Save(job) => {
+                // The renderer pictures the frame after the request: this
+                // poll took in the data that frame shows.
+                if self.lock().taken.is_none() {
+                    let now = self.origin_ns.zip(last).map(|(origin, rec)| Moment {
+                        since_start_ns: sys::monotonic_ns().saturating_sub(origin),
+                        running: rec.is_running(),
+                    });
+                    self.lock().taken = now;
+                }
                 let Some((_, result)) = saved.iter().find(|(j, _)| *j == job) else {
                     return;
                 };
@@ -140,9 +210,39 @@ impl Script {
                     Ok(file) => self.lock().saved = Some(file.clone()),
                     Err(why) => self.fail(why.clone()),
                 }
-                self.finish(ctx);
+                self.after_picture(ctx);
             }
-            Step::Warmup(_) | Step::Settle(_) | Step::Done => {}
+            Step::Warmup(_) | Step::Shoot | Step::Settle(_) | Step::Done => {}
+        }
+    }
+
+    /// Reports the run's failures and writes its files; then takes the
+    /// picture of the finished run, unless it was due during the run.
+    fn run_ended(&mut self, ctx: &Context, rec: &Recording) {
+        for why in &rec.failures {
+            self.fail(format!("the run reported: {why}"));
+        }
+        if rec.status == RunStatus::Cancelled {
+            self.fail("the run was stopped before it finished".into());
+        }
+        if let Err(why) = self.out.write(rec) {
+            self.fail(why.to_string());
+        }
+        self.ended = true;
+        if self.at.is_some() {
+            self.after_picture(ctx);
+        } else {
+            self.step = Step::Settle(0);
+            ctx.request_repaint();
+        }
+    }
+
+    /// A picture taken during the run waits for its end (and its files).
+    fn after_picture(&mut self, ctx: &Context) {
+        if self.ended {
+            self.finish(ctx);
+        } else {
+            self.step = Step::WaitForRun;
         }
     }
 

@@ -12,45 +12,161 @@ use std::time::Duration;
 
 use crate::sys;
 
-/// How much history is kept.
-pub const KEEP: Duration = Duration::from_secs(60);
-
-/// Every core's busy percentage at one instant.
+/// Every core's busy percentage at one instant, or averaged over a bucket of time.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Sample {
-    /// `CLOCK_MONOTONIC` ns, the clock of a run's `origin_ns`.
+    /// `CLOCK_MONOTONIC` ns, the clock of a run's `origin_ns`; for an
+    /// average, the mean time of the readings it stands for.
     pub t_ns: u64,
     /// Busy % (0–100) of each CPU the system lists, by CPU id.
     pub per_core: Vec<f32>,
+    /// How many readings this averages (1: one reading as taken).
+    pub readings: u32,
+    /// The width of the bucket it averages; zero for a single reading.
+    pub span_ns: u64,
 }
 
-/// Samples no older than [`KEEP`] before the newest, oldest first.
-#[derive(Debug, Default)]
-pub struct History {
-    samples: VecDeque<Sample>,
-}
-
-impl History {
-    pub fn push(&mut self, sample: Sample) {
-        let keep_ns = KEEP.as_nanos() as u64;
-        let newest = sample.t_ns;
-        self.samples.push_back(sample);
-        while self
-            .samples
-            .front()
-            .is_some_and(|s| s.t_ns + keep_ns < newest)
-        {
-            self.samples.pop_front();
+impl Sample {
+    /// One reading, as the sampler takes it.
+    pub fn reading(t_ns: u64, per_core: Vec<f32>) -> Sample {
+        Sample {
+            t_ns,
+            per_core,
+            readings: 1,
+            span_ns: 0,
         }
     }
 
-    pub fn samples(&self) -> &VecDeque<Sample> {
-        &self.samples
+    /// Folds `other` into this average, each weighted by its readings.
+    fn absorb(&mut self, other: &Sample) {
+        let (a, b) = (self.readings, other.readings);
+        let total = a + b;
+        let weigh = |x: f32, y: f32| (x * a as f32 + y * b as f32) / total as f32;
+        for (mine, &theirs) in self.per_core.iter_mut().zip(&other.per_core) {
+            *mine = weigh(*mine, theirs);
+        }
+        let t = (u128::from(self.t_ns) * u128::from(a) + u128::from(other.t_ns) * u128::from(b))
+            / u128::from(total);
+        self.t_ns = t as u64;
+        self.readings = total;
+    }
+}
+
+/// How samples age: a tier keeps them until they are `age` older than the
+/// newest, averaged into buckets `width` wide (zero: as read), then hands
+/// them to the next. Widths divide each other, so a bucket's mean time
+/// names the coarser bucket it belongs to.
+struct Tier {
+    age: Duration,
+    width: Duration,
+}
+
+const MINUTE: u64 = 60;
+const TIERS: [Tier; 4] = [
+    Tier {
+        age: Duration::from_secs(2 * MINUTE),
+        width: Duration::ZERO,
+    },
+    Tier {
+        age: Duration::from_secs(20 * MINUTE),
+        width: Duration::from_secs(2),
+    },
+    Tier {
+        age: Duration::from_secs(180 * MINUTE),
+        width: Duration::from_secs(20),
+    },
+    Tier {
+        age: Duration::MAX,
+        width: Duration::from_secs(MINUTE),
+    },
+];
+
+/// Every sample of the session, oldest first, thinned as it ages: the last
+/// 2 minutes as read, then 2 s averages up to 20 minutes old, 20 s averages
+/// up to 3 hours, and 1 minute averages beyond, so every run in the history
+/// keeps its plot.
+///
+/// Memory: at sysinfo's fastest rate (one reading per 200 ms) a day-long
+/// session keeps at most 600 + 540 + 480 + 1,260 = 2,880 samples (plus one
+/// partial bucket per tier), about 0.3 MB with 16 CPUs; each further day
+/// adds 1,440.
+#[derive(Debug)]
+pub struct History {
+    /// Newest tier first; within a tier, oldest first.
+    tiers: [VecDeque<Sample>; TIERS.len()],
+}
+
+impl Default for History {
+    fn default() -> Self {
+        History {
+            tiers: std::array::from_fn(|_| VecDeque::new()),
+        }
+    }
+}
+
+impl History {
+    /// Adds the newest sample and moves those that have aged into coarser tiers.
+    pub fn push(&mut self, sample: Sample) {
+        let newest = sample.t_ns;
+        self.tiers[0].push_back(sample);
+        for (i, tier) in TIERS.iter().enumerate().skip(1) {
+            let keep_ns = u64::try_from(TIERS[i - 1].age.as_nanos()).unwrap_or(u64::MAX);
+            let width_ns = tier.width.as_nanos() as u64;
+            let [younger, older] = self.tiers.get_disjoint_mut([i - 1, i]).expect("two tiers");
+            while let Some(aged) = younger.pop_front_if(|s| s.t_ns.saturating_add(keep_ns) < newest)
+            {
+                match older.back_mut() {
+                    Some(bucket)
+                        if bucket.t_ns / width_ns == aged.t_ns / width_ns
+                            && bucket.per_core.len() == aged.per_core.len() =>
+                    {
+                        bucket.absorb(&aged)
+                    }
+                    _ => older.push_back(Sample {
+                        span_ns: width_ns,
+                        ..aged
+                    }),
+                }
+            }
+        }
+    }
+
+    /// Every sample kept, oldest first.
+    pub fn samples(&self) -> impl DoubleEndedIterator<Item = &Sample> {
+        self.tiers.iter().rev().flatten()
+    }
+
+    pub fn len(&self) -> usize {
+        self.tiers.iter().map(VecDeque::len).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The samples from `from_ns` to `to_ns`, with the nearest one on each
+    /// side, so that a line drawn through them crosses the whole window even
+    /// where old samples are far apart.
+    pub fn window(&self, from_ns: u64, to_ns: u64) -> Vec<&Sample> {
+        let mut shown = Vec::new();
+        let mut before = None;
+        for sample in self.samples() {
+            if sample.t_ns < from_ns {
+                before = Some(sample);
+                continue;
+            }
+            shown.extend(before.take());
+            shown.push(sample);
+            if sample.t_ns > to_ns {
+                break;
+            }
+        }
+        shown
     }
 
     /// How many CPUs the latest sample lists.
     pub fn cores(&self) -> usize {
-        self.samples.back().map_or(0, |s| s.per_core.len())
+        self.samples().next_back().map_or(0, |s| s.per_core.len())
     }
 }
 
@@ -121,10 +237,10 @@ fn sample_until(
             break;
         }
         system.refresh_cpu_usage();
-        let sample = Sample {
-            t_ns: sys::monotonic_ns(),
-            per_core: system.cpus().iter().map(|cpu| cpu.usage()).collect(),
-        };
+        let sample = Sample::reading(
+            sys::monotonic_ns(),
+            system.cpus().iter().map(|cpu| cpu.usage()).collect(),
+        );
         history
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -137,20 +253,95 @@ fn sample_until(
 mod tests {
     use super::*;
 
-    #[test]
-    fn history_keeps_the_last_minute() {
-        let mut history = History::default();
-        let second = 1_000_000_000;
-        for t in 0..100u64 {
-            history.push(Sample {
-                t_ns: t * second,
-                per_core: vec![50.0, 10.0],
-            });
+    const SECOND: u64 = 1_000_000_000;
+    /// sysinfo's fastest rate, the worst case for memory.
+    const PERIOD_NS: u64 = 200_000_000;
+
+    /// Readings every 200 ms from `from_s` to `to_s`, each made by `busy(t_ns)`.
+    fn feed(history: &mut History, from_s: u64, to_s: u64, busy: impl Fn(u64) -> Vec<f32>) {
+        for t in (from_s * SECOND..to_s * SECOND).step_by(PERIOD_NS as usize) {
+            history.push(Sample::reading(t, busy(t)));
         }
-        let samples = history.samples();
-        assert_eq!(samples.back().unwrap().t_ns, 99 * second);
-        assert_eq!(samples.front().unwrap().t_ns, 39 * second);
+    }
+
+    #[test]
+    fn a_day_long_session_stays_within_the_stated_bound() {
+        let mut history = History::default();
+        let day = 24 * 3600;
+        feed(&mut history, 0, day, |_| vec![50.0, 10.0]);
+        // The doc comment's bound, plus one partial bucket per coarse tier.
+        assert!(history.len() <= 2_880 + 3, "{} samples", history.len());
+        let oldest = history.samples().next().unwrap();
+        assert!(oldest.t_ns < 60 * SECOND, "the whole session is kept");
+        assert_eq!(
+            history.samples().next_back().unwrap().t_ns,
+            day * SECOND - PERIOD_NS
+        );
+        let readings: u64 = history.samples().map(|s| u64::from(s.readings)).sum();
+        assert_eq!(readings, day * SECOND / PERIOD_NS, "no reading is lost");
+        assert!(history.samples().is_sorted_by_key(|s| s.t_ns));
         assert_eq!(history.cores(), 2);
+    }
+
+    #[test]
+    fn averages_keep_the_mean_of_their_readings() {
+        let mut history = History::default();
+        // A pattern that does not repeat with any bucket width.
+        let busy = |t: u64| vec![((t / PERIOD_NS) % 7) as f32 * 10.0];
+        feed(&mut history, 0, 3600, busy);
+        let (mut sum, mut n) = (0.0f64, 0u64);
+        for s in history.samples() {
+            sum += f64::from(s.per_core[0]) * f64::from(s.readings);
+            n += u64::from(s.readings);
+        }
+        let exact: f64 = (0..3600 * SECOND / PERIOD_NS)
+            .map(|k| f64::from(busy(k * PERIOD_NS)[0]))
+            .sum::<f64>();
+        assert_eq!(
+            n,
+            3600 * SECOND / PERIOD_NS,
+            "every reading is counted once"
+        );
+        assert!((sum - exact).abs() < exact * 1e-5, "{sum} vs {exact}");
+        // One 2 s bucket against the readings it stands for.
+        let bucket = history
+            .samples()
+            .find(|s| s.span_ns == 2 * SECOND)
+            .expect("the last 20 minutes but two are in 2 s buckets");
+        let start = bucket.t_ns / (2 * SECOND) * (2 * SECOND);
+        let inside: Vec<f32> = (start..start + 2 * SECOND)
+            .step_by(PERIOD_NS as usize)
+            .map(|t| busy(t)[0])
+            .collect();
+        let mean = inside.iter().sum::<f32>() / inside.len() as f32;
+        assert_eq!(bucket.readings as usize, inside.len());
+        assert!((bucket.per_core[0] - mean).abs() < 1e-3);
+    }
+
+    #[test]
+    fn an_old_runs_window_still_has_its_samples() {
+        let mut history = History::default();
+        // A 30 s run at 100 % on core 0, ten minutes into a five-hour session.
+        let (run_from, run_to) = (600 * SECOND, 630 * SECOND);
+        feed(&mut history, 0, 5 * 3600, |t| {
+            let busy = if (run_from..run_to).contains(&t) {
+                100.0
+            } else {
+                0.0
+            };
+            vec![busy, 0.0]
+        });
+        let shown = history.window(run_from - 3 * SECOND, run_to + 3 * SECOND);
+        assert!(shown.len() >= 2, "a line needs two points: {shown:?}");
+        assert!(shown.first().unwrap().t_ns <= run_from && shown.last().unwrap().t_ns >= run_to);
+        // By now its minute is one bucket: half of it was the run at 100 %.
+        let run = shown
+            .iter()
+            .find(|s| s.per_core[0] > 0.0)
+            .expect("the run's load is still there");
+        assert_eq!(run.span_ns, 60 * SECOND);
+        assert!((run.per_core[0] - 50.0).abs() < 1e-3, "{run:?}");
+        assert!(shown.iter().all(|s| s.per_core[1] == 0.0));
     }
 
     #[test]
@@ -164,7 +355,7 @@ mod tests {
         rx.recv_timeout(Duration::from_secs(10))
             .expect("a sample arrives");
         let (cores, busy) = sampler.with_history(|h| {
-            let last = h.samples().back().unwrap();
+            let last = h.samples().next_back().unwrap();
             (
                 h.cores(),
                 last.per_core.iter().all(|p| (0.0..=100.5).contains(p)),
