@@ -90,7 +90,10 @@ mod tests {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
         let mut seen = 0;
         while seen < 100_000 {
-            assert!(std::time::Instant::now() < deadline, "the writer never published");
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the writer never published"
+            );
             if let Some(t) = slot.read() {
                 assert_eq!(t.start_ns, 1000 * u64::from(t.id), "{t:?}");
                 seen += 1;

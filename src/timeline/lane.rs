@@ -81,7 +81,7 @@ impl Lane {
             self.item.push(item);
             self.class.push(class);
             start += len;
-            if self.len() % LEAF == 0 {
+            if self.len().is_multiple_of(LEAF) {
                 let from = self.len() - LEAF;
                 let node = Node::of_spans((from..self.len()).map(|i| (self.class[i], self.len[i])));
                 self.summary.push_leaf(node);
@@ -145,7 +145,7 @@ impl Lane {
             let (a, b) = (bounds[k], bounds[k + 1]);
             *mix = Mix::of_width(b - a);
             while i < n && self.start[i] < b {
-                if i % LEAF == 0
+                if i.is_multiple_of(LEAF)
                     && self.start[i] >= a
                     && let Some((node, count)) = self.summary.largest_at(i, |j| self.end(j) <= b)
                 {

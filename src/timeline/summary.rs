@@ -88,7 +88,7 @@ impl Summary {
             let nodes = &mut self.levels[level];
             nodes.push(node);
             let n = nodes.len();
-            if n % 2 == 1 {
+            if !n.is_multiple_of(2) {
                 return;
             }
             node = Node::merge(&nodes[n - 2], &nodes[n - 1]);
@@ -101,7 +101,7 @@ impl Summary {
         let mut best = None;
         for (level, nodes) in self.levels.iter().enumerate() {
             let size = LEAF << level;
-            if i % size != 0 {
+            if !i.is_multiple_of(size) {
                 break;
             }
             match nodes.get(i / size) {

@@ -68,21 +68,33 @@ fn allocate(group: &Mix, n: usize, carry: &mut Vec<(Paint, f64)>, out: &mut Vec<
         owe(Paint::Class(class), columns(ns));
     }
     owe(Paint::Others, columns(group.others_ns));
-    owe(Paint::Empty, columns(group.width_ns.saturating_sub(group.covered_ns())));
-    due.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-    let mut counts: Vec<usize> = due.iter().map(|&(_, v)| v.max(0.0).floor() as usize).collect();
+    owe(
+        Paint::Empty,
+        columns(group.width_ns.saturating_sub(group.covered_ns())),
+    );
+    due.sort_unstable_by_key(|&(paint, _)| paint);
+    let mut counts: Vec<usize> = due
+        .iter()
+        .map(|&(_, v)| v.max(0.0).floor() as usize)
+        .collect();
     let left = n.saturating_sub(counts.iter().sum());
     let mut order: Vec<usize> = (0..due.len()).collect();
     order.sort_by(|&a, &b| {
         let rem = |i: usize| due[i].1 - counts[i] as f64;
         rem(b).total_cmp(&rem(a))
     });
-    for &i in order.iter().cycle().take(if due.is_empty() { 0 } else { left }) {
+    for &i in order
+        .iter()
+        .cycle()
+        .take(if due.is_empty() { 0 } else { left })
+    {
         counts[i] += 1;
     }
     // Rounding can overshoot by a column: take it from the largest.
     while counts.iter().sum::<usize>() > n {
-        let most = (0..counts.len()).max_by_key(|&i| counts[i]).expect("some counts");
+        let most = (0..counts.len())
+            .max_by_key(|&i| counts[i])
+            .expect("some counts");
         counts[most] -= 1;
     }
     for (&(paint, v), &count) in due.iter().zip(&counts) {
@@ -132,12 +144,7 @@ mod tests {
         // The two partly covered columns form one group: 110 of 200 ns is class 2.
         assert_eq!(
             out,
-            vec![
-                Paint::Class(2),
-                Paint::Empty,
-                Paint::Class(2),
-                Paint::Empty
-            ]
+            vec![Paint::Class(2), Paint::Empty, Paint::Class(2), Paint::Empty]
         );
     }
 

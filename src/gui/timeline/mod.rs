@@ -191,7 +191,11 @@ enum Hit {
     /// A task not finished yet.
     InFlight { thread: usize, task: InFlight },
     /// A column of spans too narrow to draw one by one.
-    Mix { kind: Kind, mix: Mix, t: [u64; 2] },
+    Mix {
+        kind: Kind,
+        mix: Box<Mix>,
+        t: [u64; 2],
+    },
     /// A core running nothing of this run.
     Gap { core: usize, t: u64 },
 }
@@ -544,7 +548,11 @@ impl TimelineView {
             let t = [self.bounds[k], self.bounds[k + 1]];
             let within_run = t[0] < rec.elapsed_ns() && pc.t(p.x) >= 0.0;
             hit_here = match kind {
-                _ if mix.covered_ns() > 0 => Some(Hit::Mix { kind, mix, t }),
+                _ if mix.covered_ns() > 0 => Some(Hit::Mix {
+                    kind,
+                    mix: Box::new(mix),
+                    t,
+                }),
                 Kind::Core { core } if mix.covered_ns() == 0 && within_run => {
                     Some(Hit::Gap { core, t: t[0] })
                 }
@@ -904,7 +912,7 @@ fn tooltip(ui: &mut Ui, rec: &Recording, hit: &Hit) {
                 human_ns(rec.seen_ns.saturating_sub(task.start_ns))
             ));
         }
-        Hit::Mix { kind, mix, t } => {
+        Hit::Mix { kind, ref mix, t } => {
             ui.label(format!(
                 "{} – {}: {} span{} in this pixel column",
                 ms(t[0]),
