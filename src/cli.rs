@@ -183,6 +183,20 @@ pub struct GuiArgs {
     /// The run's files, written when it ends (like `corelanes run`'s).
     #[command(flatten)]
     pub out: OutputArgs,
+    /// The window's size in points, e.g. 1280x800 (a laptop screen) [default: 1500x940].
+    #[arg(long, value_name = "WxH", value_parser = window_size)]
+    pub window_size: Option<[f32; 2]>,
+}
+
+fn window_size(text: &str) -> Result<[f32; 2], String> {
+    let size = text
+        .split_once(['x', 'X', '×'])
+        .and_then(|(w, h)| Some([w.trim().parse::<f32>().ok()?, h.trim().parse::<f32>().ok()?]));
+    match size {
+        Some([w, h]) if w >= 900.0 && h >= 600.0 && w <= 10_000.0 && h <= 10_000.0 => Ok([w, h]),
+        Some(_) => Err(format!("'{text}' is outside 900x600 to 10000x10000")),
+        None => Err(format!("'{text}' is not a size such as 1280x800")),
+    }
 }
 
 /// A time after the run's start, in seconds.

@@ -42,7 +42,11 @@ pub fn run(args: Option<crate::cli::GuiArgs>) -> anyhow::Result<ExitCode> {
         viewport: egui::ViewportBuilder::default()
             .with_title("corelanes")
             .with_app_id("corelanes")
-            .with_inner_size(WINDOW_SIZE)
+            .with_inner_size(
+                args.as_ref()
+                    .and_then(|a| a.window_size)
+                    .unwrap_or(WINDOW_SIZE),
+            )
             .with_min_inner_size([900.0, 600.0]),
         ..Default::default()
     };
