@@ -224,7 +224,9 @@ pub fn run(cli: Cli) -> ExitCode {
             max_threads,
             json,
         }) => run_sweep(&run, max_threads, json.as_deref()),
-        Some(Command::Bench(args)) => crate::bench::run(&args),
+        Some(Command::Bench(args)) => crate::bench::run(&args).inspect(|_| {
+            crate::gui::bench::print_figures(args.events);
+        }),
     };
     match result {
         Ok(code) => code,

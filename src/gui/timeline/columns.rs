@@ -171,7 +171,12 @@ mod tests {
     #[test]
     fn columns_before_the_origin_stay_empty() {
         // Columns left of time 0 have no width; the spans start just after.
-        let mixes = [mix(0, &[]), mix(0, &[]), mix(100, &[(0, 100)]), mix(100, &[(0, 90)])];
+        let mixes = [
+            mix(0, &[]),
+            mix(0, &[]),
+            mix(100, &[(0, 100)]),
+            mix(100, &[(0, 90)]),
+        ];
         let mut out = Vec::new();
         assign(&mixes, &[false; 4], &mut out);
         assert_eq!(out[..2], [Paint::Empty, Paint::Empty]);

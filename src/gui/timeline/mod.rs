@@ -29,7 +29,7 @@ use crate::metrics::human_ns;
 use crate::run::Recording;
 use crate::telemetry::events::InFlight;
 use crate::telemetry::sched::{SchedSource, SliceState};
-use crate::timeline::{Class, Lane, Mix, class_state};
+use crate::timeline::{Class, Lane, Mix, Timeline, class_state};
 use crate::topology::Topology;
 
 /// Spans at least this many pixels wide are outlined, named and hoverable one by one.
@@ -54,6 +54,8 @@ pub struct RunView<'a> {
     /// The run's index in the history (what a selection refers to).
     pub index: usize,
     pub rec: &'a Recording,
+    /// Its lanes.
+    pub timeline: &'a Timeline,
     /// The line above the run's lanes.
     pub caption: String,
 }
@@ -293,7 +295,7 @@ impl TimelineView {
                 };
             }
             if !self.quiet {
-                response.on_hover_ui_at_pointer(|ui| tooltip(ui, run.rec, &hit));
+                response.on_hover_ui_at_pointer(|ui| tooltip(ui, run, &hit));
             }
         } else if response.clicked() {
             self.selected = None;
@@ -571,7 +573,7 @@ impl TimelineView {
 fn fit_range(runs: &[RunView]) -> [f64; 2] {
     let end = runs
         .iter()
-        .map(|r| r.rec.elapsed_ns().max(r.rec.timeline.end_ns()))
+        .map(|r| r.rec.elapsed_ns().max(r.timeline.end_ns()))
         .max()
         .unwrap_or(0)
         .max(1_000_000) as f64;
@@ -616,7 +618,7 @@ fn rows<'a>(runs: &'a [RunView<'a>], texts: &Texts) -> Vec<Row<'a>> {
             rows.push(Row::Gap);
         }
         let rec = run.rec;
-        let tl = &rec.timeline;
+        let tl = run.timeline;
         rows.push(texts.row(run.caption.clone(), 15.0, false));
         let source = match rec.sched_source {
             SchedSource::Procfs => "sampled from /proc at ~1 kHz",
@@ -664,7 +666,7 @@ fn rows<'a>(runs: &'a [RunView<'a>], texts: &Texts) -> Vec<Row<'a>> {
                 strip: None,
             });
         }
-        let states = has_states(rec);
+        let states = has_states(tl);
         rows.push(texts.row(
             if states {
                 "Threads: task lifetimes; strip below: the kernel's state of the thread".into()
@@ -748,8 +750,8 @@ struct Legend {
 impl Legend {
     fn new(ui: &Ui, runs: &[RunView], width: f32) -> Legend {
         let threads = runs.iter().map(|r| r.rec.threads.len()).max().unwrap_or(0);
-        let states = runs.iter().any(|r| has_states(r.rec));
-        let kernel = runs.iter().any(|r| r.rec.timeline.cores_from_kernel);
+        let states = runs.iter().any(|r| has_states(r.timeline));
+        let kernel = runs.iter().any(|r| r.timeline.cores_from_kernel);
         let mut entries: Vec<(Swatch, String)> = (0..threads.min(palette::THREAD_COLOURS))
             .map(|i| (Swatch::Fill(palette::thread(i)), format!("worker-{i}")))
             .collect();
@@ -828,8 +830,8 @@ impl Legend {
     }
 }
 
-fn has_states(rec: &Recording) -> bool {
-    rec.timeline.thread_states.iter().any(|l| !l.is_empty())
+fn has_states(timeline: &Timeline) -> bool {
+    timeline.thread_states.iter().any(|l| !l.is_empty())
 }
 
 /// Vertical grid lines at the ticks through the lanes, and the labelled axis.
@@ -880,7 +882,8 @@ fn format_ms(t_ns: f64, step_ns: f64) -> String {
     format!("{:.*}", decimals, t_ns / 1e6)
 }
 
-fn tooltip(ui: &mut Ui, rec: &Recording, hit: &Hit) {
+fn tooltip(ui: &mut Ui, run: &RunView, hit: &Hit) {
+    let rec = run.rec;
     let name = |thread: usize| {
         rec.threads
             .get(thread)
@@ -967,7 +970,7 @@ fn tooltip(ui: &mut Ui, rec: &Recording, hit: &Hit) {
                 "core {core} at {}: running none of this run's threads (idle, or another program)",
                 ms(t)
             ));
-            let waiting: Vec<String> = rec
+            let waiting: Vec<String> = run
                 .timeline
                 .thread_states
                 .iter()
