@@ -12,6 +12,7 @@ mod gui;
 mod live;
 mod robustness;
 mod sched;
+mod session;
 mod window;
 
 use std::process::{Command, Output, Stdio};
