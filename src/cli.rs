@@ -1,4 +1,4 @@
-//! The command line: `run`, `sweep`, `bench`, and `gui` (the default).
+//! The command line: `run`, `sweep`, `bench`, `open`, and `gui` (the default).
 //! Raw arguments are turned into a validated [`RunConfig`] before anything runs.
 
 use std::io::Write;
@@ -11,6 +11,7 @@ use clap::{Args, Parser, Subcommand};
 use crate::export;
 use crate::metrics::human_ns;
 use crate::run::{self, ConfigError, Placement, Recording, RunConfig};
+use crate::session::{self, Machine, SavedRun};
 use crate::telemetry::sched::SchedMode;
 use crate::topology::Topology;
 use crate::workload::WorkloadKind;
@@ -50,6 +51,8 @@ pub enum Command {
     },
     /// Measure the engine's own costs and print the figures.
     Bench(crate::bench::BenchArgs),
+    /// Open a saved session (.pftrace): print its runs, or convert one.
+    Open(OpenArgs),
 }
 
 /// The flags that describe one run (shared by `run`, `sweep` and `gui`).
@@ -108,12 +111,16 @@ pub struct OutputArgs {
     /// Write a Chrome trace (opens in Perfetto) to FILE.
     #[arg(long, value_name = "FILE")]
     pub trace: Option<PathBuf>,
+    /// Save the run as a session to FILE (.pftrace): `corelanes open` reads
+    /// it back, ui.perfetto.dev shows it with its CPU view.
+    #[arg(long, value_name = "FILE")]
+    pub pftrace: Option<PathBuf>,
 }
 
 impl OutputArgs {
     /// Whether any file (or stdout) is asked for.
     pub fn any(&self) -> bool {
-        self.json.is_some() || self.csv.is_some() || self.trace.is_some()
+        self.json.is_some() || self.csv.is_some() || self.trace.is_some() || self.pftrace.is_some()
     }
 
     pub fn json_to_stdout(&self) -> bool {
@@ -122,7 +129,7 @@ impl OutputArgs {
 
     /// Checks, before anything runs, that every file can be written.
     pub fn check_writable(&self) -> Result<(), export::ExportError> {
-        let files = [&self.json, &self.csv, &self.trace];
+        let files = [&self.json, &self.csv, &self.trace, &self.pftrace];
         for path in files.into_iter().flatten().filter(|p| !is_stdout(p)) {
             export::check_writable(path)?;
         }
@@ -133,26 +140,53 @@ impl OutputArgs {
     /// (stdout then carries it alone), and each file atomically, said with
     /// "wrote PATH" on stdout.
     pub fn write(&self, rec: &Recording) -> Result<(), export::ExportError> {
+        self.write_on(rec, &Machine::this())
+    }
+
+    /// As [`OutputArgs::write`], for a run made on `machine`.
+    pub fn write_on(&self, rec: &Recording, machine: &Machine) -> Result<(), export::ExportError> {
         let json_to_stdout = self.json_to_stdout();
+        let summary = || {
+            let s = export::Summary::on(rec, &machine.allowed_cores, machine.cpu_iters_per_ms);
+            serde_json::to_string_pretty(&s).expect("the summary is plain data")
+        };
         if json_to_stdout {
-            println!("{}", export::summary_json(rec));
+            println!("{}", summary());
         }
-        type Render = fn(&Recording) -> String;
-        let writes: [(&Option<PathBuf>, Render); 3] = [
-            (&self.json, export::summary_json),
-            (&self.csv, export::tasks_csv),
-            (&self.trace, export::chrome_trace),
-        ];
-        for (path, render) in writes {
-            if let Some(path) = path.as_deref().filter(|p| !is_stdout(p)) {
-                export::write_atomically(path, render(rec).as_bytes())?;
-                if !json_to_stdout {
-                    println!("wrote {}", path.display());
-                }
+        let said = |path: &std::path::Path| {
+            if !json_to_stdout {
+                println!("wrote {}", path.display());
             }
+        };
+        let renders: [(&Option<PathBuf>, &dyn Fn() -> String); 3] = [
+            (&self.json, &summary),
+            (&self.csv, &|| export::tasks_csv(rec)),
+            (&self.trace, &|| export::chrome_trace(rec)),
+        ];
+        for (path, render) in renders {
+            if let Some(path) = path.as_deref().filter(|p| !is_stdout(p)) {
+                export::write_atomically(path, render().as_bytes())?;
+                said(path);
+            }
+        }
+        if let Some(path) = &self.pftrace {
+            session::save(path, &[(rec, machine)])?;
+            said(path);
         }
         Ok(())
     }
+}
+
+/// `corelanes open FILE`: what a session holds, printed or converted.
+#[derive(Args, Debug, Clone)]
+pub struct OpenArgs {
+    /// The session file (.pftrace).
+    pub file: PathBuf,
+    /// Which run to convert when the session holds several (1 = the first).
+    #[arg(long, value_name = "N")]
+    pub run: Option<usize>,
+    #[command(flatten)]
+    pub out: OutputArgs,
 }
 
 /// `corelanes gui`: the run flags preset the controls; the rest script a figure.
@@ -165,7 +199,7 @@ pub struct GuiArgs {
     pub autorun: bool,
     /// With --autorun: run the concurrency preset (all threads on one core),
     /// then the parallelism preset (one thread per core), and stack them.
-    #[arg(long, requires = "autorun", conflicts_with_all = ["screenshot_at", "json", "csv", "trace"])]
+    #[arg(long, requires = "autorun", conflicts_with_all = ["screenshot_at", "json", "csv", "trace", "pftrace"])]
     pub run_both: bool,
     /// Save the timeline as PNG to FILE once the run has finished and been drawn.
     #[arg(long, value_name = "FILE")]
@@ -241,6 +275,7 @@ pub fn run(cli: Cli) -> ExitCode {
             #[cfg(feature = "gui")]
             crate::gui::bench::print_figures(args.events);
         }),
+        Some(Command::Open(args)) => open_session(&args),
     };
     match result {
         Ok(code) => code,
@@ -268,6 +303,43 @@ fn run_once(args: &RunArgs, out: &OutputArgs) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::FAILURE
     })
+}
+
+fn open_session(args: &OpenArgs) -> anyhow::Result<ExitCode> {
+    let runs = session::open(&args.file)?;
+    let chosen: Vec<&SavedRun> = match args.run {
+        Some(n) => vec![runs.get(n.wrapping_sub(1)).ok_or_else(|| {
+            anyhow::anyhow!(
+                "{} holds {} run(s): choose one with --run 1 to {}",
+                args.file.display(),
+                runs.len(),
+                runs.len()
+            )
+        })?],
+        None => runs.iter().collect(),
+    };
+    if args.out.any() {
+        let [one] = chosen.as_slice() else {
+            anyhow::bail!(
+                "{} holds {} runs: choose the one to convert with --run N",
+                args.file.display(),
+                runs.len()
+            );
+        };
+        args.out.check_writable()?;
+        if !args.out.json_to_stdout() {
+            print!("{}", report(&one.recording));
+        }
+        args.out.write_on(&one.recording, &one.machine)?;
+    } else {
+        for (i, run) in chosen.iter().enumerate() {
+            if chosen.len() > 1 {
+                println!("run {} of {}:", i + 1, chosen.len());
+            }
+            print!("{}", report(&run.recording));
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn run_sweep(

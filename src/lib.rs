@@ -17,6 +17,7 @@
 //! - [`metrics`]: wall, CPU, parallelism, concurrency, speedup, Amdahl.
 //! - [`sweep`]: the same work on 1..N threads.
 //! - [`export`]: summary JSON, CSV, Chrome trace.
+//! - [`session`]: runs saved as a Perfetto trace (`.pftrace`) and opened again.
 //! - [`bench`]: the engine's own costs, for `corelanes bench` and `benches/`.
 //! - [`sys`]: the only `unsafe` code: clocks, `sched_getcpu`, `getrusage`, perf rings.
 //! - [`cli`] and [`gui`]: thin shells over the above.
@@ -28,6 +29,7 @@ pub mod export;
 pub mod gui;
 pub mod metrics;
 pub mod run;
+pub mod session;
 pub mod sweep;
 pub mod sys;
 pub mod telemetry;

@@ -84,9 +84,21 @@ fn temp_file_beside(path: &Path) -> std::io::Result<tempfile::NamedTempFile> {
 
 /// Writes `bytes` to `path` atomically (temporary file, then rename).
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), ExportError> {
+    write_streaming(path, |out| out.write_all(bytes))
+}
+
+/// Writes what `write` produces to `path` through a buffer into a temporary
+/// file beside it, then renames it into place: large exports stream, and a
+/// failure half way leaves nothing behind.
+pub fn write_streaming(
+    path: &Path,
+    write: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
+) -> Result<(), ExportError> {
     let fail = |error| ExportError::new(path, error);
-    let mut file = temp_file_beside(path).map_err(fail)?;
-    file.write_all(bytes).map_err(fail)?;
+    let file = temp_file_beside(path).map_err(fail)?;
+    let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
+    write(&mut out).map_err(fail)?;
+    let file = out.into_inner().map_err(|e| fail(e.into_error()))?;
     file.as_file().sync_all().map_err(fail)?;
     file.persist(path).map_err(|e| fail(e.error))?;
     Ok(())

@@ -29,14 +29,29 @@ pub struct SchedSummary<'a> {
 }
 
 impl<'a> Summary<'a> {
+    /// The summary of a run made on this machine.
     pub fn of(rec: &'a Recording) -> Summary<'a> {
+        Summary::on(
+            rec,
+            &crate::topology::Topology::get().allowed,
+            crate::workload::Calibration::get().iters_per_ms,
+        )
+    }
+
+    /// The summary of a run made on a machine described by its allowed cores
+    /// and CPU calibration (a reopened session's, say).
+    pub fn on(
+        rec: &'a Recording,
+        allowed_cores: &'a [usize],
+        cpu_iters_per_ms: f64,
+    ) -> Summary<'a> {
         Summary {
             config: &rec.config,
             status: &rec.status,
             wall_ns: rec.wall_ns,
             metrics: rec.metrics(),
-            allowed_cores: &crate::topology::Topology::get().allowed,
-            cpu_iters_per_ms: crate::workload::Calibration::get().iters_per_ms,
+            allowed_cores,
+            cpu_iters_per_ms,
             threads: &rec.threads,
             tasks: &rec.tasks,
             sched: SchedSummary {

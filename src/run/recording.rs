@@ -7,7 +7,7 @@ use crate::telemetry::sched::{SchedReport, SchedSlice, SchedSource};
 
 use super::RunConfig;
 
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum RunStatus {
     Running,

@@ -16,6 +16,17 @@ pub fn monotonic_ns() -> u64 {
     clock_ns(libc::CLOCK_MONOTONIC)
 }
 
+/// `CLOCK_BOOTTIME` − `CLOCK_MONOTONIC` now, in ns: the time spent suspended
+/// since boot. BOOTTIME is read between two MONOTONIC readings and set
+/// against their midpoint, so the pair is as close to simultaneous as user
+/// space gets (tens of ns).
+pub fn boottime_offset_ns() -> u64 {
+    let before = monotonic_ns();
+    let boot = clock_ns(libc::CLOCK_BOOTTIME);
+    let after = monotonic_ns();
+    boot.saturating_sub(before + (after - before) / 2)
+}
+
 /// `CLOCK_MONOTONIC` ns for the workers' hot path. On this project's VMs a
 /// `clock_gettime` costs ~29 ns while `rdtsc` costs ~12 ns, so where the TSC
 /// is invariant and the kernel itself keeps time with it, the TSC is read and

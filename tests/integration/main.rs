@@ -13,6 +13,7 @@ mod gui;
 mod live;
 mod robustness;
 mod sched;
+mod session;
 #[cfg(feature = "gui")]
 mod window;
 

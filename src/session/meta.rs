@@ -1,0 +1,58 @@
+//! What a session stores about a run besides its tasks and running slices:
+//! the JSON of the metadata event's `corelanes` debug annotation.
+
+use crate::metrics::Metrics;
+use crate::run::{RunConfig, RunStatus};
+use crate::telemetry::events::ThreadRecord;
+use crate::telemetry::sched::{SchedSlice, SchedSource, ThreadSched};
+
+use super::Machine;
+
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+pub struct RunMeta {
+    /// Read first, on its own, so a newer file is refused by version rather
+    /// than by whatever field it changed.
+    pub format: u32,
+    pub config: RunConfig,
+    pub status: RunStatus,
+    /// `CLOCK_MONOTONIC` ns of the run's origin.
+    pub origin_ns: u64,
+    /// BOOTTIME − MONOTONIC, as in the clock snapshot: what was added to the
+    /// ftrace timestamps.
+    pub boottime_offset_ns: u64,
+    pub wall_ns: u64,
+    pub machine: Machine,
+    /// The figures as the run showed them (the reader recomputes its own from
+    /// the rebuilt run; these are for other tools and for checking).
+    pub metrics: Metrics,
+    pub threads: Vec<ThreadRecord>,
+    pub sched_source: SchedSource,
+    pub sched_note: Option<String>,
+    pub sched: Option<SchedMeta>,
+    pub failures: Vec<String>,
+    /// How many tasks follow: a file cut at a packet boundary is told from a
+    /// short run by these counts.
+    pub tasks: usize,
+}
+
+/// The parts of the kernel report that the `sched_switch` pairs do not carry.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+pub struct SchedMeta {
+    pub source: SchedSource,
+    pub lost_records: u64,
+    pub note: Option<String>,
+    pub per_thread: Vec<ThreadSched>,
+    /// How many slices the report holds.
+    pub slices: usize,
+    /// Runnable/blocked slices the switches do not imply (a thread's wait
+    /// before its first run, its last one before the capture stopped)…
+    pub extra: Vec<SchedSlice>,
+    /// …and implied ones that were not there: (thread, start_ns).
+    pub not_there: Vec<(usize, u64)>,
+}
+
+/// Reads only the version, so that a newer layout is named as such.
+#[derive(serde::Deserialize)]
+pub struct Version {
+    pub format: u32,
+}
