@@ -3,7 +3,7 @@
 //! run, and its sentence is shown beside a disabled Run button.
 
 use eframe::egui;
-use egui::{Button, ComboBox, DragValue, RichText, Ui};
+use egui::{Button, ComboBox, RichText, Stroke, StrokeKind, TextEdit, Ui};
 
 use super::palette;
 use crate::run::{ConfigError, Placement, RunConfig, ValidConfig};
@@ -32,19 +32,117 @@ pub enum Action {
     Stop,
 }
 
+/// Why the controls cannot run, in one sentence.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum Invalid {
+    /// A number field: its text is not a number, or the engine refuses its value.
+    #[error("{0}")]
+    Field(String),
+    /// The engine refuses the configuration as a whole (the placement).
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+}
+
+/// A kind of number a field holds.
+pub trait Number: Copy + std::fmt::Display {
+    /// What to type, as in "type a number".
+    const KIND: &'static str;
+    /// Reads trimmed, non-empty text, or says what is wrong with it.
+    fn read(text: &str) -> Result<Self, String>;
+}
+
+impl Number for usize {
+    const KIND: &'static str = "a positive whole number";
+    fn read(text: &str) -> Result<usize, String> {
+        text.parse().map_err(|e: std::num::ParseIntError| {
+            let negative = text
+                .strip_prefix('-')
+                .is_some_and(|digits| digits.parse::<u128>().is_ok());
+            match e.kind() {
+                std::num::IntErrorKind::PosOverflow => format!("{text} is too large"),
+                _ if negative => format!("{text} is negative: type {}", Self::KIND),
+                _ => format!("'{text}' is not a whole number"),
+            }
+        })
+    }
+}
+
+impl Number for f64 {
+    const KIND: &'static str = "a number";
+    fn read(text: &str) -> Result<f64, String> {
+        // Rust also reads "inf" and "NaN": not values anyone means to run.
+        text.parse()
+            .ok()
+            .filter(|v: &f64| v.is_finite())
+            .ok_or_else(|| format!("'{text}' is not a number"))
+    }
+}
+
+/// A number field: the text exactly as typed, kept when it is not a valid
+/// number, so that a mistake stays visible until the user corrects it.
+#[derive(Clone, Debug)]
+pub struct Field<T> {
+    text: String,
+    /// The value of the latest text that could be read, for what must be
+    /// laid out while the user is still typing (the custom grid's rows).
+    last: T,
+}
+
+impl<T: Number> Field<T> {
+    pub fn new(value: T) -> Field<T> {
+        Field {
+            text: value.to_string(),
+            last: value,
+        }
+    }
+
+    pub fn text(&self) -> &str {
+        &self.text
+    }
+
+    /// Replaces the text, as typing would.
+    pub fn set(&mut self, text: impl Into<String>) {
+        self.text = text.into();
+        self.edited();
+    }
+
+    fn edited(&mut self) {
+        if let Ok(value) = self.read("") {
+            self.last = value;
+        }
+    }
+
+    /// The value typed; `noun` names it in the sentence saying why there is none.
+    fn read(&self, noun: &str) -> Result<T, String> {
+        let text = self.text.trim();
+        if text.is_empty() {
+            return Err(format!("{noun} is empty: type {}", T::KIND));
+        }
+        T::read(text).map_err(|why| format!("{noun} {why}"))
+    }
+}
+
+/// The number fields' values, each checked alone, or the sentence saying why not.
+struct Values {
+    threads: Result<usize, String>,
+    tasks: Result<usize, String>,
+    task_ms: Result<f64, String>,
+    serial: Result<f64, String>,
+}
+
 /// The controls' values, raw: they may be invalid until validated.
 #[derive(Clone, Debug)]
 pub struct Controls {
     pub workload: WorkloadKind,
-    pub threads: usize,
-    pub tasks: usize,
-    pub task_ms: f64,
+    pub threads: Field<usize>,
+    pub tasks: Field<usize>,
+    pub task_ms: Field<f64>,
     pub choice: PlacementChoice,
     /// The core of [`PlacementChoice::OneCore`].
     pub core: usize,
     /// One core per thread for [`PlacementChoice::Custom`].
     pub custom: Vec<usize>,
-    pub serial: f64,
+    pub serial: Field<f64>,
     pub sched: SchedMode,
 }
 
@@ -58,13 +156,13 @@ impl Controls {
         };
         let mut controls = Controls {
             workload: config.workload,
-            threads: config.threads,
-            tasks: config.tasks,
-            task_ms: config.task_ms,
+            threads: Field::new(config.threads),
+            tasks: Field::new(config.tasks),
+            task_ms: Field::new(config.task_ms),
             choice,
             core,
             custom,
-            serial: config.serial,
+            serial: Field::new(config.serial),
             sched: config.sched,
         };
         if controls.choice != PlacementChoice::Custom {
@@ -73,26 +171,68 @@ impl Controls {
         controls
     }
 
-    pub fn config(&self) -> RunConfig {
+    /// Reads each number field, and asks the engine about its value alone
+    /// (the other fields at their defaults), so that every wrong field is
+    /// named at once, in the engine's own words.
+    fn values(&self, topo: &Topology) -> Values {
+        fn check<T: Number>(
+            field: &Field<T>,
+            noun: &str,
+            topo: &Topology,
+            set: impl FnOnce(&mut RunConfig, T),
+        ) -> Result<T, String> {
+            let value = field.read(noun)?;
+            let mut alone = RunConfig::defaults(topo);
+            set(&mut alone, value);
+            alone.validate(topo).map_err(|e| e.to_string())?;
+            Ok(value)
+        }
+        Values {
+            threads: check(&self.threads, "thread count", topo, |c, v| c.threads = v),
+            tasks: check(&self.tasks, "task count", topo, |c, v| c.tasks = v),
+            task_ms: check(&self.task_ms, "task duration", topo, |c, v| c.task_ms = v),
+            serial: check(&self.serial, "serial fraction", topo, |c, v| c.serial = v),
+        }
+    }
+
+    /// Why each field in use cannot run, in the order they are laid out.
+    fn problems<'a>(&self, values: &'a Values) -> impl Iterator<Item = &'a String> {
+        let amdahl = self.workload == WorkloadKind::Amdahl;
+        [
+            values.threads.as_ref().err(),
+            values.tasks.as_ref().err(),
+            values.task_ms.as_ref().err(),
+            values.serial.as_ref().err().filter(|_| amdahl),
+        ]
+        .into_iter()
+        .flatten()
+    }
+
+    pub fn validate(&self, topo: &Topology) -> Result<ValidConfig, Invalid> {
+        let values = self.values(topo);
+        if let Some(why) = self.problems(&values).next() {
+            return Err(Invalid::Field(why.clone()));
+        }
         let placement = match self.choice {
             PlacementChoice::OneCore => Placement::OneCore(self.core),
             PlacementChoice::Spread => Placement::Spread,
             PlacementChoice::Unpinned => Placement::Unpinned,
             PlacementChoice::Custom => Placement::List(self.custom.clone()),
         };
-        RunConfig {
+        let config = RunConfig {
             workload: self.workload,
-            threads: self.threads,
-            tasks: self.tasks,
-            task_ms: self.task_ms,
+            // problems() returned any error of these three.
+            threads: values.threads.unwrap_or_default(),
+            tasks: values.tasks.unwrap_or_default(),
+            task_ms: values.task_ms.unwrap_or_default(),
+            // Other workloads ignore a wrong one: the run records the default.
+            serial: values
+                .serial
+                .unwrap_or_else(|_| RunConfig::defaults(topo).serial),
             placement,
-            serial: self.serial,
             sched: self.sched,
-        }
-    }
-
-    pub fn validate(&self, topo: &Topology) -> Result<ValidConfig, ConfigError> {
-        self.config().validate(topo)
+        };
+        Ok(config.validate(topo)?)
     }
 
     /// The concurrency preset: as many CPU-bound threads as allowed cores, all on one core.
@@ -109,7 +249,7 @@ impl Controls {
     fn preset(&self, topo: &Topology, choice: PlacementChoice) -> Controls {
         let mut preset = Controls {
             workload: WorkloadKind::Cpu,
-            threads: topo.allowed.len(),
+            threads: Field::new(topo.allowed.len()),
             choice,
             core: topo.allowed[0],
             ..self.clone()
@@ -120,7 +260,7 @@ impl Controls {
 
     /// Keeps one custom core per thread, giving new threads the spread placement.
     fn fit_custom_to_threads(&mut self, topo: &Topology) {
-        let n = self.threads.min(GRID_ROWS);
+        let n = self.threads.last.min(GRID_ROWS);
         let allowed = &topo.allowed;
         let len = self.custom.len();
         self.custom.truncate(n);
@@ -131,11 +271,12 @@ impl Controls {
     /// Draws the controls; `busy` while a run is in progress.
     pub fn ui(&mut self, ui: &mut Ui, busy: bool, topo: &Topology) -> Option<Action> {
         ui.heading("Experiment");
+        let values = self.values(topo);
         egui::Grid::new("controls")
             .num_columns(2)
             .spacing([8.0, 6.0])
             .show(ui, |ui| {
-                self.numbers_ui(ui, topo);
+                self.numbers_ui(ui, &values, topo);
             });
         ui.add_space(4.0);
         self.placement_ui(ui, topo);
@@ -171,13 +312,19 @@ impl Controls {
                 action = Some(Action::Stop);
             }
         });
-        if let Err(why) = &valid {
-            ui.label(RichText::new(why.to_string()).color(palette::WARNING));
+        // Every field's problem, not only the first: the user sees all there is to fix.
+        let problems: Vec<String> = match &valid {
+            Err(Invalid::Field(_)) => self.problems(&values).cloned().collect(),
+            Err(why) => vec![why.to_string()],
+            Ok(_) => Vec::new(),
+        };
+        for why in problems {
+            ui.label(RichText::new(why).color(palette::WARNING));
         }
         action
     }
 
-    fn numbers_ui(&mut self, ui: &mut Ui, topo: &Topology) {
+    fn numbers_ui(&mut self, ui: &mut Ui, values: &Values, topo: &Topology) {
         choice_row(
             ui,
             "Workload",
@@ -185,31 +332,42 @@ impl Controls {
             &WorkloadKind::ALL,
             |k| (k.name(), k.describe()),
         );
-
-        // No limits here: an invalid value is explained by validation, not silently clamped.
-        let threads = labelled(ui, "Threads", DragValue::new(&mut self.threads)).on_hover_text(
+        let threads = number_row(
+            ui,
+            "Threads",
+            &mut self.threads,
+            &values.threads,
+            "",
             "Worker threads; each takes tasks from a shared queue until none are left",
         );
-        if threads.changed() {
+        if threads {
             self.fit_custom_to_threads(topo);
         }
-        labelled(ui, "Tasks", DragValue::new(&mut self.tasks))
-            .on_hover_text("Tasks in total, shared by the threads");
-        labelled(
+        number_row(
+            ui,
+            "Tasks",
+            &mut self.tasks,
+            &values.tasks,
+            "",
+            "Tasks in total, shared by the threads",
+        );
+        number_row(
             ui,
             "Task duration",
-            DragValue::new(&mut self.task_ms).speed(1.0).suffix(" ms"),
-        )
-        .on_hover_text(
+            &mut self.task_ms,
+            &values.task_ms,
+            "ms",
             "Nominal length of one task: computation, sleep or disk writes, by workload",
         );
         if self.workload == WorkloadKind::Amdahl {
-            labelled(
+            number_row(
                 ui,
                 "Serial fraction",
-                DragValue::new(&mut self.serial).speed(0.01),
-            )
-            .on_hover_text("The part of all the work that runs alone before the parallel part");
+                &mut self.serial,
+                &values.serial,
+                "",
+                "The part of all the work that runs alone before the parallel part, from 0 to 1",
+            );
         }
         choice_row(
             ui,
@@ -326,12 +484,50 @@ impl Controls {
     }
 }
 
-/// A label and a widget on one grid row, the widget named by the label.
-fn labelled(ui: &mut Ui, text: &str, widget: impl egui::Widget) -> egui::Response {
-    let label = ui.label(text);
-    let response = ui.add(widget).labelled_by(label.id);
+/// A number field on one grid row: its label, the text as typed, its unit.
+/// Text that cannot run is framed and written in the warning colour, its
+/// reason is the field's tooltip, and screen readers hear it as invalid, with
+/// that reason. Returns whether the text was edited.
+fn number_row<T: Number>(
+    ui: &mut Ui,
+    label: &str,
+    field: &mut Field<T>,
+    value: &Result<T, String>,
+    unit: &str,
+    hint: &str,
+) -> bool {
+    let label = ui.label(label);
+    let problem = value.as_ref().err();
+    let edit = ui
+        .horizontal(|ui| {
+            let edit = TextEdit::singleline(&mut field.text)
+                .desired_width(90.0)
+                .text_color_opt(problem.map(|_| palette::WARNING));
+            let edit = ui.add(edit).labelled_by(label.id);
+            if !unit.is_empty() {
+                ui.label(unit);
+            }
+            edit
+        })
+        .inner;
+    if let Some(why) = problem {
+        ui.painter().rect_stroke(
+            edit.rect,
+            2.0,
+            Stroke::new(1.5, palette::WARNING),
+            StrokeKind::Outside,
+        );
+        ui.ctx().accesskit_node_builder(edit.id, |node| {
+            node.set_invalid(egui::accesskit::Invalid::True);
+            node.set_description(why.as_str());
+        });
+    }
+    let edit = edit.on_hover_text(problem.map_or(hint, String::as_str));
     ui.end_row();
-    response
+    if edit.changed() {
+        field.edited();
+    }
+    edit.changed()
 }
 
 /// A labelled drop-down over `options` on one grid row; `text` gives each

@@ -150,7 +150,7 @@ fn invalid_controls_disable_run_and_say_why() {
     harness.get_by_label_contains("1 entries but there are 2 threads");
 
     // Zero threads.
-    harness.state_mut().controls.threads = 0;
+    harness.state_mut().controls.threads.set("0");
     harness.state_mut().controls.choice = PlacementChoice::Spread;
     harness.run_steps(2);
     assert!(run_disabled(&harness));
@@ -285,4 +285,87 @@ fn efficiency_divides_the_speedup_by_the_cores_used() {
         "{:.2} ({x:.2}× ÷ {cores} cores)",
         x / cores as f64
     ));
+}
+
+/// Types `text` into the field labelled `label`, replacing what it held, as a
+/// user does: click into it, select all, type.
+fn type_into(harness: &mut Harness<'_, App>, label: &str, text: &str) {
+    harness.get_by_label(label).click();
+    harness.run_steps(1);
+    harness.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::A);
+    harness.key_press(egui::Key::Backspace);
+    harness.get_by_label(label).type_text(text);
+    harness.run_steps(2);
+}
+
+/// A field's text, and the reason screen readers hear when it is marked invalid.
+fn field_state(harness: &Harness<'_, App>, label: &str) -> (String, Option<String>) {
+    let field = harness.get_by_label(label);
+    let node = field.accesskit_node();
+    let invalid = node.data().invalid().is_some();
+    (
+        node.value().unwrap_or_default(),
+        invalid.then(|| node.description().unwrap_or_default()),
+    )
+}
+
+#[test]
+fn invalid_text_stays_visible_marked_and_explained() {
+    let mut harness = harness(&config(Cpu, 2, 4, 20.0, Placement::Spread));
+    harness.run_steps(2);
+    assert_eq!(field_state(&harness, "Threads"), ("2".into(), None));
+    let cases = [
+        ("Threads", "abc", "thread count 'abc' is not a whole number"),
+        (
+            "Threads",
+            "",
+            "thread count is empty: type a positive whole number",
+        ),
+        (
+            "Threads",
+            "-5",
+            "thread count -5 is negative: type a positive whole number",
+        ),
+        (
+            "Threads",
+            "0",
+            "thread count 0 is out of range: use 1 to 1024 threads",
+        ),
+        ("Tasks", "2.5", "task count '2.5' is not a whole number"),
+        ("Task duration", "-5", "task duration -5 ms is out of range"),
+    ];
+    for (label, typed, reason) in cases {
+        type_into(&mut harness, label, typed);
+        let (text, why) = field_state(&harness, label);
+        assert_eq!(text, typed, "{label}: the text stays as typed");
+        let why = why.unwrap_or_else(|| panic!("{label} '{typed}' is not marked invalid"));
+        assert!(why.starts_with(reason), "{label} '{typed}': {why}");
+        // The reason is shown under Run, which is disabled and says why.
+        harness.get_by_label_contains(reason);
+        assert!(run_disabled(&harness));
+        type_into(&mut harness, label, "3");
+        assert_eq!(
+            field_state(&harness, label),
+            ("3".into(), None),
+            "corrected"
+        );
+    }
+    // Two wrong fields are both marked, and both reasons are shown.
+    type_into(&mut harness, "Threads", "x");
+    type_into(&mut harness, "Tasks", "y");
+    assert!(field_state(&harness, "Threads").1.is_some());
+    assert!(field_state(&harness, "Tasks").1.is_some());
+    harness.get_by_label("thread count 'x' is not a whole number");
+    harness.get_by_label("task count 'y' is not a whole number");
+    // Run's tooltip gives the first reason.
+    harness.get_by_label("Run").hover();
+    harness.run_steps(60);
+    assert!(
+        harness
+            .query_all_by_label("thread count 'x' is not a whole number")
+            .count()
+            >= 2,
+        "beside Run and in its tooltip"
+    );
+    assert!(harness.state().history.is_empty(), "nothing ran");
 }
