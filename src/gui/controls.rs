@@ -140,7 +140,8 @@ pub struct Controls {
     pub choice: PlacementChoice,
     /// The core of [`PlacementChoice::OneCore`].
     pub core: usize,
-    /// One core per thread for [`PlacementChoice::Custom`].
+    /// One core per thread for [`PlacementChoice::Custom`]; it keeps the
+    /// cores of threads beyond the current count, for when it is raised again.
     pub custom: Vec<usize>,
     pub serial: Field<f64>,
     pub sched: SchedMode,
@@ -217,7 +218,7 @@ impl Controls {
             PlacementChoice::OneCore => Placement::OneCore(self.core),
             PlacementChoice::Spread => Placement::Spread,
             PlacementChoice::Unpinned => Placement::Unpinned,
-            PlacementChoice::Custom => Placement::List(self.custom.clone()),
+            PlacementChoice::Custom => Placement::List(self.custom[..self.custom_rows()].to_vec()),
         };
         let config = RunConfig {
             workload: self.workload,
@@ -258,14 +259,20 @@ impl Controls {
         preset
     }
 
-    /// Keeps one custom core per thread, giving new threads the spread placement.
+    /// Gives each thread a custom core, new threads the spread placement's.
+    /// Never forgets one: a thread count lowered (even to 0) and raised again
+    /// brings back the cores chosen before.
     fn fit_custom_to_threads(&mut self, topo: &Topology) {
         let n = self.threads.last.min(GRID_ROWS);
         let allowed = &topo.allowed;
         let len = self.custom.len();
-        self.custom.truncate(n);
         self.custom
             .extend((len..n).map(|i| allowed[i % allowed.len()]));
+    }
+
+    /// The custom grid's rows: one per thread, as far as there are cores chosen.
+    fn custom_rows(&self) -> usize {
+        self.threads.last.min(self.custom.len())
     }
 
     /// Draws the controls; `busy` while a run is in progress.
@@ -421,7 +428,8 @@ impl Controls {
                             }
                         }
                         ui.end_row();
-                        for (thread, pinned) in self.custom.iter_mut().enumerate() {
+                        let rows = self.custom_rows();
+                        for (thread, pinned) in self.custom[..rows].iter_mut().enumerate() {
                             ui.label(format!("worker-{thread}"));
                             for core in 0..topo.system_cpus {
                                 let why = topo.why_not_allowed(core);

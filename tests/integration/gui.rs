@@ -369,3 +369,60 @@ fn invalid_text_stays_visible_marked_and_explained() {
     );
     assert!(harness.state().history.is_empty(), "nothing ran");
 }
+
+/// The custom grid's cores, read from its checked cells as a screen reader would.
+fn grid_cores(harness: &Harness<'_, App>) -> Vec<usize> {
+    let topo = Topology::get();
+    (0..)
+        .map_while(|thread| {
+            (0..topo.system_cpus).find(|core| {
+                harness
+                    .query_by_label(&format!("worker-{thread} on core {core}"))
+                    .is_some_and(|cell| {
+                        cell.accesskit_node().toggled() == Some(egui::accesskit::Toggled::True)
+                    })
+            })
+        })
+        .collect()
+}
+
+#[test]
+fn the_custom_grid_keeps_its_cores_when_the_thread_count_passes_through_0() {
+    let (a, Some(b)) = cores() else {
+        eprintln!("skipped: this process may use only one core");
+        return;
+    };
+    let mut harness = harness(&config(Cpu, 2, 4, 20.0, Placement::Spread));
+    harness.get_by_label("custom").click();
+    harness.run_steps(2);
+    assert_eq!(grid_cores(&harness), [a, b], "the spread placement first");
+    // Swap them: choices the spread placement would not make.
+    harness
+        .get_by_label(&format!("worker-0 on core {b}"))
+        .click();
+    harness.run_steps(1);
+    harness
+        .get_by_label(&format!("worker-1 on core {a}"))
+        .click();
+    harness.run_steps(2);
+    assert_eq!(grid_cores(&harness), [b, a]);
+
+    for typed in ["1", "0", "", "abc"] {
+        type_into(&mut harness, "Threads", typed);
+    }
+    assert!(run_disabled(&harness));
+    // Away to another placement and back.
+    harness.get_by_label("unpinned").click();
+    harness.run_steps(1);
+    harness.get_by_label("custom").click();
+    harness.run_steps(1);
+    type_into(&mut harness, "Threads", "3");
+    let third = Topology::get().allowed[2 % Topology::get().allowed.len()];
+    assert_eq!(
+        grid_cores(&harness),
+        [b, a, third],
+        "the first two come back"
+    );
+    let valid = harness.state().controls.validate(Topology::get()).unwrap();
+    assert_eq!(valid.config.placement, Placement::List(vec![b, a, third]));
+}
