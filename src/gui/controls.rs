@@ -346,6 +346,7 @@ impl Controls {
             &values.threads,
             "",
             "Worker threads; each takes tasks from a shared queue until none are left",
+            None,
         );
         if threads {
             self.fit_custom_to_threads(topo);
@@ -357,6 +358,7 @@ impl Controls {
             &values.tasks,
             "",
             "Tasks in total, shared by the threads",
+            None,
         );
         number_row(
             ui,
@@ -365,17 +367,19 @@ impl Controls {
             &values.task_ms,
             "ms",
             "Nominal length of one task: computation, sleep or disk writes, by workload",
+            None,
         );
-        if self.workload == WorkloadKind::Amdahl {
-            number_row(
-                ui,
-                "Serial fraction",
-                &mut self.serial,
-                &values.serial,
-                "",
-                "The part of all the work that runs alone before the parallel part, from 0 to 1",
-            );
-        }
+        // Always laid out, so that choosing amdahl moves nothing below it.
+        let amdahl = self.workload == WorkloadKind::Amdahl;
+        number_row(
+            ui,
+            "Serial fraction",
+            &mut self.serial,
+            &values.serial,
+            "",
+            "The part of all the work that runs alone before the parallel part, from 0 to 1",
+            (!amdahl).then_some("Only the amdahl workload has a serial part: choose it above"),
+        );
         choice_row(
             ui,
             "Scheduler capture",
@@ -495,7 +499,8 @@ impl Controls {
 /// A number field on one grid row: its label, the text as typed, its unit.
 /// Text that cannot run is framed and written in the warning colour, its
 /// reason is the field's tooltip, and screen readers hear it as invalid, with
-/// that reason. Returns whether the text was edited.
+/// that reason. `disabled`: why the field is not in use, if it is not.
+/// Returns whether the text was edited.
 fn number_row<T: Number>(
     ui: &mut Ui,
     label: &str,
@@ -503,15 +508,19 @@ fn number_row<T: Number>(
     value: &Result<T, String>,
     unit: &str,
     hint: &str,
+    disabled: Option<&str>,
 ) -> bool {
     let label = ui.label(label);
-    let problem = value.as_ref().err();
+    // A field not in use is not checked: the run ignores it.
+    let problem = value.as_ref().err().filter(|_| disabled.is_none());
     let edit = ui
         .horizontal(|ui| {
             let edit = TextEdit::singleline(&mut field.text)
                 .desired_width(90.0)
                 .text_color_opt(problem.map(|_| palette::WARNING));
-            let edit = ui.add(edit).labelled_by(label.id);
+            let edit = ui
+                .add_enabled(disabled.is_none(), edit)
+                .labelled_by(label.id);
             if !unit.is_empty() {
                 ui.label(unit);
             }
@@ -530,7 +539,9 @@ fn number_row<T: Number>(
             node.set_description(why.as_str());
         });
     }
-    let edit = edit.on_hover_text(problem.map_or(hint, String::as_str));
+    let edit = edit
+        .on_hover_text(problem.map_or(hint, String::as_str))
+        .on_disabled_hover_text(disabled.unwrap_or_default());
     ui.end_row();
     if edit.changed() {
         field.edited();

@@ -7,7 +7,7 @@ use corelanes::gui::{App, Controls, PlacementChoice};
 use corelanes::metrics::speedup;
 use corelanes::run::{Placement, RunConfig, RunStatus};
 use corelanes::topology::Topology;
-use corelanes::workload::WorkloadKind::{Cpu, Io};
+use corelanes::workload::WorkloadKind::{Amdahl, Cpu, Io};
 use eframe::egui;
 use egui_kittest::Harness;
 use egui_kittest::kittest::{NodeT, Queryable};
@@ -425,4 +425,40 @@ fn the_custom_grid_keeps_its_cores_when_the_thread_count_passes_through_0() {
     );
     let valid = harness.state().controls.validate(Topology::get()).unwrap();
     assert_eq!(valid.config.placement, Placement::List(vec![b, a, third]));
+}
+
+#[test]
+fn choosing_amdahl_moves_no_control() {
+    let mut harness = harness(&config(Cpu, 2, 4, 20.0, Placement::Spread));
+    harness.run_steps(2);
+    let below = [
+        "Scheduler capture",
+        "one thread per core (spread)",
+        "unpinned",
+        "custom",
+        "Run both",
+        "Run",
+        "Stop",
+    ];
+    let rects = |harness: &Harness<'_, App>| below.map(|label| harness.get_by_label(label).rect());
+    let before = rects(&harness);
+    let choose = |harness: &mut Harness<'_, App>, workload: &str| {
+        harness.get_by_label("Workload").click();
+        harness.run_steps(2);
+        harness.get_by_label(workload).click();
+        harness.run_steps(2);
+    };
+    let serial_enabled = |harness: &Harness<'_, App>| {
+        !harness
+            .get_by_label("Serial fraction")
+            .accesskit_node()
+            .is_disabled()
+    };
+    choose(&mut harness, "amdahl");
+    assert_eq!(harness.state().controls.workload, Amdahl);
+    assert_eq!(rects(&harness), before, "{below:?}");
+    assert!(serial_enabled(&harness));
+    choose(&mut harness, "cpu");
+    assert_eq!(rects(&harness), before, "{below:?}");
+    assert!(!serial_enabled(&harness), "laid out, disabled, for cpu");
 }
