@@ -298,15 +298,7 @@ impl Controls {
                     Button::new(RichText::new("Run").strong()).min_size([70.0, 26.0].into()),
                 )
                 .on_hover_text("Run this experiment (Space or Enter)")
-                .on_disabled_hover_text(if busy {
-                    "A run is in progress: wait for it or press Stop".to_string()
-                } else {
-                    valid
-                        .as_ref()
-                        .err()
-                        .map(ToString::to_string)
-                        .unwrap_or_default()
-                });
+                .on_disabled_hover_text(why_not_run(busy, [&valid]));
             if run.clicked()
                 && let Ok(valid) = &valid
             {
@@ -314,7 +306,8 @@ impl Controls {
             }
             let stop = ui
                 .add_enabled(busy, Button::new("Stop").min_size([70.0, 26.0].into()))
-                .on_hover_text("Stop the run after each thread's current step (Escape)");
+                .on_hover_text("Stop the run after each thread's current step (Escape)")
+                .on_disabled_hover_text("No run is in progress");
             if stop.clicked() {
                 action = Some(Action::Stop);
             }
@@ -487,13 +480,30 @@ impl Controls {
             let ready = !busy && both.iter().all(Result::is_ok);
             let run_both = ui
                 .add_enabled(ready, Button::new("Run both"))
-                .on_hover_text("Runs the concurrency preset, then the parallelism preset, and shows them stacked on one time scale");
+                .on_hover_text("Runs the concurrency preset, then the parallelism preset, and shows them stacked on one time scale")
+                .on_disabled_hover_text(why_not_run(busy, &both));
             if run_both.clicked() {
                 action = Some(Action::RunBoth(both.into_iter().filter_map(Result::ok).collect()));
             }
         });
         action
     }
+}
+
+/// Why a run button is disabled: a run in progress, or the first reason
+/// one of its configurations cannot run.
+fn why_not_run<'a>(
+    busy: bool,
+    configs: impl IntoIterator<Item = &'a Result<ValidConfig, Invalid>>,
+) -> String {
+    if busy {
+        return "A run is in progress: wait for it or press Stop".into();
+    }
+    configs
+        .into_iter()
+        .find_map(|c| c.as_ref().err())
+        .map(ToString::to_string)
+        .unwrap_or_default()
 }
 
 /// A number field on one grid row: its label, the text as typed, its unit.

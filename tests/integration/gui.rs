@@ -462,3 +462,89 @@ fn choosing_amdahl_moves_no_control() {
     assert_eq!(rects(&harness), before, "{below:?}");
     assert!(!serial_enabled(&harness), "laid out, disabled, for cpu");
 }
+
+/// Every disabled button in the window, by label, each with the tooltip it
+/// shows once the pointer has rested on it (`None`: it shows none).
+fn disabled_buttons_and_tooltips(harness: &mut Harness<'_, App>) -> Vec<(String, Option<String>)> {
+    use egui::accesskit::Role;
+    let buttons: Vec<(String, egui::Pos2)> = harness
+        .query_all_by_role(Role::Button)
+        .filter(|b| b.accesskit_node().is_disabled())
+        .map(|b| {
+            (
+                b.accesskit_node().label().unwrap_or_default(),
+                b.rect().center(),
+            )
+        })
+        .collect();
+    assert!(!buttons.is_empty(), "no disabled button to look at");
+    buttons
+        .into_iter()
+        .map(|(label, centre)| {
+            harness.hover_at(centre);
+            harness.run_steps(60);
+            let tooltip = harness
+                .query_all_by_role(Role::Tooltip)
+                .flat_map(|t| {
+                    t.query_all_by_role(Role::Label)
+                        .filter_map(|l| l.accesskit_node().value())
+                        .collect::<Vec<_>>()
+                })
+                .next();
+            harness.remove_cursor();
+            harness.run_steps(2);
+            (label, tooltip)
+        })
+        .collect()
+}
+
+#[test]
+fn every_disabled_button_says_why() {
+    let _machine = exclusive();
+    let (core, _) = cores();
+    let mut harness = harness(&config(Io, 1, 1, 5000.0, Placement::OneCore(core)));
+    // Idle, with text that cannot run: Run, Run both and Stop are disabled.
+    type_into(&mut harness, "Tasks", "abc");
+    harness.key_press(egui::Key::Escape);
+    let idle = disabled_buttons_and_tooltips(&mut harness);
+    for label in ["Run", "Run both", "Stop"] {
+        assert!(idle.iter().any(|(l, _)| l == label), "{label} in {idle:?}");
+    }
+    // During a run: Run, Run both and the data exports are disabled.
+    type_into(&mut harness, "Tasks", "1");
+    harness.key_press(egui::Key::Escape);
+    harness.get_by_label("Run").click();
+    harness.run_steps(2);
+    assert!(harness.state().is_busy());
+    let busy = disabled_buttons_and_tooltips(&mut harness);
+    assert!(
+        harness.state().is_busy(),
+        "still running: the tooltips were of a run in progress"
+    );
+    harness.get_by_label("Stop").click();
+    step_until_idle(&mut harness);
+    for label in ["Run", "Run both", "Save trace"] {
+        assert!(busy.iter().any(|(l, _)| l == label), "{label} in {busy:?}");
+    }
+    for (label, tooltip) in idle.iter().chain(&busy) {
+        assert!(
+            tooltip.as_ref().is_some_and(|t| !t.is_empty()),
+            "disabled '{label}' says nothing"
+        );
+    }
+    let say = |list: &[(String, Option<String>)], label: &str| {
+        list.iter()
+            .find(|(l, _)| l == label)
+            .and_then(|(_, t)| t.clone())
+            .unwrap()
+    };
+    assert_eq!(
+        say(&idle, "Run both"),
+        "task count 'abc' is not a whole number"
+    );
+    assert_eq!(say(&idle, "Stop"), "No run is in progress");
+    assert_eq!(
+        say(&busy, "Run both"),
+        "A run is in progress: wait for it or press Stop"
+    );
+}
