@@ -23,8 +23,11 @@ pub enum PlacementChoice {
     Custom,
 }
 
+/// Runs estimated to take longer than this ask before they start.
+const ASK_ABOVE_NS: f64 = 60e9;
+
 /// What the user asked the controls to do.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub enum Action {
     Run(ValidConfig),
     /// The concurrency preset, then the parallelism preset, then compare them.
@@ -145,6 +148,8 @@ pub struct Controls {
     pub custom: Vec<usize>,
     pub serial: Field<f64>,
     pub sched: SchedMode,
+    /// A run estimated over [`ASK_ABOVE_NS`], waiting for the user to confirm it.
+    confirm: Option<Action>,
 }
 
 impl Controls {
@@ -165,6 +170,7 @@ impl Controls {
             custom,
             serial: Field::new(config.serial),
             sched: config.sched,
+            confirm: None,
         };
         if controls.choice != PlacementChoice::Custom {
             controls.fit_custom_to_threads(topo);
@@ -251,6 +257,7 @@ impl Controls {
         let mut preset = Controls {
             workload: WorkloadKind::Cpu,
             threads: Field::new(topo.allowed.len()),
+            confirm: None,
             choice,
             core: topo.allowed[0],
             ..self.clone()
@@ -302,7 +309,7 @@ impl Controls {
             if run.clicked()
                 && let Ok(valid) = &valid
             {
-                action = Some(Action::Run(valid.clone()));
+                action = self.ask_if_long(Action::Run(valid.clone()), topo);
             }
             let stop = ui
                 .add_enabled(busy, Button::new("Stop").min_size([70.0, 26.0].into()))
@@ -321,7 +328,66 @@ impl Controls {
         for why in problems {
             ui.label(RichText::new(why).color(palette::WARNING));
         }
-        action
+        action.or_else(|| self.confirm_ui(ui.ctx(), topo))
+    }
+
+    /// Run, as the keyboard asks for it: `None` if the controls cannot run
+    /// or the run waits for the user to confirm it.
+    pub fn run_requested(&mut self, topo: &Topology) -> Option<Action> {
+        let valid = self.validate(topo).ok()?;
+        self.ask_if_long(Action::Run(valid), topo)
+    }
+
+    /// True while a long run waits for the user's answer.
+    pub fn confirming(&self) -> bool {
+        self.confirm.is_some()
+    }
+
+    /// `action` itself if it is estimated to take a minute or less; else
+    /// `None`, and the user is asked first.
+    fn ask_if_long(&mut self, action: Action, topo: &Topology) -> Option<Action> {
+        if action_estimated_ns(&action, topo) <= ASK_ABOVE_NS {
+            return Some(action);
+        }
+        self.confirm = Some(action);
+        None
+    }
+
+    /// The question before a long run, over the whole window; the run if
+    /// the user confirms it.
+    fn confirm_ui(&mut self, ctx: &egui::Context, topo: &Topology) -> Option<Action> {
+        let action = self.confirm.as_ref()?;
+        let what = match action {
+            Action::RunBoth(_) => "The two runs are",
+            Action::Run(_) | Action::Stop => "This run is",
+        };
+        let about = long_duration(action_estimated_ns(action, topo));
+        let modal = egui::Modal::new(egui::Id::unique("confirm-long-run")).show(ctx, |ui| {
+            ui.set_max_width(380.0);
+            ui.heading("A long run");
+            ui.label(format!("{what} estimated to take about {about}."));
+            ui.label(
+                RichText::new(
+                    "An estimate from the tasks, their duration, and the cores (for waiting tasks, the threads) the run can use.",
+                )
+                .weak(),
+            );
+            ui.label("Run anyway?");
+            ui.horizontal(|ui| {
+                let run = ui.button("Run anyway").clicked();
+                let cancel = ui.button("Cancel").clicked();
+                (run, cancel)
+            })
+            .inner
+        });
+        let (run, cancel) = modal.inner;
+        if run {
+            return self.confirm.take();
+        }
+        if cancel || modal.should_close() {
+            self.confirm = None;
+        }
+        None
     }
 
     fn numbers_ui(&mut self, ui: &mut Ui, values: &Values, topo: &Topology) {
@@ -483,11 +549,56 @@ impl Controls {
                 .on_hover_text("Runs the concurrency preset, then the parallelism preset, and shows them stacked on one time scale")
                 .on_disabled_hover_text(why_not_run(busy, &both));
             if run_both.clicked() {
-                action = Some(Action::RunBoth(both.into_iter().filter_map(Result::ok).collect()));
+                let runs = both.into_iter().filter_map(Result::ok).collect();
+                action = self.ask_if_long(Action::RunBoth(runs), topo);
             }
         });
         action
     }
+}
+
+/// About how long `config` takes, in nanoseconds, from its nominal work:
+/// computation shares the cores the run can use, waiting needs no core (as
+/// many tasks wait at once as there are threads), a lock lets one task run
+/// at a time.
+pub fn estimated_ns(config: &RunConfig, topo: &Topology) -> f64 {
+    let work = config.tasks as f64 * config.task_ms * 1e6;
+    let cores = config.cores_used(topo).max(1) as f64;
+    let threads = config.threads.max(1) as f64;
+    match config.workload {
+        WorkloadKind::Cpu => work / cores,
+        WorkloadKind::Io | WorkloadKind::Disk => work / threads,
+        // Half computing, half waiting: whichever takes longer bounds the run.
+        WorkloadKind::Mixed => (work / threads).max(work / 2.0 / cores),
+        WorkloadKind::Lock => work,
+        // The serial part alone, then the rest over the cores.
+        WorkloadKind::Amdahl => work * config.serial + work * (1.0 - config.serial) / cores,
+    }
+}
+
+fn action_estimated_ns(action: &Action, topo: &Topology) -> f64 {
+    match action {
+        Action::Run(valid) => estimated_ns(&valid.config, topo),
+        Action::RunBoth(runs) => runs.iter().map(|v| estimated_ns(&v.config, topo)).sum(),
+        Action::Stop => 0.0,
+    }
+}
+
+/// A long duration in the largest unit it fills: "9.5 years", "1.3 minutes".
+fn long_duration(ns: f64) -> String {
+    const UNITS: [(f64, &str); 5] = [
+        (365.25 * 86_400.0, "years"),
+        (86_400.0, "days"),
+        (3_600.0, "hours"),
+        (60.0, "minutes"),
+        (1.0, "seconds"),
+    ];
+    let s = ns / 1e9;
+    let (size, name) = UNITS
+        .into_iter()
+        .find(|&(size, _)| s >= size)
+        .unwrap_or(UNITS[4]);
+    format!("{:.1} {name}", s / size)
 }
 
 /// Why a run button is disabled: a run in progress, or the first reason
@@ -626,5 +737,49 @@ fn describe_sched(mode: SchedMode) -> &'static str {
         SchedMode::Off => {
             "No kernel data: core lanes show task lifetimes by the core each task started on"
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn estimates_follow_what_bounds_each_workload() {
+        // A fixed two-core machine, whatever this one has.
+        let topo = Topology {
+            allowed: vec![0, 1],
+            system_cpus: 2,
+            smt_siblings: Vec::new(),
+        };
+        // 8 tasks of 1 s on 4 threads spread over the two cores: 8 s of work.
+        let seconds = |workload| {
+            let config = RunConfig {
+                workload,
+                threads: 4,
+                tasks: 8,
+                task_ms: 1000.0,
+                placement: Placement::Spread,
+                serial: 0.5,
+                sched: SchedMode::Off,
+            };
+            estimated_ns(&config, &topo) / 1e9
+        };
+        assert_eq!(seconds(WorkloadKind::Cpu), 4.0, "two cores compute");
+        assert_eq!(seconds(WorkloadKind::Io), 2.0, "four threads wait");
+        assert_eq!(
+            seconds(WorkloadKind::Mixed),
+            2.0,
+            "4 s of computing on 2 cores"
+        );
+        assert_eq!(seconds(WorkloadKind::Lock), 8.0, "one at a time");
+        assert_eq!(
+            seconds(WorkloadKind::Amdahl),
+            4.0 + 2.0,
+            "half alone, half on two cores"
+        );
+        // The example: 1 000 000 tasks × 600 000 ms on two cores.
+        assert_eq!(long_duration(1e6 * 600_000.0 * 1e6 / 2.0), "9.5 years");
+        assert_eq!(long_duration(80e9), "1.3 minutes");
     }
 }

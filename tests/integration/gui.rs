@@ -12,9 +12,14 @@ use eframe::egui;
 use egui_kittest::Harness;
 use egui_kittest::kittest::{NodeT, Queryable};
 
-use super::{config, cores, exclusive};
+use super::{config, cores, exclusive, words};
+use clap::Parser;
 
 fn harness(config: &RunConfig) -> Harness<'static, App> {
+    app_harness(App::new(config))
+}
+
+fn app_harness(app: App) -> Harness<'static, App> {
     Harness::builder()
         .with_size(egui::vec2(1500.0, 940.0))
         .with_step_dt(1.0 / 60.0)
@@ -23,7 +28,7 @@ fn harness(config: &RunConfig) -> Harness<'static, App> {
                 app.poll(ui.ctx());
                 app.show(ui);
             },
-            App::new(config),
+            app,
         )
 }
 
@@ -547,4 +552,65 @@ fn every_disabled_button_says_why() {
         say(&busy, "Run both"),
         "A run is in progress: wait for it or press Stop"
     );
+}
+
+#[test]
+fn a_run_estimated_over_a_minute_asks_first_unless_scripted() {
+    let _machine = exclusive();
+    let (core, _) = cores();
+    // 1 000 000 tasks × 600 000 ms on one core: 6·10⁸ s, about 19 years.
+    let huge = config(Cpu, 1, 1_000_000, 600_000.0, Placement::OneCore(core));
+    let mut harness = harness(&huge);
+    harness.get_by_label("Run").click();
+    harness.run_steps(2);
+    harness.get_by_label("This run is estimated to take about 19.0 years.");
+    assert!(!harness.state().is_busy(), "it waits for an answer");
+    harness.get_by_label("Cancel").click();
+    harness.run_steps(2);
+    assert!(harness.query_by_label("Run anyway").is_none());
+    // Space asks too; Escape answers no.
+    harness.key_press(egui::Key::Space);
+    harness.run_steps(2);
+    harness.get_by_label("Run anyway");
+    harness.key_press(egui::Key::Escape);
+    harness.run_steps(2);
+    assert!(harness.query_by_label("Run anyway").is_none());
+    // Run both asks for the two presets together.
+    harness.get_by_label("Run both").click();
+    harness.run_steps(2);
+    harness.get_by_label_contains("The two runs are estimated to take about");
+    harness.get_by_label("Cancel").click();
+    harness.run_steps(2);
+    assert!(harness.state().history.is_empty(), "nothing ran");
+
+    // Confirmed, a long run starts: two 40 s sleeps on one thread, stopped at once.
+    let long = config(Io, 1, 2, 40_000.0, Placement::OneCore(core));
+    click_run(&mut harness, &long);
+    harness.get_by_label("This run is estimated to take about 1.3 minutes.");
+    harness.get_by_label("Run anyway").click();
+    harness.run_steps(2);
+    assert!(harness.state().is_busy(), "confirmed, it runs");
+    harness.get_by_label("Stop").click();
+    step_until_idle(&mut harness);
+    assert_eq!(harness.state().history.len(), 1);
+
+    // A run of under a minute starts at once (the other tests click Run and
+    // find it running); a scripted one never asks, however long.
+    let args = corelanes::cli::Cli::try_parse_from(words(
+        "corelanes gui --workload io --threads 1 --tasks 2 --task-ms 40000 --sched off --autorun",
+    ))
+    .unwrap();
+    let Some(corelanes::cli::Command::Gui(args)) = args.command else {
+        unreachable!("a gui command line")
+    };
+    let mut scripted = app_harness(App::from_args(Some(&args)).unwrap());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !scripted.state().is_busy() {
+        assert!(Instant::now() < deadline, "the scripted run did not start");
+        assert!(scripted.query_by_label("Run anyway").is_none(), "it asked");
+        std::thread::sleep(Duration::from_millis(50));
+        scripted.step();
+    }
+    scripted.get_by_label("Stop").click();
+    step_until_idle(&mut scripted);
 }
