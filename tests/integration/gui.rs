@@ -614,3 +614,73 @@ fn a_run_estimated_over_a_minute_asks_first_unless_scripted() {
     scripted.get_by_label("Stop").click();
     step_until_idle(&mut scripted);
 }
+
+/// Steps frames until a label containing `text` shows (a file is written on
+/// a thread of its own).
+fn wait_for_label(harness: &mut Harness<'_, App>, text: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while harness.query_by_label_contains(text).is_none() {
+        assert!(Instant::now() < deadline, "'{text}' never showed");
+        std::thread::sleep(Duration::from_millis(10));
+        harness.step();
+    }
+}
+
+#[test]
+fn export_messages_stay_with_their_run_and_advise_on_empty_paths_and_folders() {
+    let _machine = exclusive();
+    let (core, _) = cores();
+    let short = config(Io, 1, 1, 20.0, Placement::OneCore(core));
+    let mut harness = harness(&short);
+    run_to_end(&mut harness, &short);
+    let dir = tempfile::tempdir().unwrap();
+    let folder = dir.path().display().to_string();
+    let save = |harness: &mut Harness<'_, App>, button: &str, path: &str| {
+        type_into(harness, &format!("{button}: path"), path);
+        harness.get_by_label(button).click();
+        harness.run_steps(2);
+    };
+    save(&mut harness, "Save JSON", "");
+    save(&mut harness, "Save JSON", &folder);
+    let first_run = [
+        "No file name: type one, such as ./corelanes-io-1.json".to_string(),
+        format!("{folder} is a folder: add a file name, such as {folder}/corelanes-io-1.json"),
+        format!("wrote {folder}/a.json"),
+        format!("wrote {folder}/a.csv"),
+        format!("wrote {folder}/a.trace.json"),
+    ];
+    for (button, name) in [
+        ("Save JSON", "a.json"),
+        ("Save CSV", "a.csv"),
+        ("Save trace", "a.trace.json"),
+    ] {
+        save(&mut harness, button, &format!("{folder}/{name}"));
+        wait_for_label(&mut harness, &format!("wrote {folder}/{name}"));
+    }
+    for message in &first_run {
+        harness.get_by_label(message);
+    }
+
+    // A second run shows none of them; back on the first, all are there.
+    run_to_end(&mut harness, &short);
+    let json_path = |harness: &Harness<'_, App>| harness.get_by_label("Save JSON: path").value();
+    assert_eq!(
+        json_path(&harness).as_deref(),
+        Some("./corelanes-io-2.json")
+    );
+    for message in &first_run {
+        assert!(
+            harness.query_by_label(message).is_none(),
+            "{message} under run #2"
+        );
+    }
+    harness.get_by_label_contains("#1 ").click();
+    harness.run_steps(2);
+    assert_eq!(
+        json_path(&harness).as_deref(),
+        Some("./corelanes-io-1.json")
+    );
+    for message in &first_run {
+        harness.get_by_label(message);
+    }
+}
