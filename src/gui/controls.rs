@@ -1,6 +1,8 @@
 //! The experiment's controls: what to run, on how many threads, pinned where.
-//! The view edits raw values; [`RunConfig::validate`] decides whether they can
-//! run, and its sentence is shown beside a disabled Run button.
+//! Number fields keep their text as typed; text that is not a number, or a
+//! value [`RunConfig::validate`] refuses, is marked with its sentence, which
+//! is also shown beside a disabled Run button. A run estimated over a minute
+//! asks before it starts.
 
 use eframe::egui;
 use egui::{Button, ComboBox, RichText, Stroke, StrokeKind, TextEdit, Ui};
@@ -97,10 +99,6 @@ impl<T: Number> Field<T> {
             text: value.to_string(),
             last: value,
         }
-    }
-
-    pub fn text(&self) -> &str {
-        &self.text
     }
 
     /// Replaces the text, as typing would.
@@ -297,6 +295,8 @@ impl Controls {
         ui.add_space(6.0);
         let mut action = self.presets_ui(ui, busy, topo);
         ui.separator();
+        // Read again: the fields may have been edited in this frame.
+        let values = self.values(topo);
         let valid = self.validate(topo);
         ui.horizontal(|ui| {
             let run = ui

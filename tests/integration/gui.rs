@@ -3,6 +3,7 @@
 
 use std::time::{Duration, Instant};
 
+use clap::Parser;
 use corelanes::gui::{App, Controls, PlacementChoice};
 use corelanes::metrics::speedup;
 use corelanes::run::{Placement, RunConfig, RunStatus};
@@ -13,7 +14,6 @@ use egui_kittest::Harness;
 use egui_kittest::kittest::{NodeT, Queryable};
 
 use super::{config, cores, exclusive, words};
-use clap::Parser;
 
 fn harness(config: &RunConfig) -> Harness<'static, App> {
     app_harness(App::new(config))
@@ -507,7 +507,8 @@ fn disabled_buttons_and_tooltips(harness: &mut Harness<'_, App>) -> Vec<(String,
 fn every_disabled_button_says_why() {
     let _machine = exclusive();
     let (core, _) = cores();
-    let mut harness = harness(&config(Io, 1, 1, 5000.0, Placement::OneCore(core)));
+    // One 20 s sleep: long enough to look at every button while it runs.
+    let mut harness = harness(&config(Io, 1, 1, 20_000.0, Placement::OneCore(core)));
     // Idle, with text that cannot run: Run, Run both and Stop are disabled.
     type_into(&mut harness, "Tasks", "abc");
     harness.key_press(egui::Key::Escape);
