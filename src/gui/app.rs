@@ -13,7 +13,7 @@ use std::time::Duration;
 use eframe::egui;
 use egui::{Context, Key, Modifiers, RichText, Ui};
 
-use super::controls::{Action, Controls};
+use super::controls::{Action, Controls, estimated_ns};
 use super::export::ExportView;
 use super::figures;
 use super::history::History;
@@ -273,7 +273,8 @@ impl App {
     /// Space or Enter runs, Escape stops — unless the keys are being typed into a field.
     fn keys(&mut self, ui: &Ui) {
         let ctx = ui.ctx();
-        if ctx.text_edit_focused() {
+        // The question before a long run takes the keys while it is open.
+        if ctx.text_edit_focused() || self.controls.confirming() {
             return;
         }
         let (run, stop) = ctx.input_mut(|i| {
@@ -285,9 +286,9 @@ impl App {
             self.commands.push(Action::Stop);
         } else if run
             && !self.is_busy()
-            && let Ok(valid) = self.controls.validate(Topology::get())
+            && let Some(action) = self.controls.run_requested(Topology::get())
         {
-            self.commands.push(Action::Run(valid));
+            self.commands.push(action);
         }
     }
 
@@ -346,21 +347,16 @@ fn progress(rec: &Recording) -> String {
     let done = rec.tasks.len();
     let planned = rec.config.tasks;
     let elapsed = rec.elapsed_ns();
-    // At the rate so far; before any task ended, from the nominal task length.
+    // At the rate so far; before any task ended, from the estimate.
     let left = if done > 0 {
-        Some(elapsed as f64 / done as f64 * planned.saturating_sub(done) as f64)
+        elapsed as f64 / done as f64 * planned.saturating_sub(done) as f64
     } else {
-        let cores = rec.config.cores_used(Topology::get()).max(1);
-        let nominal = rec.config.task_ms * 1e6 * planned as f64 / cores as f64;
-        (rec.config.workload != crate::workload::WorkloadKind::Amdahl)
-            .then(|| (nominal - elapsed as f64).max(0.0))
+        (estimated_ns(&rec.config, Topology::get()) - elapsed as f64).max(0.0)
     };
-    let left = left.map_or_else(String::new, |ns| {
-        format!(" · about {} left", human_ns(ns as u64))
-    });
     format!(
-        "running: {done} of {planned} tasks done · {} elapsed{left}",
-        human_ns(elapsed)
+        "running: {done} of {planned} tasks done · {} elapsed · about {} left",
+        human_ns(elapsed),
+        human_ns(left as u64)
     )
 }
 

@@ -5,6 +5,7 @@
 //! encoding and writing happen on a short-lived thread so the UI never waits.
 //! A failure is reported with its sentence and loses nothing.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -48,16 +49,73 @@ struct PendingShot {
 
 type Channel<T> = (Sender<T>, Receiver<T>);
 
+/// What one row of the view saves.
+#[derive(Clone, Copy)]
+enum Kind {
+    /// The timeline, cropped from the window.
+    Timeline,
+    Window,
+    /// The run's data, written once it has finished.
+    Data(Render),
+}
+
+/// A row of the view: its button, what it saves, and its default file's ending.
+struct Row {
+    button: &'static str,
+    what: &'static str,
+    ending: &'static str,
+    kind: Kind,
+}
+
+const ROWS: [Row; 5] = [
+    Row {
+        button: "Save PNG",
+        what: "The timeline as a picture, cropped to it",
+        ending: ".png",
+        kind: Kind::Timeline,
+    },
+    Row {
+        button: "Save window PNG",
+        what: "The whole window as a picture",
+        ending: "-window.png",
+        kind: Kind::Window,
+    },
+    Row {
+        button: "Save trace",
+        what: "Chrome trace JSON: opens in ui.perfetto.dev",
+        ending: ".trace.json",
+        kind: Kind::Data(export::chrome_trace),
+    },
+    Row {
+        button: "Save CSV",
+        what: "One line per task",
+        ending: ".csv",
+        kind: Kind::Data(export::tasks_csv),
+    },
+    Row {
+        button: "Save JSON",
+        what: "Configuration, figures, threads, tasks and slices",
+        ending: ".json",
+        kind: Kind::Data(export::summary_json),
+    },
+];
+
+/// An outcome as the view shows it, under the run it was saved from.
+struct Message {
+    run: Option<usize>,
+    ok: bool,
+    text: String,
+}
+
 pub struct ExportView {
-    /// Editable destinations, reset to defaults when another run is shown.
-    png: String,
-    window_png: String,
-    trace: String,
-    csv: String,
-    json: String,
-    defaults_for: Option<usize>,
-    /// Latest outcomes, newest last: (ok, sentence).
-    messages: Vec<(bool, String)>,
+    /// Editable destinations, one per row, reset to defaults when another run is shown.
+    paths: [String; ROWS.len()],
+    /// The run shown: the paths are its defaults, and saves requested belong to it.
+    shown: Option<usize>,
+    /// Every outcome, oldest first; each run shows its own.
+    messages: Vec<Message>,
+    /// The run each save in progress belongs to.
+    job_runs: HashMap<Job, usize>,
     pending: Vec<PendingShot>,
     /// Pictures from the renderer's screenshot callbacks.
     shots: Channel<(Job, Arc<ColorImage>)>,
@@ -69,13 +127,10 @@ pub struct ExportView {
 impl Default for ExportView {
     fn default() -> Self {
         ExportView {
-            png: String::new(),
-            window_png: String::new(),
-            trace: String::new(),
-            csv: String::new(),
-            json: String::new(),
-            defaults_for: None,
+            paths: Default::default(),
+            shown: None,
             messages: Vec::new(),
+            job_runs: HashMap::new(),
             pending: Vec::new(),
             shots: crossbeam_channel::unbounded(),
             results: crossbeam_channel::unbounded(),
@@ -125,9 +180,17 @@ impl ExportView {
         job
     }
 
+    /// A new save, belonging to the run shown.
     fn job(&mut self) -> Job {
         self.next_job += 1;
+        if let Some(run) = self.shown {
+            self.job_runs.insert(self.next_job, run);
+        }
         self.next_job
+    }
+
+    fn say(&mut self, run: Option<usize>, ok: bool, text: String) {
+        self.messages.push(Message { run, ok, text });
     }
 
     fn spawn(
@@ -176,14 +239,13 @@ impl ExportView {
             });
         }
         let saved: Vec<Saved> = self.results.1.try_iter().collect();
-        for (_, result) in &saved {
-            self.messages.push(match result {
-                Ok(file) => (true, format!("wrote {}", shown_path(&file.path))),
-                Err(why) => (false, why.clone()),
-            });
+        for (job, result) in &saved {
+            let run = self.job_runs.remove(job);
+            match result {
+                Ok(file) => self.say(run, true, format!("wrote {}", shown_path(&file.path))),
+                Err(why) => self.say(run, false, why.clone()),
+            }
         }
-        let keep = self.messages.len().saturating_sub(4);
-        self.messages.drain(..keep);
         saved
     }
 
@@ -196,76 +258,63 @@ impl ExportView {
             ui.label("Run an experiment to export it.");
             return;
         };
-        if self.defaults_for != Some(index) {
-            let stem = format!("./corelanes-{}-{}", entry.rec.config.workload, index + 1);
-            self.png = format!("{stem}.png");
-            self.window_png = format!("{stem}-window.png");
-            self.trace = format!("{stem}.trace.json");
-            self.csv = format!("{stem}.csv");
-            self.json = format!("{stem}.json");
-            self.defaults_for = Some(index);
+        let stem = format!("./corelanes-{}-{}", entry.rec.config.workload, index + 1);
+        if self.shown != Some(index) {
+            self.paths = ROWS.map(|row| format!("{stem}{}", row.ending));
+            self.shown = Some(index);
         }
         ui.label(format!("run #{}", index + 1));
         let ctx = ui.ctx().clone();
         let finished = !entry.rec.is_running();
+        let mut clicked = Vec::new();
         ui.vertical(|ui| {
-            if path_row(
-                ui,
-                &mut self.png,
-                "Save PNG",
-                true,
-                "The timeline as a picture, cropped to it",
-            ) {
-                self.save_png(&ctx, timeline, PathBuf::from(&self.png));
-            }
-            if path_row(
-                ui,
-                &mut self.window_png,
-                "Save window PNG",
-                true,
-                "The whole window as a picture",
-            ) {
-                self.save_png(&ctx, None, PathBuf::from(&self.window_png));
-            }
-            let data: [(&mut String, &str, Render, &str); 3] = [
-                (
-                    &mut self.trace,
-                    "Save trace",
-                    export::chrome_trace,
-                    "Chrome trace JSON: opens in ui.perfetto.dev",
-                ),
-                (
-                    &mut self.csv,
-                    "Save CSV",
-                    export::tasks_csv,
-                    "One line per task",
-                ),
-                (
-                    &mut self.json,
-                    "Save JSON",
-                    export::summary_json,
-                    "Configuration, figures, threads, tasks and slices",
-                ),
-            ];
-            let mut requests = Vec::new();
-            for (path, button, render, what) in data {
-                if path_row(ui, path, button, finished, what) {
-                    requests.push((render, PathBuf::from(path.as_str())));
+            for (row, path) in ROWS.iter().zip(&mut self.paths) {
+                let ready = finished || !matches!(row.kind, Kind::Data(_));
+                if path_row(ui, path, row.button, ready, row.what) {
+                    clicked.push((row, PathBuf::from(path.as_str())));
                 }
             }
-            for (render, path) in requests {
-                self.save_data(&ctx, entry.rec.clone(), render, path);
-            }
         });
-        for (ok, message) in &self.messages {
-            let color = if *ok {
+        for (row, path) in clicked {
+            let example = PathBuf::from(format!("{stem}{}", row.ending));
+            if let Some(why) = advice(&path, &example) {
+                self.say(Some(index), false, why);
+                continue;
+            }
+            match row.kind {
+                Kind::Timeline => _ = self.save_png(&ctx, timeline, path),
+                Kind::Window => _ = self.save_png(&ctx, None, path),
+                Kind::Data(render) => _ = self.save_data(&ctx, entry.rec.clone(), render, path),
+            }
+        }
+        for message in self.messages.iter().filter(|m| m.run == Some(index)) {
+            let color = if message.ok {
                 palette::SUCCESS
             } else {
                 palette::WARNING
             };
-            ui.label(RichText::new(message).color(color));
+            ui.label(RichText::new(&message.text).color(color));
         }
     }
+}
+
+/// Advice for a destination that cannot be a file, given before trying to
+/// write it: what to type, with `example` (the row's default) to show how.
+fn advice(path: &Path, example: &Path) -> Option<String> {
+    if path.as_os_str().is_empty() {
+        return Some(format!(
+            "No file name: type one, such as {}",
+            example.display()
+        ));
+    }
+    let name = example.file_name()?;
+    path.is_dir().then(|| {
+        format!(
+            "{} is a folder: add a file name, such as {}",
+            shown_path(path),
+            shown_path(&path.join(name))
+        )
+    })
 }
 
 /// A path field and its button; true when the button was clicked.

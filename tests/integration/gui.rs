@@ -3,18 +3,23 @@
 
 use std::time::{Duration, Instant};
 
+use clap::Parser;
 use corelanes::gui::{App, Controls, PlacementChoice};
 use corelanes::metrics::speedup;
 use corelanes::run::{Placement, RunConfig, RunStatus};
 use corelanes::topology::Topology;
-use corelanes::workload::WorkloadKind::{Cpu, Io};
+use corelanes::workload::WorkloadKind::{Amdahl, Cpu, Io};
 use eframe::egui;
 use egui_kittest::Harness;
 use egui_kittest::kittest::{NodeT, Queryable};
 
-use super::{config, cores, exclusive};
+use super::{config, cores, exclusive, words};
 
 fn harness(config: &RunConfig) -> Harness<'static, App> {
+    app_harness(App::new(config))
+}
+
+fn app_harness(app: App) -> Harness<'static, App> {
     Harness::builder()
         .with_size(egui::vec2(1500.0, 940.0))
         .with_step_dt(1.0 / 60.0)
@@ -23,7 +28,7 @@ fn harness(config: &RunConfig) -> Harness<'static, App> {
                 app.poll(ui.ctx());
                 app.show(ui);
             },
-            App::new(config),
+            app,
         )
 }
 
@@ -151,7 +156,7 @@ fn invalid_controls_disable_run_and_say_why() {
     harness.get_by_label_contains("1 entries but there are 2 threads");
 
     // Zero threads.
-    harness.state_mut().controls.threads = 0;
+    harness.state_mut().controls.threads.set("0");
     harness.state_mut().controls.choice = PlacementChoice::Spread;
     harness.run_steps(2);
     assert!(run_disabled(&harness));
@@ -286,4 +291,398 @@ fn efficiency_divides_the_speedup_by_the_cores_used() {
         "{:.2} ({x:.2}× ÷ {cores} cores)",
         x / cores as f64
     ));
+}
+
+/// Types `text` into the field labelled `label`, replacing what it held, as a
+/// user does: click into it, select all, type.
+fn type_into(harness: &mut Harness<'_, App>, label: &str, text: &str) {
+    harness.get_by_label(label).click();
+    harness.run_steps(1);
+    harness.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::A);
+    harness.key_press(egui::Key::Backspace);
+    harness.get_by_label(label).type_text(text);
+    harness.run_steps(2);
+}
+
+/// A field's text, and the reason screen readers hear when it is marked invalid.
+fn field_state(harness: &Harness<'_, App>, label: &str) -> (String, Option<String>) {
+    let field = harness.get_by_label(label);
+    let node = field.accesskit_node();
+    let invalid = node.data().invalid().is_some();
+    (
+        node.value().unwrap_or_default(),
+        invalid.then(|| node.description().unwrap_or_default()),
+    )
+}
+
+#[test]
+fn invalid_text_stays_visible_marked_and_explained() {
+    let mut harness = harness(&config(Cpu, 2, 4, 20.0, Placement::Spread));
+    harness.run_steps(2);
+    assert_eq!(field_state(&harness, "Threads"), ("2".into(), None));
+    let cases = [
+        ("Threads", "abc", "thread count 'abc' is not a whole number"),
+        (
+            "Threads",
+            "",
+            "thread count is empty: type a positive whole number",
+        ),
+        (
+            "Threads",
+            "-5",
+            "thread count -5 is negative: type a positive whole number",
+        ),
+        (
+            "Threads",
+            "0",
+            "thread count 0 is out of range: use 1 to 1024 threads",
+        ),
+        ("Tasks", "2.5", "task count '2.5' is not a whole number"),
+        ("Task duration", "-5", "task duration -5 ms is out of range"),
+    ];
+    for (label, typed, reason) in cases {
+        type_into(&mut harness, label, typed);
+        let (text, why) = field_state(&harness, label);
+        assert_eq!(text, typed, "{label}: the text stays as typed");
+        let why = why.unwrap_or_else(|| panic!("{label} '{typed}' is not marked invalid"));
+        assert!(why.starts_with(reason), "{label} '{typed}': {why}");
+        // The reason is shown under Run, which is disabled and says why.
+        harness.get_by_label_contains(reason);
+        assert!(run_disabled(&harness));
+        type_into(&mut harness, label, "3");
+        assert_eq!(
+            field_state(&harness, label),
+            ("3".into(), None),
+            "corrected"
+        );
+    }
+    // Two wrong fields are both marked, and both reasons are shown.
+    type_into(&mut harness, "Threads", "x");
+    type_into(&mut harness, "Tasks", "y");
+    assert!(field_state(&harness, "Threads").1.is_some());
+    assert!(field_state(&harness, "Tasks").1.is_some());
+    harness.get_by_label("thread count 'x' is not a whole number");
+    harness.get_by_label("task count 'y' is not a whole number");
+    // Run's tooltip gives the first reason.
+    harness.get_by_label("Run").hover();
+    harness.run_steps(60);
+    assert!(
+        harness
+            .query_all_by_label("thread count 'x' is not a whole number")
+            .count()
+            >= 2,
+        "beside Run and in its tooltip"
+    );
+    assert!(harness.state().history.is_empty(), "nothing ran");
+}
+
+/// The custom grid's cores, read from its checked cells as a screen reader would.
+fn grid_cores(harness: &Harness<'_, App>) -> Vec<usize> {
+    let topo = Topology::get();
+    (0..)
+        .map_while(|thread| {
+            (0..topo.system_cpus).find(|core| {
+                harness
+                    .query_by_label(&format!("worker-{thread} on core {core}"))
+                    .is_some_and(|cell| {
+                        cell.accesskit_node().toggled() == Some(egui::accesskit::Toggled::True)
+                    })
+            })
+        })
+        .collect()
+}
+
+#[test]
+fn the_custom_grid_keeps_its_cores_when_the_thread_count_passes_through_0() {
+    let (a, Some(b)) = cores() else {
+        eprintln!("skipped: this process may use only one core");
+        return;
+    };
+    let mut harness = harness(&config(Cpu, 2, 4, 20.0, Placement::Spread));
+    harness.get_by_label("custom").click();
+    harness.run_steps(2);
+    assert_eq!(grid_cores(&harness), [a, b], "the spread placement first");
+    // Swap them: choices the spread placement would not make.
+    harness
+        .get_by_label(&format!("worker-0 on core {b}"))
+        .click();
+    harness.run_steps(1);
+    harness
+        .get_by_label(&format!("worker-1 on core {a}"))
+        .click();
+    harness.run_steps(2);
+    assert_eq!(grid_cores(&harness), [b, a]);
+
+    for typed in ["1", "0", "", "abc"] {
+        type_into(&mut harness, "Threads", typed);
+    }
+    assert!(run_disabled(&harness));
+    // Away to another placement and back.
+    harness.get_by_label("unpinned").click();
+    harness.run_steps(1);
+    harness.get_by_label("custom").click();
+    harness.run_steps(1);
+    type_into(&mut harness, "Threads", "3");
+    let third = Topology::get().allowed[2 % Topology::get().allowed.len()];
+    assert_eq!(
+        grid_cores(&harness),
+        [b, a, third],
+        "the first two come back"
+    );
+    let valid = harness.state().controls.validate(Topology::get()).unwrap();
+    assert_eq!(valid.config.placement, Placement::List(vec![b, a, third]));
+}
+
+#[test]
+fn choosing_amdahl_moves_no_control() {
+    let mut harness = harness(&config(Cpu, 2, 4, 20.0, Placement::Spread));
+    harness.run_steps(2);
+    let below = [
+        "Scheduler capture",
+        "one thread per core (spread)",
+        "unpinned",
+        "custom",
+        "Run both",
+        "Run",
+        "Stop",
+    ];
+    let rects = |harness: &Harness<'_, App>| below.map(|label| harness.get_by_label(label).rect());
+    let before = rects(&harness);
+    let choose = |harness: &mut Harness<'_, App>, workload: &str| {
+        harness.get_by_label("Workload").click();
+        harness.run_steps(2);
+        harness.get_by_label(workload).click();
+        harness.run_steps(2);
+    };
+    let serial_enabled = |harness: &Harness<'_, App>| {
+        !harness
+            .get_by_label("Serial fraction")
+            .accesskit_node()
+            .is_disabled()
+    };
+    choose(&mut harness, "amdahl");
+    assert_eq!(harness.state().controls.workload, Amdahl);
+    assert_eq!(rects(&harness), before, "{below:?}");
+    assert!(serial_enabled(&harness));
+    choose(&mut harness, "cpu");
+    assert_eq!(rects(&harness), before, "{below:?}");
+    assert!(!serial_enabled(&harness), "laid out, disabled, for cpu");
+}
+
+/// Every disabled button in the window, by label, each with the tooltip it
+/// shows once the pointer has rested on it (`None`: it shows none).
+fn disabled_buttons_and_tooltips(harness: &mut Harness<'_, App>) -> Vec<(String, Option<String>)> {
+    use egui::accesskit::Role;
+    let buttons: Vec<(String, egui::Pos2)> = harness
+        .query_all_by_role(Role::Button)
+        .filter(|b| b.accesskit_node().is_disabled())
+        .map(|b| {
+            (
+                b.accesskit_node().label().unwrap_or_default(),
+                b.rect().center(),
+            )
+        })
+        .collect();
+    assert!(!buttons.is_empty(), "no disabled button to look at");
+    buttons
+        .into_iter()
+        .map(|(label, centre)| {
+            harness.hover_at(centre);
+            harness.run_steps(60);
+            let tooltip = harness
+                .query_all_by_role(Role::Tooltip)
+                .flat_map(|t| {
+                    t.query_all_by_role(Role::Label)
+                        .filter_map(|l| l.accesskit_node().value())
+                        .collect::<Vec<_>>()
+                })
+                .next();
+            harness.remove_cursor();
+            harness.run_steps(2);
+            (label, tooltip)
+        })
+        .collect()
+}
+
+#[test]
+fn every_disabled_button_says_why() {
+    let _machine = exclusive();
+    let (core, _) = cores();
+    // One 20 s sleep: long enough to look at every button while it runs.
+    let mut harness = harness(&config(Io, 1, 1, 20_000.0, Placement::OneCore(core)));
+    // Idle, with text that cannot run: Run, Run both and Stop are disabled.
+    type_into(&mut harness, "Tasks", "abc");
+    harness.key_press(egui::Key::Escape);
+    let idle = disabled_buttons_and_tooltips(&mut harness);
+    for label in ["Run", "Run both", "Stop"] {
+        assert!(idle.iter().any(|(l, _)| l == label), "{label} in {idle:?}");
+    }
+    // During a run: Run, Run both and the data exports are disabled.
+    type_into(&mut harness, "Tasks", "1");
+    harness.key_press(egui::Key::Escape);
+    harness.get_by_label("Run").click();
+    harness.run_steps(2);
+    assert!(harness.state().is_busy());
+    let busy = disabled_buttons_and_tooltips(&mut harness);
+    assert!(
+        harness.state().is_busy(),
+        "still running: the tooltips were of a run in progress"
+    );
+    harness.get_by_label("Stop").click();
+    step_until_idle(&mut harness);
+    for label in ["Run", "Run both", "Save trace"] {
+        assert!(busy.iter().any(|(l, _)| l == label), "{label} in {busy:?}");
+    }
+    for (label, tooltip) in idle.iter().chain(&busy) {
+        assert!(
+            tooltip.as_ref().is_some_and(|t| !t.is_empty()),
+            "disabled '{label}' says nothing"
+        );
+    }
+    let say = |list: &[(String, Option<String>)], label: &str| {
+        list.iter()
+            .find(|(l, _)| l == label)
+            .and_then(|(_, t)| t.clone())
+            .unwrap()
+    };
+    assert_eq!(
+        say(&idle, "Run both"),
+        "task count 'abc' is not a whole number"
+    );
+    assert_eq!(say(&idle, "Stop"), "No run is in progress");
+    assert_eq!(
+        say(&busy, "Run both"),
+        "A run is in progress: wait for it or press Stop"
+    );
+}
+
+#[test]
+fn a_run_estimated_over_a_minute_asks_first_unless_scripted() {
+    let _machine = exclusive();
+    let (core, _) = cores();
+    // 1 000 000 tasks × 600 000 ms on one core: 6·10⁸ s, about 19 years.
+    let huge = config(Cpu, 1, 1_000_000, 600_000.0, Placement::OneCore(core));
+    let mut harness = harness(&huge);
+    harness.get_by_label("Run").click();
+    harness.run_steps(2);
+    harness.get_by_label("This run is estimated to take about 19.0 years.");
+    assert!(!harness.state().is_busy(), "it waits for an answer");
+    harness.get_by_label("Cancel").click();
+    harness.run_steps(2);
+    assert!(harness.query_by_label("Run anyway").is_none());
+    // Space asks too; Escape answers no.
+    harness.key_press(egui::Key::Space);
+    harness.run_steps(2);
+    harness.get_by_label("Run anyway");
+    harness.key_press(egui::Key::Escape);
+    harness.run_steps(2);
+    assert!(harness.query_by_label("Run anyway").is_none());
+    // Run both asks for the two presets together.
+    harness.get_by_label("Run both").click();
+    harness.run_steps(2);
+    harness.get_by_label_contains("The two runs are estimated to take about");
+    harness.get_by_label("Cancel").click();
+    harness.run_steps(2);
+    assert!(harness.state().history.is_empty(), "nothing ran");
+
+    // Confirmed, a long run starts: two 40 s sleeps on one thread, stopped at once.
+    let long = config(Io, 1, 2, 40_000.0, Placement::OneCore(core));
+    click_run(&mut harness, &long);
+    harness.get_by_label("This run is estimated to take about 1.3 minutes.");
+    harness.get_by_label("Run anyway").click();
+    harness.run_steps(2);
+    assert!(harness.state().is_busy(), "confirmed, it runs");
+    harness.get_by_label("Stop").click();
+    step_until_idle(&mut harness);
+    assert_eq!(harness.state().history.len(), 1);
+
+    // A run of under a minute starts at once (the other tests click Run and
+    // find it running); a scripted one never asks, however long.
+    let args = corelanes::cli::Cli::try_parse_from(words(
+        "corelanes gui --workload io --threads 1 --tasks 2 --task-ms 40000 --sched off --autorun",
+    ))
+    .unwrap();
+    let Some(corelanes::cli::Command::Gui(args)) = args.command else {
+        unreachable!("a gui command line")
+    };
+    let mut scripted = app_harness(App::from_args(Some(&args)).unwrap());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !scripted.state().is_busy() {
+        assert!(Instant::now() < deadline, "the scripted run did not start");
+        assert!(scripted.query_by_label("Run anyway").is_none(), "it asked");
+        std::thread::sleep(Duration::from_millis(50));
+        scripted.step();
+    }
+    scripted.get_by_label("Stop").click();
+    step_until_idle(&mut scripted);
+}
+
+/// Steps frames until a label containing `text` shows (a file is written on
+/// a thread of its own).
+fn wait_for_label(harness: &mut Harness<'_, App>, text: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while harness.query_by_label_contains(text).is_none() {
+        assert!(Instant::now() < deadline, "'{text}' never showed");
+        std::thread::sleep(Duration::from_millis(10));
+        harness.step();
+    }
+}
+
+#[test]
+fn export_messages_stay_with_their_run_and_advise_on_empty_paths_and_folders() {
+    let _machine = exclusive();
+    let (core, _) = cores();
+    let short = config(Io, 1, 1, 20.0, Placement::OneCore(core));
+    let mut harness = harness(&short);
+    run_to_end(&mut harness, &short);
+    let dir = tempfile::tempdir().unwrap();
+    let folder = dir.path().display().to_string();
+    let save = |harness: &mut Harness<'_, App>, button: &str, path: &str| {
+        type_into(harness, &format!("{button}: path"), path);
+        harness.get_by_label(button).click();
+        harness.run_steps(2);
+    };
+    save(&mut harness, "Save JSON", "");
+    save(&mut harness, "Save JSON", &folder);
+    let first_run = [
+        "No file name: type one, such as ./corelanes-io-1.json".to_string(),
+        format!("{folder} is a folder: add a file name, such as {folder}/corelanes-io-1.json"),
+        format!("wrote {folder}/a.json"),
+        format!("wrote {folder}/a.csv"),
+        format!("wrote {folder}/a.trace.json"),
+    ];
+    for (button, name) in [
+        ("Save JSON", "a.json"),
+        ("Save CSV", "a.csv"),
+        ("Save trace", "a.trace.json"),
+    ] {
+        save(&mut harness, button, &format!("{folder}/{name}"));
+        wait_for_label(&mut harness, &format!("wrote {folder}/{name}"));
+    }
+    for message in &first_run {
+        harness.get_by_label(message);
+    }
+
+    // A second run shows none of them; back on the first, all are there.
+    run_to_end(&mut harness, &short);
+    let json_path = |harness: &Harness<'_, App>| harness.get_by_label("Save JSON: path").value();
+    assert_eq!(
+        json_path(&harness).as_deref(),
+        Some("./corelanes-io-2.json")
+    );
+    for message in &first_run {
+        assert!(
+            harness.query_by_label(message).is_none(),
+            "{message} under run #2"
+        );
+    }
+    harness.get_by_label_contains("#1 ").click();
+    harness.run_steps(2);
+    assert_eq!(
+        json_path(&harness).as_deref(),
+        Some("./corelanes-io-1.json")
+    );
+    for message in &first_run {
+        harness.get_by_label(message);
+    }
 }
