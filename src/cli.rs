@@ -10,8 +10,9 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::export;
 use crate::metrics::human_ns;
+use crate::outputs::{Outputs, is_stdout};
 use crate::run::{self, ConfigError, Placement, Recording, RunConfig};
-use crate::session::{self, Machine, SavedRun};
+use crate::session::{self, SavedRun};
 use crate::telemetry::sched::SchedMode;
 use crate::topology::Topology;
 use crate::workload::WorkloadKind;
@@ -118,62 +119,14 @@ pub struct OutputArgs {
 }
 
 impl OutputArgs {
-    /// Whether any file (or stdout) is asked for.
-    pub fn any(&self) -> bool {
-        self.json.is_some() || self.csv.is_some() || self.trace.is_some() || self.pftrace.is_some()
-    }
-
-    pub fn json_to_stdout(&self) -> bool {
-        self.json.as_deref().is_some_and(is_stdout)
-    }
-
-    /// Checks, before anything runs, that every file can be written.
-    pub fn check_writable(&self) -> Result<(), export::ExportError> {
-        let files = [&self.json, &self.csv, &self.trace, &self.pftrace];
-        for path in files.into_iter().flatten().filter(|p| !is_stdout(p)) {
-            export::check_writable(path)?;
+    /// The files asked for, as the engine and the app take them.
+    pub fn outputs(&self) -> Outputs {
+        Outputs {
+            json: self.json.clone(),
+            csv: self.csv.clone(),
+            trace: self.trace.clone(),
+            pftrace: self.pftrace.clone(),
         }
-        Ok(())
-    }
-
-    /// Writes `rec` as asked: the summary JSON to stdout for `--json -`
-    /// (stdout then carries it alone), and each file atomically, said with
-    /// "wrote PATH" on stdout.
-    pub fn write(&self, rec: &Recording) -> Result<(), export::ExportError> {
-        self.write_on(rec, &Machine::this())
-    }
-
-    /// As [`OutputArgs::write`], for a run made on `machine`.
-    pub fn write_on(&self, rec: &Recording, machine: &Machine) -> Result<(), export::ExportError> {
-        let json_to_stdout = self.json_to_stdout();
-        let summary = || {
-            let s = export::Summary::on(rec, &machine.allowed_cores, machine.cpu_iters_per_ms);
-            serde_json::to_string_pretty(&s).expect("the summary is plain data")
-        };
-        if json_to_stdout {
-            println!("{}", summary());
-        }
-        let said = |path: &std::path::Path| {
-            if !json_to_stdout {
-                println!("wrote {}", path.display());
-            }
-        };
-        let renders: [(&Option<PathBuf>, &dyn Fn() -> String); 3] = [
-            (&self.json, &summary),
-            (&self.csv, &|| export::tasks_csv(rec)),
-            (&self.trace, &|| export::chrome_trace(rec)),
-        ];
-        for (path, render) in renders {
-            if let Some(path) = path.as_deref().filter(|p| !is_stdout(p)) {
-                export::write_atomically(path, render().as_bytes())?;
-                said(path);
-            }
-        }
-        if let Some(path) = &self.pftrace {
-            session::save(path, &[(rec, machine)])?;
-            said(path);
-        }
-        Ok(())
     }
 }
 
@@ -241,15 +194,31 @@ fn seconds(text: &str) -> Result<Duration, String> {
         .ok_or_else(|| format!("'{text}' is not a number of seconds, 0 or more"))
 }
 
-const STDOUT: &str = "-";
-
-fn is_stdout(path: &std::path::Path) -> bool {
-    path.as_os_str() == STDOUT
+#[cfg(feature = "gui")]
+impl GuiArgs {
+    /// What the app is to do, as the app takes it.
+    pub fn launch(&self) -> Result<crate::gui::Launch, ConfigError> {
+        Ok(crate::gui::Launch {
+            config: self.run.to_config(Topology::get())?,
+            autorun: self.autorun,
+            run_both: self.run_both,
+            screenshot: self.screenshot.clone(),
+            screenshot_at: self.screenshot_at,
+            whole_window: self.whole_window,
+            exit: self.exit,
+            outputs: self.out.outputs(),
+            window_size: self.window_size,
+        })
+    }
 }
 
 #[cfg(feature = "gui")]
 fn open_window(args: Option<GuiArgs>) -> anyhow::Result<ExitCode> {
-    crate::gui::run(args)
+    let launch = match args {
+        None => crate::gui::Launch::interactive(RunConfig::defaults(Topology::get())),
+        Some(args) => args.launch()?,
+    };
+    crate::gui::run(launch)
 }
 
 #[cfg(not(feature = "gui"))]
@@ -287,6 +256,7 @@ pub fn run(cli: Cli) -> ExitCode {
 }
 
 fn run_once(args: &RunArgs, out: &OutputArgs) -> anyhow::Result<ExitCode> {
+    let out = out.outputs();
     let topo = Topology::get();
     let valid = args.to_config(topo)?.validate(topo)?;
     out.check_writable()?;
@@ -318,7 +288,8 @@ fn open_session(args: &OpenArgs) -> anyhow::Result<ExitCode> {
         })?],
         None => runs.iter().collect(),
     };
-    if args.out.any() {
+    let out = args.out.outputs();
+    if out.any() {
         let [one] = chosen.as_slice() else {
             anyhow::bail!(
                 "{} holds {} runs: choose the one to convert with --run N",
@@ -326,11 +297,11 @@ fn open_session(args: &OpenArgs) -> anyhow::Result<ExitCode> {
                 runs.len()
             );
         };
-        args.out.check_writable()?;
-        if !args.out.json_to_stdout() {
+        out.check_writable()?;
+        if !out.json_to_stdout() {
             print!("{}", report(&one.recording));
         }
-        args.out.write_on(&one.recording, &one.machine)?;
+        out.write_on(&one.recording, &one.machine)?;
     } else {
         for (i, run) in chosen.iter().enumerate() {
             if chosen.len() > 1 {

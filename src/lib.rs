@@ -28,6 +28,7 @@ pub mod export;
 #[cfg(feature = "gui")]
 pub mod gui;
 pub mod metrics;
+pub mod outputs;
 pub mod run;
 pub mod session;
 pub mod sweep;

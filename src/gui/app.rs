@@ -21,7 +21,6 @@ use super::running::Running;
 use super::script::{Script, ScriptReport};
 use super::timeline::{RunView, TimelineView};
 use super::utilisation::UtilisationView;
-use crate::cli::GuiArgs;
 use crate::export;
 use crate::metrics::human_ns;
 use crate::run::{Recording, RunConfig, RunStatus, ValidConfig};
@@ -95,17 +94,17 @@ impl App {
     /// The app as `corelanes gui [flags]` asks for it. Flags are validated
     /// like `corelanes run`'s when the session is scripted, so a bad flag
     /// fails before any window opens.
-    pub fn from_args(args: Option<&GuiArgs>) -> anyhow::Result<App> {
+    pub fn from_launch(args: &super::Launch) -> anyhow::Result<App> {
         let topo = Topology::get();
-        let Some(args) = args else {
-            return Ok(App::new(&RunConfig::defaults(topo)));
-        };
-        let config = args.run.to_config(topo)?;
+        let config = args.config.clone();
         let mut app = App::new(&config);
+        if !args.is_scripted() {
+            return Ok(app);
+        }
         if let Some(path) = &args.screenshot {
             export::check_writable(path)?;
         }
-        args.out.check_writable()?;
+        args.outputs.check_writable()?;
         let autorun = match (args.autorun, args.run_both) {
             (false, _) => Vec::new(),
             (true, false) => vec![config.validate(topo)?],
@@ -114,9 +113,7 @@ impl App {
                 app.controls.parallelism_preset(topo).validate(topo)?,
             ],
         };
-        if args.autorun || args.screenshot.is_some() || args.exit || args.out.any() {
-            app.script = Some(Script::new(autorun, args));
-        }
+        app.script = Some(Script::new(autorun, args));
         Ok(app)
     }
 

@@ -32,21 +32,62 @@ pub use history::{Entry, History};
 /// The window's size in points: fits a 1600 × 1000 screen with its panels.
 pub const WINDOW_SIZE: [f32; 2] = [1500.0, 940.0];
 
+/// How the window is opened: what `corelanes gui [flags]` asked for, as
+/// plain values (parsing the command line is the CLI's business).
+#[derive(Clone, Debug)]
+pub struct Launch {
+    /// What the controls start with (and what `autorun` runs).
+    pub config: crate::run::RunConfig,
+    /// Start the run as soon as the window has settled.
+    pub autorun: bool,
+    /// With `autorun`: the concurrency preset, then the parallelism one, stacked.
+    pub run_both: bool,
+    /// Save the timeline (or the window) as PNG here.
+    pub screenshot: Option<std::path::PathBuf>,
+    /// Take the picture this long after the run started, while it runs.
+    pub screenshot_at: Option<std::time::Duration>,
+    pub whole_window: bool,
+    /// Close once the picture (or the run) is done.
+    pub exit: bool,
+    /// The run's files, written when it ends.
+    pub outputs: crate::outputs::Outputs,
+    /// The window's size in points.
+    pub window_size: Option<[f32; 2]>,
+}
+
+impl Launch {
+    /// The window as a person opens it: nothing scripted.
+    pub fn interactive(config: crate::run::RunConfig) -> Launch {
+        Launch {
+            config,
+            autorun: false,
+            run_both: false,
+            screenshot: None,
+            screenshot_at: None,
+            whole_window: false,
+            exit: false,
+            outputs: Default::default(),
+            window_size: None,
+        }
+    }
+
+    /// Whether anything is scripted (then the session reports and may close by itself).
+    pub fn is_scripted(&self) -> bool {
+        self.autorun || self.screenshot.is_some() || self.exit || self.outputs.any()
+    }
+}
+
 /// Opens the window; with `--autorun --screenshot FILE --exit`, runs, saves
 /// the timeline picture (and the run's files, with `--json` etc.) and
 /// closes, failing if any of it failed.
-pub fn run(args: Option<crate::cli::GuiArgs>) -> anyhow::Result<ExitCode> {
-    let mut app = App::from_args(args.as_ref())?;
+pub fn run(launch: Launch) -> anyhow::Result<ExitCode> {
+    let mut app = App::from_launch(&launch)?;
     let report = app.script_report();
     let options = eframe::NativeOptions {
         viewport: egui::ViewportBuilder::default()
             .with_title("corelanes")
             .with_app_id("corelanes")
-            .with_inner_size(
-                args.as_ref()
-                    .and_then(|a| a.window_size)
-                    .unwrap_or(WINDOW_SIZE),
-            )
+            .with_inner_size(launch.window_size.unwrap_or(WINDOW_SIZE))
             .with_min_inner_size([900.0, 600.0]),
         ..Default::default()
     };
@@ -75,7 +116,7 @@ pub fn run(args: Option<crate::cli::GuiArgs>) -> anyhow::Result<ExitCode> {
             pixels_per_point: 1.0,
         });
         let [w, h] = picture.pixels;
-        let what = if args.as_ref().is_some_and(|a| a.whole_window) {
+        let what = if launch.whole_window {
             "window"
         } else {
             "timeline"
@@ -94,7 +135,7 @@ pub fn run(args: Option<crate::cli::GuiArgs>) -> anyhow::Result<ExitCode> {
             picture.pixels_per_point
         );
         // With `--json -` stdout carries the summary alone.
-        if args.as_ref().is_some_and(|a| a.out.json_to_stdout()) {
+        if launch.outputs.json_to_stdout() {
             eprintln!("{line}");
         } else {
             println!("{line}");

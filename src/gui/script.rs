@@ -11,8 +11,9 @@ use std::time::Duration;
 use eframe::egui;
 use egui::{Context, Rect};
 
+use super::Launch;
 use super::export::{ExportView, Job, Saved, SavedFile};
-use crate::cli::{GuiArgs, OutputArgs};
+use crate::outputs::Outputs;
 use crate::run::{Recording, RunStatus, ValidConfig};
 use crate::sys;
 
@@ -56,7 +57,7 @@ pub struct Script {
     /// Save the whole window, not only the timeline.
     whole_window: bool,
     /// The run's files, written when it ends.
-    out: OutputArgs,
+    out: Outputs,
     exit: bool,
     step: Step,
     /// The run's origin (`CLOCK_MONOTONIC` ns), once it has started.
@@ -80,7 +81,7 @@ enum Step {
 
 impl Script {
     /// `autorun`: the validated runs `args` asks to start.
-    pub fn new(autorun: Vec<ValidConfig>, args: &GuiArgs) -> Script {
+    pub fn new(autorun: Vec<ValidConfig>, args: &Launch) -> Script {
         Script {
             step: if !autorun.is_empty() {
                 Step::Warmup(0)
@@ -91,7 +92,7 @@ impl Script {
             screenshot: args.screenshot.clone(),
             at: args.screenshot_at,
             whole_window: args.whole_window,
-            out: args.out.clone(),
+            out: args.outputs.clone(),
             exit: args.exit,
             origin_ns: None,
             ended: false,

@@ -605,7 +605,7 @@ fn a_run_estimated_over_a_minute_asks_first_unless_scripted() {
     let Some(corelanes::cli::Command::Gui(args)) = args.command else {
         unreachable!("a gui command line")
     };
-    let mut scripted = app_harness(App::from_args(Some(&args)).unwrap());
+    let mut scripted = app_harness(App::from_launch(&args.launch().unwrap()).unwrap());
     let deadline = Instant::now() + Duration::from_secs(10);
     while !scripted.state().is_busy() {
         assert!(Instant::now() < deadline, "the scripted run did not start");
