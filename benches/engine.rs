@@ -26,7 +26,7 @@ fn record_event(c: &mut Criterion) {
             if i.is_multiple_of(1 << 16) {
                 while rx.try_recv().is_ok() {}
             }
-        })
+        });
     });
 }
 
@@ -43,7 +43,7 @@ fn ingest(c: &mut Criterion) {
                 run
             },
             criterion::BatchSize::LargeInput,
-        )
+        );
     });
     group.finish();
 }
@@ -62,7 +62,7 @@ fn columns(c: &mut Criterion) {
             wide.clear();
             lane.columns(&bounds, &mut out, &mut wide, 2_000_000);
             black_box(out[0].covered_ns())
-        })
+        });
     });
 }
 

@@ -13,11 +13,11 @@ fn frame(c: &mut Criterion) {
     for spans in [100_000, 10_000_000] {
         let mut frame = Frame::new(synthetic(spans, false));
         group.bench_function(format!("{spans} spans, fit"), |b| {
-            b.iter(|| black_box(frame.run()))
+            b.iter(|| black_box(frame.run()));
         });
         frame.zoom(0.5, 0.501);
         group.bench_function(format!("{spans} spans, zoomed"), |b| {
-            b.iter(|| black_box(frame.run()))
+            b.iter(|| black_box(frame.run()));
         });
         drop(frame);
         let mut live = Frame::new(synthetic(spans, true));
@@ -27,7 +27,7 @@ fn frame(c: &mut Criterion) {
                 b.iter(|| {
                     live.ingest_live(666);
                     black_box(live.run())
-                })
+                });
             },
         );
     }

@@ -143,7 +143,7 @@ pub fn live_latency_of(config: crate::run::RunConfig) -> anyhow::Result<Latency>
     let valid = config.validate(crate::topology::Topology::get())?;
     let handle = crate::run::start(valid);
     let (mut origin, mut out, mut failure) = (0, Latency::default(), None);
-    for event in handle.events().iter() {
+    for event in handle.events() {
         let now = sys::monotonic_ns().saturating_sub(origin);
         match event {
             RunEvent::Started { origin_ns, .. } => origin = origin_ns,

@@ -349,7 +349,7 @@ fn png_bytes(image: &ColorImage) -> image::ImageResult<Vec<u8>> {
     let rgba: Vec<u8> = image
         .pixels
         .iter()
-        .flat_map(|c| c.to_srgba_unmultiplied())
+        .flat_map(eframe::egui::Color32::to_srgba_unmultiplied)
         .collect();
     let mut out = Vec::new();
     image::codecs::png::PngEncoder::new(&mut out).write_image(

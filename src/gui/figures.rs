@@ -214,8 +214,7 @@ fn capture_ui(ui: &mut Ui, index: usize, rec: &Recording, dropped: u64, name_run
     if dropped > 0 {
         ui.label(
             RichText::new(format!(
-                "{} spans over the store's cap were not drawn",
-                dropped
+                "{dropped} spans over the store's cap were not drawn"
             ))
             .color(palette::WARNING),
         );

@@ -109,7 +109,9 @@ pub fn run(launch: Launch) -> anyhow::Result<ExitCode> {
     let Some(report) = report else {
         return Ok(ExitCode::SUCCESS);
     };
-    let report = report.lock().unwrap_or_else(|e| e.into_inner());
+    let report = report
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     if let Some(file) = &report.saved {
         let picture = file.picture.unwrap_or(export::Picture {
             pixels: [0, 0],

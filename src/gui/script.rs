@@ -248,7 +248,9 @@ impl Script {
     }
 
     fn lock(&self) -> MutexGuard<'_, ScriptReport> {
-        self.report.lock().unwrap_or_else(|e| e.into_inner())
+        self.report
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     fn fail(&self, why: String) {

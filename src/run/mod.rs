@@ -109,7 +109,7 @@ pub fn start_plan(valid: ValidConfig, plan: Result<Plan, String>) -> RunHandle {
 pub fn run_to_end(valid: ValidConfig) -> Recording {
     let mut recording = Recording::new(valid.config.clone());
     let handle = start(valid);
-    for event in handle.events().iter() {
+    for event in handle.events() {
         recording.ingest(event);
     }
     handle.join();

@@ -34,13 +34,19 @@ pub(super) struct Gate {
 
 impl Gate {
     pub fn open(&self) {
-        *self.open.lock().unwrap_or_else(|e| e.into_inner()) = true;
+        *self
+            .open
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = true;
         self.opened.notify_all();
     }
 
     /// Waits until opened or cancelled; true when opened.
     fn wait(&self, cancel: &AtomicBool) -> bool {
-        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        let mut open = self
+            .open
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         while !*open {
             if cancel.load(Ordering::Relaxed) {
                 return false;
@@ -48,7 +54,7 @@ impl Gate {
             open = self
                 .opened
                 .wait_timeout(open, Duration::from_millis(20))
-                .unwrap_or_else(|e| e.into_inner())
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
                 .0;
         }
         true
@@ -138,7 +144,7 @@ pub(super) fn work(shared: &Shared, mut me: ThreadRecord, tx: Sender<RunEvent>) 
 fn panic_text(panic: &Box<dyn std::any::Any + Send>) -> String {
     panic
         .downcast_ref::<&str>()
-        .map(|s| s.to_string())
+        .map(std::string::ToString::to_string)
         .or_else(|| panic.downcast_ref::<String>().cloned())
         .unwrap_or_else(|| "(no message)".into())
 }

@@ -120,7 +120,7 @@ impl History {
                         if bucket.t_ns / width_ns == aged.t_ns / width_ns
                             && bucket.per_core.len() == aged.per_core.len() =>
                     {
-                        bucket.absorb(&aged)
+                        bucket.absorb(&aged);
                     }
                     _ => older.push_back(Sample {
                         span_ns: width_ns,
@@ -208,7 +208,12 @@ impl Sampler {
 
     /// Reads the history under its lock (held only as long as `read` runs).
     pub fn with_history<R>(&self, read: impl FnOnce(&History) -> R) -> R {
-        read(&self.history.lock().unwrap_or_else(|e| e.into_inner()))
+        read(
+            &self
+                .history
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        )
     }
 }
 
@@ -239,11 +244,11 @@ fn sample_until(
         system.refresh_cpu_usage();
         let sample = Sample::reading(
             sys::monotonic_ns(),
-            system.cpus().iter().map(|cpu| cpu.usage()).collect(),
+            system.cpus().iter().map(sysinfo::Cpu::usage).collect(),
         );
         history
             .lock()
-            .unwrap_or_else(|e| e.into_inner())
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
             .push(sample);
         on_sample();
     }

@@ -194,7 +194,10 @@ struct Locked {
 impl TaskBody for Locked {
     fn run(&self, task: usize, cancel: &AtomicBool) -> Result<(), String> {
         // A poisoned lock only means another task panicked; the counter is still usable.
-        let mut guard = self.lock.lock().unwrap_or_else(|e| e.into_inner());
+        let mut guard = self
+            .lock
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         *guard = guard.wrapping_add(spin(self.iters, task as u64, cancel));
         Ok(())
     }

@@ -94,7 +94,11 @@ fn waiting_tasks_gain_from_concurrency_even_on_one_core() {
     let _machine = exclusive();
     let (core, _) = cores();
     let rec = run(config(Io, 4, 4, 150.0, Placement::OneCore(core)));
-    let sum: u64 = rec.tasks.iter().map(|t| t.duration_ns()).sum();
+    let sum: u64 = rec
+        .tasks
+        .iter()
+        .map(corelanes::telemetry::events::TaskRecord::duration_ns)
+        .sum();
     let m = rec.metrics();
     // Four 150 ms sleeps on one core take ~150 ms, not 600 ms.
     assert!(

@@ -30,7 +30,9 @@ static MACHINE: Mutex<()> = Mutex::new(());
 
 /// Holds the machine for one experiment at a time.
 pub fn exclusive() -> MutexGuard<'static, ()> {
-    MACHINE.lock().unwrap_or_else(|e| e.into_inner())
+    MACHINE
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 pub fn config(

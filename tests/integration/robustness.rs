@@ -35,7 +35,7 @@ fn a_panicking_task_is_reported_and_the_rest_of_the_run_completes() {
     };
     let mut rec = Recording::new(valid.config.clone());
     let handle = run::start_plan(valid, Ok(plan));
-    for event in handle.events().iter() {
+    for event in handle.events() {
         rec.ingest(event);
     }
     assert_eq!(rec.status, RunStatus::Finished);
@@ -67,7 +67,7 @@ fn stop_ends_a_long_run_promptly_and_keeps_what_was_recorded() {
     std::thread::sleep(Duration::from_millis(500));
     let asked = Instant::now();
     handle.cancel();
-    for event in handle.events().iter() {
+    for event in handle.events() {
         rec.ingest(event);
     }
     let took = asked.elapsed();

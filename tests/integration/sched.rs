@@ -73,8 +73,7 @@ fn one_core_time_slices_never_overlap_and_account_for_cpu_time() {
     for pair in on_core.windows(2) {
         assert!(
             pair[0].end_ns <= pair[1].start_ns,
-            "overlap on core {core}: {:?}",
-            pair
+            "overlap on core {core}: {pair:?}"
         );
     }
     assert!(
@@ -161,7 +160,11 @@ fn sleeping_tasks_show_as_blocked_slices() {
         return;
     }
     let blocked = total(&rec, 0, SliceState::Blocked);
-    let asleep: u64 = rec.tasks.iter().map(|t| t.duration_ns()).sum();
+    let asleep: u64 = rec
+        .tasks
+        .iter()
+        .map(corelanes::telemetry::events::TaskRecord::duration_ns)
+        .sum();
     assert!(
         blocked as f64 > 0.9 * asleep as f64,
         "blocked {blocked} ns of {asleep} ns asleep"
@@ -230,7 +233,11 @@ fn the_procfs_fallback_tells_the_same_story() {
         );
     }
     let io = run_with(config(Io, 1, 4, 50.0, Placement::Spread), SchedMode::Procfs);
-    let asleep: u64 = io.tasks.iter().map(|t| t.duration_ns()).sum();
+    let asleep: u64 = io
+        .tasks
+        .iter()
+        .map(corelanes::telemetry::events::TaskRecord::duration_ns)
+        .sum();
     assert!(total(&io, 0, SliceState::Blocked) as f64 > 0.8 * asleep as f64);
 }
 

@@ -73,10 +73,10 @@ impl LiveSlices {
             match r.kind {
                 RecordKind::SwitchIn => builder.event(&switch(SwitchKind::In), &mut out),
                 RecordKind::SwitchOut { preempted } => {
-                    builder.event(&switch(SwitchKind::Out { preempted }), &mut out)
+                    builder.event(&switch(SwitchKind::Out { preempted }), &mut out);
                 }
                 RecordKind::Fork => {
-                    builder.fork_ns = Some(builder.fork_ns.map_or(r.time_ns, |f| f.min(r.time_ns)))
+                    builder.fork_ns = Some(builder.fork_ns.map_or(r.time_ns, |f| f.min(r.time_ns)));
                 }
                 RecordKind::Exit => {
                     if let Some(builder) = self.builders.remove(&r.tid) {

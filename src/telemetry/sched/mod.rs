@@ -409,13 +409,13 @@ impl SchedCapture {
             match r.kind {
                 RecordKind::SwitchIn => track.events.push(event(SwitchKind::In)),
                 RecordKind::SwitchOut { preempted } => {
-                    track.events.push(event(SwitchKind::Out { preempted }))
+                    track.events.push(event(SwitchKind::Out { preempted }));
                 }
                 RecordKind::Fork => {
-                    track.fork_ns = Some(track.fork_ns.map_or(r.time_ns, |f| f.min(r.time_ns)))
+                    track.fork_ns = Some(track.fork_ns.map_or(r.time_ns, |f| f.min(r.time_ns)));
                 }
                 RecordKind::Exit => {
-                    track.exit_ns = Some(track.exit_ns.map_or(r.time_ns, |e| e.max(r.time_ns)))
+                    track.exit_ns = Some(track.exit_ns.map_or(r.time_ns, |e| e.max(r.time_ns)));
                 }
             }
         }

@@ -296,8 +296,16 @@ fn drain_loop(
     live_rx: &Receiver<(u64, Sink)>,
     registry: &Registry,
 ) -> Drained {
-    let capacity = rings.iter().map(|r| r.capacity()).max().unwrap_or(0);
-    let smallest = rings.iter().map(|r| r.capacity()).min().unwrap_or(0);
+    let capacity = rings
+        .iter()
+        .map(crate::sys::perf::PerfSwitchRing::capacity)
+        .max()
+        .unwrap_or(0);
+    let smallest = rings
+        .iter()
+        .map(crate::sys::perf::PerfSwitchRing::capacity)
+        .min()
+        .unwrap_or(0);
     let interval = drain_interval(smallest);
     let mut d = Drainer {
         rings,
@@ -316,9 +324,8 @@ fn drain_loop(
             live.feed(&d.out.records[fed..], registry, crate::sys::monotonic_ns());
             fed = d.out.records.len();
         }
-        match stop_rx.recv_timeout(interval) {
-            Err(RecvTimeoutError::Timeout) => continue,
-            Ok(()) | Err(RecvTimeoutError::Disconnected) => break,
+        if stop_rx.recv_timeout(interval) != Err(RecvTimeoutError::Timeout) {
+            break; // asked to stop, or the capture was dropped
         }
     }
     // The complete report replaces the live slices: stop sending them.

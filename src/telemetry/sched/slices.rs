@@ -156,7 +156,7 @@ impl SliceBuilder {
                 // Exiting is the last thing a running thread does; a switch-out
                 // just before exit means its switch-in was lost: emit nothing.
                 Some(exit) if state == SliceState::Running => {
-                    self.emit(state, core, since, exit, out)
+                    self.emit(state, core, since, exit, out);
                 }
                 Some(_) => {}
                 None if alive_at_end || state == SliceState::Running => {
