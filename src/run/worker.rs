@@ -135,7 +135,7 @@ pub(super) fn work(shared: &Shared, mut me: ThreadRecord, tx: Sender<RunEvent>) 
     let _ = tx.send(RunEvent::ThreadDone(me));
 }
 
-fn panic_text(panic: &Box<dyn std::any::Any + Send>) -> String {
+pub(super) fn panic_text(panic: &Box<dyn std::any::Any + Send>) -> String {
     panic
         .downcast_ref::<&str>()
         .map(|s| s.to_string())
