@@ -19,12 +19,13 @@
 //! - [`export`]: summary JSON, CSV, Chrome trace.
 //! - [`bench`]: the engine's own costs, for `corelanes bench` and `benches/`.
 //! - [`sys`]: the only `unsafe` code: clocks, `sched_getcpu`, `getrusage`, perf rings.
-//! - [`cli`] and [`gui`]: thin shells over the above.
+//! - [`cli`] and [`gui`]: thin shells over the above; [`interrupt`]: their Ctrl+C.
 
 pub mod bench;
 pub mod cli;
 pub mod export;
 pub mod gui;
+pub mod interrupt;
 pub mod metrics;
 pub mod run;
 pub mod sweep;

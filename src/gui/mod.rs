@@ -24,6 +24,8 @@ mod utilisation;
 
 use std::process::ExitCode;
 
+use crate::interrupt::Interrupts;
+
 pub use app::App;
 pub use controls::{Controls, PlacementChoice};
 pub use export::{Picture, SavedFile};
@@ -37,6 +39,12 @@ pub const WINDOW_SIZE: [f32; 2] = [1500.0, 940.0];
 pub fn run(args: Option<crate::cli::GuiArgs>) -> anyhow::Result<ExitCode> {
     let mut app = App::from_args(args.as_ref())?;
     let report = app.script_report();
+    // A scripted session is a measurement, like `corelanes run`: Ctrl+C stops
+    // it and keeps what was drawn. An interactive window has its Stop button.
+    let interrupts = report.is_some().then(Interrupts::install).transpose()?;
+    if let Some(interrupts) = &interrupts {
+        app.stop_on(interrupts.stop().clone());
+    }
     let options = eframe::NativeOptions {
         viewport: egui::ViewportBuilder::default()
             .with_title("corelanes")
@@ -87,6 +95,9 @@ pub fn run(args: Option<crate::cli::GuiArgs>) -> anyhow::Result<ExitCode> {
     }
     for why in &errors {
         eprintln!("error: {why}");
+    }
+    if let Some(code) = interrupts.and_then(|i| i.exit_code()) {
+        return Ok(code);
     }
     Ok(if errors.is_empty() {
         ExitCode::SUCCESS
