@@ -9,9 +9,10 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 
 use crate::export;
+use crate::interrupt::Interrupts;
 use crate::metrics::human_ns;
 use crate::outputs::{Outputs, is_stdout};
-use crate::run::{self, ConfigError, Placement, Recording, RunConfig};
+use crate::run::{self, ConfigError, Placement, Recording, RunConfig, RunStatus};
 use crate::session::{self, SavedRun};
 use crate::telemetry::sched::SchedMode;
 use crate::topology::Topology;
@@ -260,13 +261,17 @@ fn run_once(args: &RunArgs, out: &OutputArgs) -> anyhow::Result<ExitCode> {
     let topo = Topology::get();
     let valid = args.to_config(topo)?.validate(topo)?;
     out.check_writable()?;
-    let rec = run::run_to_end(valid);
+    let interrupts = Interrupts::install()?;
+    let rec = run::run_until(valid, interrupts.stop());
     if !out.json_to_stdout() {
         print!("{}", report(&rec));
     }
     out.write(&rec)?;
     for why in &rec.failures {
         eprintln!("failure: {why}");
+    }
+    if let Some(code) = interrupts.exit_code() {
+        return Ok(code);
     }
     Ok(if rec.failures.is_empty() {
         ExitCode::SUCCESS
@@ -343,13 +348,22 @@ fn run_sweep(
             base.placement.label()
         );
     }
-    let points = crate::sweep::sweep(&base, max_threads, topo, |p, _| {
+    let interrupts = Interrupts::install()?;
+    let points = crate::sweep::sweep_until(&base, max_threads, topo, interrupts.stop(), |p, _| {
         if !quiet {
             eprintln!("  {} thread(s): {}", p.threads, human_ns(p.wall_ns));
         }
     })?;
+    let stopped = interrupts.exit_code();
+    if stopped.is_some() && !quiet {
+        eprintln!(
+            "stopped: {} of {max_threads} thread counts were measured",
+            points.len()
+        );
+    }
     let body = serde_json::to_string_pretty(&serde_json::json!({
         "config": base,
+        "status": if stopped.is_some() { RunStatus::Cancelled } else { RunStatus::Finished },
         "amdahl_parallel_fraction": crate::sweep::amdahl_fit(&points),
         "points": points,
     }))?;
@@ -363,7 +377,7 @@ fn run_sweep(
         None => print!("{}", crate::sweep::table(&points)),
     }
     let _ = std::io::stdout().flush();
-    Ok(ExitCode::SUCCESS)
+    Ok(stopped.unwrap_or(ExitCode::SUCCESS))
 }
 
 /// The human summary of a run.
@@ -371,6 +385,13 @@ pub fn report(rec: &Recording) -> String {
     let m = rec.metrics();
     let c = &rec.config;
     let mut out = format!("{} — {} tasks of {} ms\n", rec.title(), c.tasks, c.task_ms);
+    if rec.status == RunStatus::Cancelled {
+        out += &format!(
+            "stopped before the end: {} of {} tasks ran\n",
+            rec.tasks.len(),
+            c.tasks
+        );
+    }
     out += &format!(
         "wall {}   CPU {}   parallelism {:.2}   concurrency {:.2}   tasks ok {}/{}\n",
         human_ns(m.wall_ns),

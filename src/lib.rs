@@ -20,13 +20,14 @@
 //! - [`session`]: runs saved as a Perfetto trace (`.pftrace`) and opened again.
 //! - [`bench`]: the engine's own costs, for `corelanes bench` and `benches/`.
 //! - [`sys`]: the only `unsafe` code: clocks, `sched_getcpu`, `getrusage`, perf rings.
-//! - [`cli`] and [`gui`]: thin shells over the above.
+//! - [`cli`] and [`gui`]: thin shells over the above; [`interrupt`]: their Ctrl+C.
 
 pub mod bench;
 pub mod cli;
 pub mod export;
 #[cfg(feature = "gui")]
 pub mod gui;
+pub mod interrupt;
 pub mod metrics;
 pub mod outputs;
 pub mod run;

@@ -24,6 +24,18 @@ pub fn sweep(
     base: &RunConfig,
     max_threads: usize,
     topo: &Topology,
+    each: impl FnMut(&SweepPoint, &Recording),
+) -> Result<Vec<SweepPoint>, SweepError> {
+    sweep_until(base, max_threads, topo, &crossbeam_channel::never(), each)
+}
+
+/// [`sweep`], until `stop` is ready (see [`run::run_until`]): the points
+/// measured by then. The stopped run is not one: it did less work.
+pub fn sweep_until(
+    base: &RunConfig,
+    max_threads: usize,
+    topo: &Topology,
+    stop: &crossbeam_channel::Receiver<()>,
     mut each: impl FnMut(&SweepPoint, &Recording),
 ) -> Result<Vec<SweepPoint>, SweepError> {
     let mut points: Vec<SweepPoint> = Vec::new();
@@ -33,7 +45,10 @@ pub fn sweep(
             ..base.clone()
         };
         let cores = config.cores_used(topo);
-        let rec = run::run_to_end(config.validate(topo)?);
+        let rec = run::run_until(config.validate(topo)?, stop);
+        if rec.status == run::RunStatus::Cancelled && rec.failures.is_empty() {
+            break;
+        }
         if let Some(why) = rec.failures.first() {
             return Err(SweepError::Run {
                 threads,

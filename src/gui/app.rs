@@ -10,6 +10,7 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crossbeam_channel::{Receiver, TryRecvError};
 use eframe::egui;
 use egui::{Context, Key, Modifiers, RichText, Ui};
 
@@ -66,6 +67,8 @@ pub struct App {
     script: Option<Script>,
     /// How often to redraw (see [`App::set_software_rendering`]).
     cadence: Cadence,
+    /// Ready when Ctrl+C or SIGTERM asks a scripted session to stop.
+    interrupt: Option<Receiver<()>>,
 }
 
 impl App {
@@ -82,6 +85,7 @@ impl App {
             commands: Vec::new(),
             script: None,
             cadence: GPU,
+            interrupt: None,
         }
     }
 
@@ -117,6 +121,12 @@ impl App {
         Ok(app)
     }
 
+    /// Stops the session once `interrupt` is ready (its sender dropped):
+    /// the run as Stop does, then the script saves what was drawn and closes.
+    pub fn stop_on(&mut self, interrupt: Receiver<()>) {
+        self.interrupt = Some(interrupt);
+    }
+
     /// The scripted session's report, if this session is scripted.
     pub fn script_report(&self) -> Option<Arc<Mutex<ScriptReport>>> {
         self.script.as_ref().map(Script::report)
@@ -141,6 +151,17 @@ impl App {
 
     /// Takes in what arrived since the last frame: run events, saved files.
     pub fn poll(&mut self, ctx: &Context) {
+        if let Some(interrupt) = &self.interrupt
+            && !matches!(interrupt.try_recv(), Err(TryRecvError::Empty))
+        {
+            self.interrupt = None;
+            let busy = self.is_busy();
+            self.commands.push(Action::Stop);
+            match &mut self.script {
+                Some(script) => script.interrupt(ctx, busy),
+                None => ctx.send_viewport_cmd(egui::ViewportCommand::Close),
+            }
+        }
         if let Some(running) = &mut self.running {
             let index = running.index;
             self.history.ingest(index, running.events());

@@ -24,6 +24,8 @@ mod utilisation;
 
 use std::process::ExitCode;
 
+use crate::interrupt::Interrupts;
+
 pub use app::App;
 pub use controls::{Controls, PlacementChoice};
 pub use export::{Picture, SavedFile};
@@ -83,6 +85,12 @@ impl Launch {
 pub fn run(launch: Launch) -> anyhow::Result<ExitCode> {
     let mut app = App::from_launch(&launch)?;
     let report = app.script_report();
+    // A scripted session is a measurement, like `corelanes run`: Ctrl+C stops
+    // it and keeps what was drawn. An interactive window has its Stop button.
+    let interrupts = report.is_some().then(Interrupts::install).transpose()?;
+    if let Some(interrupts) = &interrupts {
+        app.stop_on(interrupts.stop().clone());
+    }
     let options = eframe::NativeOptions {
         viewport: egui::ViewportBuilder::default()
             .with_title("corelanes")
@@ -149,6 +157,9 @@ pub fn run(launch: Launch) -> anyhow::Result<ExitCode> {
     }
     for why in &errors {
         eprintln!("error: {why}");
+    }
+    if let Some(code) = interrupts.and_then(|i| i.exit_code()) {
+        return Ok(code);
     }
     Ok(if errors.is_empty() {
         ExitCode::SUCCESS

@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use crossbeam_channel::Receiver;
+use crossbeam_channel::{Receiver, TryRecvError};
 
 use crate::run::{self, RunHandle, ValidConfig};
 use crate::telemetry::events::{InFlight, RunEvent};
@@ -24,6 +24,8 @@ enum Launch {
     /// To be started by a helper thread after a pause.
     Waiting(Receiver<RunHandle>),
     Started(RunHandle),
+    /// The helper thread died before handing the run over.
+    Lost,
 }
 
 impl Running {
@@ -49,20 +51,32 @@ impl Running {
         }
     }
 
-    /// The events that arrived since the last call; none before the run started.
+    /// The events that arrived since the last call; none before the run
+    /// started. A run whose threads died ends here as failed, with a message,
+    /// so the app never stays "running".
     pub fn events(&mut self) -> Vec<RunEvent> {
-        if let Launch::Waiting(started) = &self.launch
-            && let Ok(handle) = started.try_recv()
-        {
-            if self.stop {
-                handle.cancel();
+        if let Launch::Waiting(started) = &self.launch {
+            match started.try_recv() {
+                Ok(handle) => {
+                    if self.stop {
+                        handle.cancel();
+                    }
+                    self.launch = Launch::Started(handle);
+                }
+                Err(TryRecvError::Empty) => {}
+                Err(TryRecvError::Disconnected) => {
+                    self.launch = Launch::Lost;
+                    return run::failed(
+                        "the thread starting the run died before it started".into(),
+                    )
+                    .into();
+                }
             }
-            self.launch = Launch::Started(handle);
         }
-        match &self.launch {
-            // try_iter: the frame never waits for a run.
-            Launch::Started(handle) => handle.events().try_iter().collect(),
-            Launch::Waiting(_) => Vec::new(),
+        match &mut self.launch {
+            // try_events: the frame never waits for a run.
+            Launch::Started(handle) => handle.try_events(),
+            Launch::Waiting(_) | Launch::Lost => Vec::new(),
         }
     }
 
@@ -70,7 +84,7 @@ impl Running {
     pub fn in_flight(&self) -> Vec<Option<InFlight>> {
         match &self.launch {
             Launch::Started(handle) => handle.in_flight(),
-            Launch::Waiting(_) => Vec::new(),
+            Launch::Waiting(_) | Launch::Lost => Vec::new(),
         }
     }
 
@@ -95,5 +109,65 @@ fn start_later(valid: ValidConfig, delay: Duration) -> Launch {
     match spawned {
         Ok(_) => Launch::Waiting(rx),
         Err(_) => Launch::Started(run::start(now)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::run::{Fault, Placement, RunConfig, RunStatus};
+    use crate::telemetry::sched::SchedMode;
+    use crate::topology::Topology;
+    use crate::workload::WorkloadKind;
+
+    fn long_cpu_run() -> ValidConfig {
+        let topo = Topology::get();
+        RunConfig {
+            workload: WorkloadKind::Cpu,
+            threads: 2,
+            tasks: 100,
+            task_ms: 200.0,
+            placement: Placement::Spread,
+            sched: SchedMode::Off,
+            ..RunConfig::defaults(topo)
+        }
+        .validate(topo)
+        .unwrap()
+    }
+
+    /// Polls as the app's frames do until the run has ended, for at most `limit`.
+    fn poll_until_ended(running: &mut Running, limit: Duration) -> crate::run::Recording {
+        let mut rec = crate::run::Recording::new(long_cpu_run().config);
+        let deadline = std::time::Instant::now() + limit;
+        while rec.is_running() && std::time::Instant::now() < deadline {
+            running.events().into_iter().for_each(|e| rec.ingest(e));
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        rec
+    }
+
+    #[test]
+    fn a_controller_that_dies_ends_the_run_as_failed_with_its_message() {
+        // 100 tasks of 200 ms on 2 threads: 10 s unless the death stops the workers.
+        let valid = long_cpu_run().with_fault(Fault::ControllerPanics);
+        for delay in [Duration::ZERO, Duration::from_millis(50)] {
+            let mut running = Running::start(0, valid.clone(), delay);
+            let rec = poll_until_ended(&mut running, Duration::from_secs(5));
+            assert_eq!(
+                rec.status,
+                RunStatus::Cancelled,
+                "the run ended (delay {delay:?})"
+            );
+            assert!(
+                rec.failures
+                    .iter()
+                    .any(|f| f.contains("controller thread panicked")
+                        && f.contains("a fault injected by a test")),
+                "{:?}",
+                rec.failures
+            );
+            assert!(rec.tasks.len() < 100, "the workers were stopped");
+            running.join();
+        }
     }
 }

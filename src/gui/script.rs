@@ -247,6 +247,22 @@ impl Script {
         }
     }
 
+    /// Ctrl+C or SIGTERM, while the app stops the run as Stop does: that run
+    /// ends as usual (its picture is saved), then the window closes. With no
+    /// run in progress (`busy`), there is nothing to wait for.
+    pub fn interrupt(&mut self, ctx: &Context, busy: bool) {
+        self.exit = true;
+        self.autorun.clear();
+        match self.step {
+            Step::Warmup(_) | Step::WaitForRun if !busy => {
+                self.fail("stopped before a run had started".into());
+                self.finish(ctx);
+            }
+            Step::Done => ctx.send_viewport_cmd(egui::ViewportCommand::Close),
+            _ => {}
+        }
+    }
+
     fn lock(&self) -> MutexGuard<'_, ScriptReport> {
         self.report
             .lock()

@@ -143,6 +143,7 @@ impl RunConfig {
         Ok(ValidConfig {
             config: self,
             cores,
+            fault: None,
         })
     }
 }
@@ -153,6 +154,28 @@ pub struct ValidConfig {
     pub config: RunConfig,
     /// The core each worker thread is pinned to (`None`: unpinned).
     pub cores: Vec<Option<usize>>,
+    /// What a test made go wrong (see [`ValidConfig::with_fault`]).
+    pub(super) fault: Option<Fault>,
+}
+
+impl ValidConfig {
+    /// For tests: the run suffers `fault`, so that what follows it can be
+    /// checked for real (no sleeps, no mock engine).
+    #[doc(hidden)]
+    pub fn with_fault(self, fault: Fault) -> ValidConfig {
+        ValidConfig {
+            fault: Some(fault),
+            ..self
+        }
+    }
+}
+
+/// Faults a test can inject into a run; nothing else sets them.
+#[doc(hidden)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fault {
+    /// The controller thread panics once the workers are running.
+    ControllerPanics,
 }
 
 /// Why a configuration cannot run: one sentence naming the bad value and what is allowed.

@@ -10,7 +10,7 @@ mod recording;
 mod worker;
 
 pub use config::{
-    ConfigError, MAX_TASK_MS, MAX_TASKS, MAX_THREADS, MIN_TASK_MS, Placement, RunConfig,
+    ConfigError, Fault, MAX_TASK_MS, MAX_TASKS, MAX_THREADS, MIN_TASK_MS, Placement, RunConfig,
     ValidConfig,
 };
 pub use recording::{Recording, RunStatus};
@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::thread::JoinHandle;
 
-use crossbeam_channel::{Receiver, Sender};
+use crossbeam_channel::{Receiver, Sender, TryRecvError};
 
 use crate::sys;
 use crate::telemetry::events::{InFlight, RunEvent, ThreadRecord};
@@ -39,6 +39,41 @@ pub struct RunHandle {
 impl RunHandle {
     pub fn events(&self) -> &Receiver<RunEvent> {
         &self.events
+    }
+
+    /// The events that arrived since the last call, without waiting. If the
+    /// controller died, they end with the events that end the run as failed
+    /// (see [`RunHandle::obituary`]), so the caller never waits forever.
+    pub fn try_events(&mut self) -> Vec<RunEvent> {
+        let mut events = Vec::new();
+        loop {
+            match self.events.try_recv() {
+                Ok(event) => events.push(event),
+                Err(TryRecvError::Empty) => break,
+                Err(TryRecvError::Disconnected) => {
+                    events.extend(self.obituary());
+                    break;
+                }
+            }
+        }
+        events
+    }
+
+    /// Call once the events channel has closed. If the controller thread died
+    /// (a panic) instead of sending `Finished`, the events that end the run
+    /// as failed, with its message; else none (and none a second time).
+    pub fn obituary(&mut self) -> Vec<RunEvent> {
+        let Some(controller) = self.controller.take() else {
+            return Vec::new();
+        };
+        match controller.join() {
+            Ok(()) => Vec::new(),
+            Err(panic) => failed(format!(
+                "the run's controller thread panicked ({}); the run was stopped",
+                worker::panic_text(&panic)
+            ))
+            .into(),
+        }
     }
 
     /// The task each worker is running now, by worker index (no channel involved).
@@ -82,13 +117,9 @@ pub fn start_plan(valid: ValidConfig, plan: Result<Plan, String>) -> RunHandle {
         Ok(handle) => Some(handle),
         Err(e) => {
             let (tx, rx2) = crossbeam_channel::unbounded();
-            let _ = tx.send(RunEvent::Failure(format!(
-                "cannot start the run's thread: {e}"
-            )));
-            let _ = tx.send(RunEvent::Finished {
-                wall_ns: 0,
-                cancelled: true,
-            });
+            for event in failed(format!("cannot start the run's thread: {e}")) {
+                let _ = tx.send(event);
+            }
             return RunHandle {
                 events: rx2,
                 cancel,
@@ -105,14 +136,46 @@ pub fn start_plan(valid: ValidConfig, plan: Result<Plan, String>) -> RunHandle {
     }
 }
 
+/// The events that end a run that failed before or instead of finishing.
+pub fn failed(why: String) -> [RunEvent; 2] {
+    [
+        RunEvent::Failure(why),
+        RunEvent::Finished {
+            wall_ns: 0,
+            cancelled: true,
+        },
+    ]
+}
+
 /// Runs to the end on this thread's watch and returns everything recorded.
 pub fn run_to_end(valid: ValidConfig) -> Recording {
+    run_until(valid, &crossbeam_channel::never())
+}
+
+/// Runs to the end, or until `stop` is ready (its sender dropped, or a
+/// message): then stops the run as [`RunHandle::cancel`] does and waits for
+/// its workers. Returns everything recorded, a stopped run as `Cancelled`.
+pub fn run_until(valid: ValidConfig, stop: &Receiver<()>) -> Recording {
     let mut recording = Recording::new(valid.config.clone());
-    let handle = start(valid);
-    for event in handle.events() {
+    let mut handle = start(valid);
+    let never = crossbeam_channel::never();
+    let mut stop = stop;
+    loop {
+        crossbeam_channel::select! {
+            recv(handle.events) -> event => match event {
+                Ok(event) => recording.ingest(event),
+                Err(_) => break,
+            },
+            recv(stop) -> _ => {
+                handle.cancel();
+                // Asked once; from now on only the run's events matter.
+                stop = &never;
+            }
+        }
+    }
+    for event in handle.obituary() {
         recording.ingest(event);
     }
-    handle.join();
     recording
 }
 
@@ -123,12 +186,14 @@ fn control(
     tx: Sender<RunEvent>,
     in_flight: Arc<[live::Slot]>,
 ) {
+    // A panic below would leave the workers running their whole plan, and
+    // the events channel open that long: stop them, and the channel closes
+    // within ~1 ms, which tells the handle that this thread died.
+    let _stop_workers = StopWorkersOnPanic(&cancel);
     let finish_early = |why: String| {
-        let _ = tx.send(RunEvent::Failure(why));
-        let _ = tx.send(RunEvent::Finished {
-            wall_ns: 0,
-            cancelled: true,
-        });
+        for event in failed(why) {
+            let _ = tx.send(event);
+        }
     };
     let plan = match plan {
         Ok(plan) => plan,
@@ -204,6 +269,12 @@ fn control(
     if let Some(all) = &own_affinity {
         let _ = sys::set_affinity_of_current_thread(all);
     }
+    if valid.fault == Some(Fault::ControllerPanics) {
+        panic!(
+            "a fault injected by a test, with {} workers running",
+            workers.len()
+        );
+    }
     for (name, handle) in workers {
         if handle.join().is_err() {
             let _ = tx.send(RunEvent::Failure(format!(
@@ -219,4 +290,15 @@ fn control(
         wall_ns,
         cancelled: cancel.load(Ordering::Relaxed),
     });
+}
+
+/// Sets the run's cancel flag if the controller unwinds (see `control`).
+struct StopWorkersOnPanic<'a>(&'a AtomicBool);
+
+impl Drop for StopWorkersOnPanic<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.0.store(true, Ordering::Relaxed);
+        }
+    }
 }

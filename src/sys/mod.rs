@@ -8,7 +8,8 @@
 pub mod perf;
 
 use std::io;
-use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering, fence};
 
 /// Nanoseconds of `CLOCK_MONOTONIC`: the one clock every timestamp uses
 /// (`std::time::Instant` reads the same clock but hides the raw value, and
@@ -32,72 +33,190 @@ pub fn boottime_offset_ns() -> u64 {
 /// `CLOCK_MONOTONIC` ns for the workers' hot path. On this project's VMs a
 /// `clock_gettime` costs ~29 ns while `rdtsc` costs ~12 ns, so where the TSC
 /// is invariant and the kernel itself keeps time with it, the TSC is read and
-/// mapped linearly onto `CLOCK_MONOTONIC` (anchored by [`sync_fast_clock`] at
-/// every run start, so the error stays within a few µs over a run).
-/// Elsewhere it is [`monotonic_ns`].
+/// mapped linearly onto `CLOCK_MONOTONIC` by the published anchor.
+/// Elsewhere, before [`sync_fast_clock`], and while an anchor is being
+/// replaced, it is [`monotonic_ns`].
+///
+/// The TSC's rate against `CLOCK_MONOTONIC` drifts (NTP steers the latter),
+/// so an anchor older than 250 ms is replaced by the reader that notices
+/// (that read uses the clock itself), which bounds the error at any age.
 #[inline]
 pub fn fast_monotonic_ns() -> u64 {
     #[cfg(target_arch = "x86_64")]
-    if FAST.state.load(Ordering::Relaxed) == TSC {
-        let ticks = rdtsc().wrapping_sub(FAST.tsc0.load(Ordering::Relaxed));
-        let ns_per_tick = f64::from_bits(FAST.ns_per_tick.load(Ordering::Relaxed));
-        return FAST.ns0.load(Ordering::Relaxed) + (ticks as f64 * ns_per_tick) as u64;
+    if let Some(anchor) = PUBLISHED.load() {
+        let ns = anchor.ns_at(rdtsc());
+        if ns.saturating_sub(anchor.ns0) < REANCHOR_NS {
+            return ns;
+        }
+        reanchor_if_free();
     }
     monotonic_ns()
 }
 
-const UNSET: u8 = 0;
-const TSC: u8 = 1;
-const FALLBACK: u8 = 2;
+/// How long one anchor is trusted: at the worst rate error seen here (~2 ppm,
+/// right after the first 20 ms measurement) that is 0.5 µs of drift.
+const REANCHOR_NS: u64 = 250_000_000;
 
-/// The TSC → `CLOCK_MONOTONIC` map; written only by [`sync_fast_clock`],
-/// which runs while no worker is reading it.
-struct FastClock {
-    state: AtomicU8,
+/// A map from the TSC onto `CLOCK_MONOTONIC`: ns = ns0 + (tsc − tsc0) × ns_per_tick.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct Anchor {
+    tsc0: u64,
+    ns0: u64,
+    ns_per_tick: f64,
+}
+
+impl Anchor {
+    /// Signed: a TSC read a moment before the anchor was taken (another
+    /// thread re-anchored meanwhile) maps a little before `ns0`; it never
+    /// wraps to ~10¹⁹ ns.
+    #[inline]
+    fn ns_at(&self, tsc: u64) -> u64 {
+        let ticks = tsc.wrapping_sub(self.tsc0) as i64;
+        self.ns0
+            .saturating_add_signed((ticks as f64 * self.ns_per_tick) as i64)
+    }
+}
+
+/// The anchor in force, published as a seqlock so that readers get it whole
+/// or not at all: `seq` is odd while a writer stores the fields, and a reader
+/// keeps what it read only if `seq` was even and unchanged around its loads.
+/// The fields are atomics only so that a racing read is not undefined
+/// behaviour; the sequence number is what makes the three of them one value.
+struct Published {
+    seq: AtomicU64,
     tsc0: AtomicU64,
     ns0: AtomicU64,
     ns_per_tick: AtomicU64,
-    /// The first anchor: later syncs measure the frequency over all the time since.
-    first_tsc: AtomicU64,
-    first_ns: AtomicU64,
 }
 
-static FAST: FastClock = FastClock {
-    state: AtomicU8::new(UNSET),
-    tsc0: AtomicU64::new(0),
-    ns0: AtomicU64::new(0),
-    ns_per_tick: AtomicU64::new(0),
-    first_tsc: AtomicU64::new(0),
-    first_ns: AtomicU64::new(0),
-};
+impl Published {
+    const fn new() -> Published {
+        Published {
+            seq: AtomicU64::new(0),
+            tsc0: AtomicU64::new(0),
+            ns0: AtomicU64::new(0),
+            ns_per_tick: AtomicU64::new(0),
+        }
+    }
+
+    /// The anchor, or `None` before the first one and while one is being
+    /// written: the caller then reads the clock itself rather than wait for
+    /// a writer that may have been preempted on its own core.
+    #[inline]
+    fn load(&self) -> Option<Anchor> {
+        let seq = self.seq.load(Ordering::Acquire);
+        if seq == 0 || seq & 1 == 1 {
+            return None;
+        }
+        let anchor = Anchor {
+            tsc0: self.tsc0.load(Ordering::Relaxed),
+            ns0: self.ns0.load(Ordering::Relaxed),
+            ns_per_tick: f64::from_bits(self.ns_per_tick.load(Ordering::Relaxed)),
+        };
+        // Orders the field loads before the second look at `seq`: a field
+        // written by a later store is then seen with that store's odd `seq`.
+        fence(Ordering::Acquire);
+        (self.seq.load(Ordering::Relaxed) == seq).then_some(anchor)
+    }
+
+    /// Writers must be serialised (the [`ANCHORING`] lock does it).
+    fn store(&self, anchor: Anchor) {
+        let seq = self.seq.load(Ordering::Relaxed);
+        self.seq.store(seq + 1, Ordering::Relaxed);
+        // Orders the odd `seq` before the field stores (pairs with `load`'s fence).
+        fence(Ordering::Release);
+        self.tsc0.store(anchor.tsc0, Ordering::Relaxed);
+        self.ns0.store(anchor.ns0, Ordering::Relaxed);
+        self.ns_per_tick
+            .store(anchor.ns_per_tick.to_bits(), Ordering::Relaxed);
+        self.seq.store(seq + 2, Ordering::Release);
+    }
+}
+
+static PUBLISHED: Published = Published::new();
+
+/// The writers' side: whether the TSC may be used, and the reading that the
+/// rate is measured from.
+enum Anchoring {
+    Unset,
+    Fallback,
+    Tsc {
+        /// A paired reading at least [`MIN_BASELINE_NS`] old, when possible.
+        base: (u64, u64),
+        ns_per_tick: f64,
+    },
+}
+
+/// The rate is measured over at least this long (two runs starting together
+/// would otherwise measure it over microseconds)…
+const MIN_BASELINE_NS: u64 = 20_000_000;
+/// …and over at most about this long, so it follows the drift.
+const MAX_BASELINE_NS: u64 = 4_000_000_000;
+
+static ANCHORING: Mutex<Anchoring> = Mutex::new(Anchoring::Unset);
 
 /// Anchors [`fast_monotonic_ns`] to `CLOCK_MONOTONIC` now. The first call
 /// decides whether the TSC can be used and measures its rate over 20 ms.
+/// Safe to call from any thread at any time: readers never see a torn anchor.
 pub fn sync_fast_clock() {
-    #[cfg(target_arch = "x86_64")]
-    {
-        let state = FAST.state.load(Ordering::Relaxed);
-        if state == FALLBACK || (state == UNSET && !tsc_is_trusted()) {
-            FAST.state.store(FALLBACK, Ordering::Relaxed);
+    let mut anchoring = ANCHORING
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    reanchor(&mut anchoring);
+}
+
+/// Whether [`fast_monotonic_ns`] reads the TSC (after the first [`sync_fast_clock`]).
+pub fn fast_clock_reads_tsc() -> bool {
+    let anchoring = ANCHORING
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    matches!(*anchoring, Anchoring::Tsc { .. })
+}
+
+/// Re-anchors unless another thread is doing it right now (then its anchor will do).
+#[cold]
+#[inline(never)]
+fn reanchor_if_free() {
+    if let Ok(mut anchoring) = ANCHORING.try_lock() {
+        reanchor(&mut anchoring);
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+fn reanchor(anchoring: &mut Anchoring) {
+    if let Anchoring::Unset = anchoring {
+        if !tsc_is_trusted() {
+            *anchoring = Anchoring::Fallback;
             return;
         }
-        if state == UNSET {
-            let (tsc, ns) = paired_reading();
-            FAST.first_tsc.store(tsc, Ordering::Relaxed);
-            FAST.first_ns.store(ns, Ordering::Relaxed);
-            std::thread::sleep(std::time::Duration::from_millis(20));
-        }
-        let (tsc, ns) = paired_reading();
-        let ticks = tsc.wrapping_sub(FAST.first_tsc.load(Ordering::Relaxed));
-        let elapsed = ns - FAST.first_ns.load(Ordering::Relaxed);
-        FAST.ns_per_tick
-            .store((elapsed as f64 / ticks as f64).to_bits(), Ordering::Relaxed);
-        FAST.tsc0.store(tsc, Ordering::Relaxed);
-        FAST.ns0.store(ns, Ordering::Relaxed);
-        FAST.state.store(TSC, Ordering::Release);
+        let base = paired_reading();
+        std::thread::sleep(std::time::Duration::from_nanos(MIN_BASELINE_NS));
+        *anchoring = Anchoring::Tsc {
+            base,
+            ns_per_tick: 0.0,
+        };
     }
-    #[cfg(not(target_arch = "x86_64"))]
-    FAST.state.store(FALLBACK, Ordering::Relaxed);
+    let Anchoring::Tsc { base, ns_per_tick } = anchoring else {
+        return;
+    };
+    let (tsc, ns) = paired_reading();
+    let baseline = ns.saturating_sub(base.1);
+    if baseline >= MIN_BASELINE_NS {
+        *ns_per_tick = baseline as f64 / tsc.wrapping_sub(base.0) as f64;
+    }
+    if baseline >= MAX_BASELINE_NS {
+        *base = (tsc, ns);
+    }
+    PUBLISHED.store(Anchor {
+        tsc0: tsc,
+        ns0: ns,
+        ns_per_tick: *ns_per_tick,
+    });
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn reanchor(anchoring: &mut Anchoring) {
+    *anchoring = Anchoring::Fallback;
 }
 
 /// The TSC is usable when it ticks at a constant rate through sleep states and
@@ -267,5 +386,68 @@ pub fn set_affinity_of_current_thread(cpus: &[usize]) -> io::Result<()> {
         Ok(())
     } else {
         Err(io::Error::last_os_error())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_tsc_read_just_before_the_anchor_maps_just_before_it() {
+        let anchor = Anchor {
+            tsc0: 1_000_000,
+            ns0: 5_000_000_000,
+            ns_per_tick: 0.5,
+        };
+        assert_eq!(anchor.ns_at(1_000_400), 5_000_000_200);
+        // The stamp of a worker that read the TSC, then saw a newer anchor.
+        assert_eq!(anchor.ns_at(999_000), 4_999_999_500, "no wrap to ~1e19");
+    }
+
+    #[test]
+    fn a_published_anchor_is_read_whole_or_not_at_all() {
+        // Each anchor written has its three fields equal, so a read that
+        // mixes two anchors shows at once.
+        let published = Published::new();
+        let anchor = |k: u64| Anchor {
+            tsc0: k,
+            ns0: k,
+            ns_per_tick: k as f64,
+        };
+        published.store(anchor(1));
+        let done = std::sync::atomic::AtomicBool::new(false);
+        let writing = std::sync::Barrier::new(2);
+        let (whole, torn) = std::thread::scope(|s| {
+            s.spawn(|| {
+                writing.wait();
+                let mut k = 2;
+                while !done.load(Ordering::Relaxed) {
+                    published.store(anchor(k));
+                    k += 1;
+                }
+            });
+            let (mut whole, mut torn) = (0u64, Vec::new());
+            writing.wait();
+            let until = std::time::Instant::now() + std::time::Duration::from_millis(500);
+            while std::time::Instant::now() < until {
+                for _ in 0..1000 {
+                    match published.load() {
+                        Some(a) if a == anchor(a.tsc0) => whole += 1,
+                        Some(a) => torn.push(a),
+                        None => {}
+                    }
+                }
+            }
+            done.store(true, Ordering::Relaxed);
+            (whole, torn)
+        });
+        assert!(
+            torn.is_empty(),
+            "{} torn reads, such as {:?}",
+            torn.len(),
+            torn.first()
+        );
+        assert!(whole > 1000, "the reader saw whole anchors ({whole})");
     }
 }

@@ -1,10 +1,14 @@
 //! The command line as a user types it: real output, clear refusals.
 
-use std::process::Output;
+use std::io::{BufRead, BufReader};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+use std::process::{Command, Output};
+use std::time::Duration;
 
 use serde_json::Value;
 
-use super::{corelanes, exclusive, words};
+use super::{command, corelanes, exclusive, finish_within, signal, wait_for_workers, words};
 
 fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
@@ -135,4 +139,159 @@ fn sweep_prints_a_table_of_speedups() {
     }
     let p = body["amdahl_parallel_fraction"].as_f64().unwrap();
     assert!((0.0..=1.0).contains(&p));
+}
+
+#[test]
+fn export_errors_name_their_cause_with_advice_that_fits() {
+    let dir = tempfile::tempdir().unwrap();
+    let folder = dir.path().to_str().unwrap();
+    let cases = [
+        ("", "a value is required for '--json"),
+        (folder, "it is a folder. Add a file name"),
+        // Written after the run, as a full disk fails: the run is not wasted on a check.
+        ("/dev/full", "no space is left on the disk. Free some space"),
+    ];
+    for (path, expected) in cases {
+        let mut args = words("run --workload io --threads 1 --tasks 1 --task-ms 1 --sched off");
+        args.extend(["--json", path]);
+        let out = corelanes(&args);
+        assert_eq!(out.status.code(), Some(2), "{path:?}: {}", stderr(&out));
+        let err = stderr(&out);
+        assert!(
+            err.contains(expected),
+            "{path:?}: expected '{expected}' in: {err}"
+        );
+        assert!(
+            !err.contains("Choose a folder that exists"),
+            "{path:?}: {err}"
+        );
+    }
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        0,
+        "nothing written"
+    );
+}
+
+/// The `corelanes-disk-*` folders in `dir`.
+fn disk_folders(dir: &Path) -> usize {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with("corelanes-disk-")
+        })
+        .count()
+}
+
+#[test]
+fn ctrl_c_or_sigterm_stops_a_run_keeps_what_was_measured_and_removes_its_files() {
+    let _machine = exclusive();
+    for (sig, code) in [("INT", 130), ("TERM", 143)] {
+        let tmp = tempfile::tempdir().unwrap();
+        let json = tmp.path().join("summary.json");
+        // 1000 tasks of 20 ms on 2 threads: 10 s unless stopped.
+        let mut args =
+            words("run --workload disk --threads 2 --tasks 1000 --task-ms 20 --sched off");
+        args.extend(["--json", json.to_str().unwrap()]);
+        let mut child = command(&args).env("TMPDIR", tmp.path()).spawn().unwrap();
+        wait_for_workers(&mut child);
+        assert_eq!(
+            disk_folders(tmp.path()),
+            1,
+            "the disk workload writes in TMPDIR"
+        );
+        signal(&child, sig);
+        let out = finish_within(child, &args, Duration::from_secs(30));
+        assert_eq!(out.status.code(), Some(code), "SIG{sig}: {}", stderr(&out));
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            stdout.contains("stopped before the end"),
+            "SIG{sig}: {stdout}"
+        );
+        let summary: Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+        assert_eq!(summary["status"], "cancelled", "SIG{sig}");
+        assert!(
+            summary["tasks"].as_array().unwrap().len() < 1000,
+            "SIG{sig}"
+        );
+        assert_eq!(
+            disk_folders(tmp.path()),
+            0,
+            "SIG{sig}: the temporary files are removed"
+        );
+    }
+}
+
+#[test]
+fn ctrl_c_stops_a_sweep_and_keeps_the_points_measured() {
+    let _machine = exclusive();
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("sweep.json");
+    // On one core each point takes ~1 s; Ctrl+C comes once the first is reported.
+    let mut args = words(
+        "sweep --workload cpu --max-threads 2 --tasks 40 --task-ms 25 --placement one-core --sched off",
+    );
+    args.extend(["--json", json.to_str().unwrap()]);
+    let mut child = command(&args).spawn().unwrap();
+    let lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut seen = Vec::new();
+    // Read to the end: a closed stderr would make the child's next message fail.
+    for line in lines.map_while(Result::ok) {
+        if line.contains("1 thread(s):") {
+            signal(&child, "INT");
+        }
+        seen.push(line);
+    }
+    let out = finish_within(child, &args, Duration::from_secs(30));
+    assert_eq!(out.status.code(), Some(130), "stderr: {seen:?}");
+    let body: Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    assert_eq!(body["status"], "cancelled");
+    let points = body["points"].as_array().unwrap();
+    assert_eq!(
+        points.len(),
+        1,
+        "the finished point is kept, the stopped one is not: {body}"
+    );
+    assert_eq!(points[0]["threads"], 1);
+}
+
+#[test]
+fn a_second_ctrl_c_exits_at_once() {
+    let _machine = exclusive();
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("summary.json");
+    let made = Command::new("mkfifo").arg(&fifo).status().unwrap();
+    assert!(made.success());
+    // A reader that never reads: a summary larger than the pipe's 64 KiB
+    // blocks its writer, so after the first Ctrl+C the process is stuck
+    // writing what it measured, and only the second can end it.
+    let _reader = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(&fifo)
+        .unwrap();
+    let mut args =
+        words("run --workload cpu --threads 2 --tasks 1000000 --task-ms 0.01 --sched off");
+    args.extend(["--json", fifo.to_str().unwrap()]);
+    let mut child = command(&args).spawn().unwrap();
+    wait_for_workers(&mut child);
+    // Thousands of 10 µs tasks: far more than 64 KiB of summary.
+    std::thread::sleep(Duration::from_millis(300));
+    signal(&child, "INT");
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "the first Ctrl+C stops the run, not the process"
+    );
+    signal(&child, "INT");
+    let out = finish_within(child, &args, Duration::from_secs(10));
+    assert_eq!(out.status.code(), Some(130), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("Ctrl+C again to quit at once"),
+        "{}",
+        stderr(&out)
+    );
 }

@@ -17,7 +17,7 @@ mod session;
 #[cfg(feature = "gui")]
 mod window;
 
-use std::process::{Command, Output, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -75,13 +75,25 @@ pub fn cores() -> (usize, Option<usize>) {
 /// Runs the `corelanes` binary as a user would. One that runs past 180 s (a
 /// window that never closes, say) is killed and fails the test, not CI.
 pub fn corelanes(args: &[&str]) -> Output {
-    let limit = Duration::from_secs(180);
-    let mut child = Command::new(env!("CARGO_BIN_EXE_corelanes"))
+    finish(command(args).spawn().expect("the binary starts"), args)
+}
+
+/// The `corelanes` binary with these arguments, its output captured.
+pub fn command(args: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_corelanes"));
+    command
         .args(args)
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("the binary starts");
+        .stderr(Stdio::piped());
+    command
+}
+
+/// Waits for a started `corelanes` (see [`corelanes`]) and returns its output.
+pub fn finish(child: Child, args: &[&str]) -> Output {
+    finish_within(child, args, Duration::from_secs(180))
+}
+
+pub fn finish_within(mut child: Child, args: &[&str], limit: Duration) -> Output {
     let deadline = Instant::now() + limit;
     while child
         .try_wait()
@@ -103,6 +115,37 @@ pub fn corelanes(args: &[&str]) -> Output {
     child
         .wait_with_output()
         .expect("the child's output is read")
+}
+
+/// Waits until `child` has a worker thread (its run has started), for at most 60 s.
+pub fn wait_for_workers(child: &mut Child) {
+    let tasks = format!("/proc/{}/task", child.id());
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let names = std::fs::read_dir(&tasks).into_iter().flatten().flatten();
+        let working = names
+            .filter_map(|t| std::fs::read_to_string(t.path().join("comm")).ok())
+            .any(|name| name.starts_with("worker-"));
+        if working {
+            return;
+        }
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "corelanes ended before its run started"
+        );
+        assert!(Instant::now() < deadline, "no worker thread after 60 s");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Sends `signal` ("INT", "TERM") to `child`, as a terminal or a service manager would.
+pub fn signal(child: &Child, signal: &str) {
+    let sent = Command::new("kill")
+        .arg(format!("-{signal}"))
+        .arg(child.id().to_string())
+        .status()
+        .expect("kill runs");
+    assert!(sent.success(), "kill -{signal} failed");
 }
 
 /// A command line written as one string (the tests' arguments have no spaces).

@@ -1,10 +1,12 @@
-//! A panicking task, a cancelled run: reported, contained, nothing lost.
+//! A panicking task, a cancelled run, a dying controller, concurrent runs
+//! re-anchoring the clock: reported, contained, nothing lost.
 
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use corelanes::run::{self, Placement, Recording, RunStatus};
+use corelanes::run::{self, Fault, Placement, Recording, RunStatus};
+use corelanes::sys;
 use corelanes::topology::Topology;
 use corelanes::workload::{Plan, TaskBody, WorkloadKind};
 
@@ -112,4 +114,122 @@ fn the_disk_workload_really_writes_and_removes_its_folder() {
         before,
         "the temporary folder is removed after the run"
     );
+}
+
+#[test]
+fn a_controller_that_panics_ends_its_run_as_failed_and_the_next_run_works() {
+    let _machine = exclusive();
+    // 2 threads × 100 tasks of 200 ms: 10 s, unless the workers are stopped.
+    let valid = config(WorkloadKind::Cpu, 2, 100, 200.0, Placement::Spread)
+        .validate(Topology::get())
+        .unwrap();
+    let began = Instant::now();
+    let rec = run::run_to_end(valid.with_fault(Fault::ControllerPanics));
+    let took = began.elapsed();
+    assert_eq!(rec.status, RunStatus::Cancelled, "the run ended");
+    assert!(
+        took < Duration::from_secs(5),
+        "the workers were stopped: {took:?}"
+    );
+    assert!(
+        rec.failures
+            .iter()
+            .any(|f| f.contains("controller thread panicked")
+                && f.contains("a fault injected by a test")),
+        "{:?}",
+        rec.failures
+    );
+    let next = super::run(config(WorkloadKind::Io, 2, 4, 2.0, Placement::Spread));
+    assert_eq!(
+        next.status,
+        RunStatus::Finished,
+        "the engine is still usable"
+    );
+}
+
+/// How far the fast clock is from `CLOCK_MONOTONIC`: 0 when its reading lies
+/// between two readings of the latter, however long the thread was preempted.
+fn fast_clock_error_ns() -> u64 {
+    let before = sys::monotonic_ns();
+    let fast = sys::fast_monotonic_ns();
+    let after = sys::monotonic_ns();
+    before.saturating_sub(fast).max(fast.saturating_sub(after))
+}
+
+const CLOCK_TOLERANCE_NS: u64 = 5_000;
+
+#[test]
+fn the_fast_clock_stays_within_5_us_of_clock_monotonic_for_60_s() {
+    // Mostly asleep, so it does not hold the machine: runs of other tests may
+    // re-anchor the clock meanwhile, as they would in the app.
+    sys::sync_fast_clock();
+    if !sys::fast_clock_reads_tsc() {
+        eprintln!("no trusted TSC here: the fast clock is CLOCK_MONOTONIC itself");
+    }
+    let began = Instant::now();
+    let (mut worst, mut when) = (0, Duration::ZERO);
+    while began.elapsed() < Duration::from_secs(60) {
+        let error = fast_clock_error_ns();
+        if error > worst {
+            (worst, when) = (error, began.elapsed());
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(
+        worst <= CLOCK_TOLERANCE_NS,
+        "{worst} ns off CLOCK_MONOTONIC after {when:?}"
+    );
+}
+
+#[test]
+fn two_runs_at_once_never_tear_or_wrap_the_fast_clock() {
+    let _machine = exclusive();
+    let (first, second) = super::cores();
+    let one = |core| {
+        config(WorkloadKind::Cpu, 1, 100, 5.0, Placement::OneCore(core))
+            .validate(Topology::get())
+            .unwrap()
+    };
+    let valid = [one(first), one(second.unwrap_or(first))];
+    let mut recs = valid.clone().map(|v| Recording::new(v.config));
+    let done = AtomicBool::new(false);
+    let worst = std::thread::scope(|s| {
+        // Both controllers re-anchor the clock as they start, at the same moment…
+        let mut handles = valid.map(run::start);
+        // …and, while they run, more runs start: each re-anchors it again.
+        s.spawn(|| {
+            while !done.load(Ordering::Relaxed) {
+                sys::sync_fast_clock();
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        });
+        // Meanwhile their workers read it, and so does this reader, flat out.
+        let reader = s.spawn(|| {
+            let mut worst = 0;
+            while !done.load(Ordering::Relaxed) {
+                worst = worst.max(fast_clock_error_ns());
+            }
+            worst
+        });
+        while recs.iter().any(Recording::is_running) {
+            for (rec, handle) in recs.iter_mut().zip(&mut handles) {
+                handle.try_events().into_iter().for_each(|e| rec.ingest(e));
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        done.store(true, Ordering::Relaxed);
+        reader.join().unwrap()
+    });
+    assert!(
+        worst <= CLOCK_TOLERANCE_NS,
+        "{worst} ns off CLOCK_MONOTONIC"
+    );
+    for rec in &recs {
+        assert_eq!(rec.status, RunStatus::Finished);
+        // A stamp that wrapped would be ~10¹⁹ ns, and the wall time with it.
+        assert!(rec.wall_ns < 60_000_000_000, "wall {} ns", rec.wall_ns);
+        for t in &rec.tasks {
+            assert!(t.start_ns <= t.end_ns && t.end_ns <= rec.wall_ns, "{t:?}");
+        }
+    }
 }

@@ -499,3 +499,48 @@ fn bad_flags_fail_before_any_window_opens() {
         );
     }
 }
+
+#[test]
+#[ignore = "needs a display: run under xvfb-run (see .ci/run)"]
+fn ctrl_c_stops_a_scripted_run_saves_what_was_drawn_and_closes() {
+    let _machine = exclusive();
+    let dir = tempfile::tempdir().unwrap();
+    let png = dir.path().join("stopped.png");
+    // 2 threads × 100 tasks of 200 ms: 10 s unless stopped.
+    let mut args = words(
+        "gui --workload disk --threads 2 --tasks 100 --task-ms 200 --sched off --autorun --exit",
+    );
+    args.extend(["--screenshot", png.to_str().unwrap()]);
+    let mut child = super::command(&args)
+        .env("TMPDIR", dir.path())
+        .spawn()
+        .unwrap();
+    super::wait_for_workers(&mut child);
+    super::signal(&child, "INT");
+    let out = super::finish_within(child, &args, std::time::Duration::from_secs(60));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    assert!(stderr.contains("stopped before it finished"), "{stderr}");
+    // What ran before the stop is drawn: each thread's lane in its own colour.
+    let picture = image::open(&png)
+        .expect("the stopped run's picture")
+        .to_rgba8();
+    let read: Vec<String> = lanes(&picture, &thread_colours(2), ANY_LANE_FILL)
+        .iter()
+        .map(holds)
+        .collect();
+    assert!(
+        ["0", "1"].iter().all(|t| read.iter().any(|l| l == t)),
+        "lanes read {read:?}"
+    );
+    let left = std::fs::read_dir(dir.path())
+        .unwrap()
+        .flatten()
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with("corelanes-disk-")
+        })
+        .count();
+    assert_eq!(left, 0, "the disk workload's files are removed");
+}
