@@ -52,6 +52,9 @@ const SOFTWARE: Cadence = Cadence {
     start_after: Duration::from_millis(600),
 };
 
+/// How often a scripted session that pictures the finished run redraws during it.
+const SCRIPTED_LIVE: Duration = Duration::from_secs(5);
+
 pub struct App {
     pub controls: Controls,
     pub history: History,
@@ -174,11 +177,10 @@ impl App {
                 self.start_next();
             }
         }
-        let cadence = &self.cadence;
         ctx.request_repaint_after(if self.running.is_some() {
-            cadence.live
+            self.live_cadence()
         } else {
-            cadence.idle
+            self.cadence.idle
         });
         let saved = self.export.poll(ctx);
         let idle = self.running.is_none() && self.queue.is_empty() && self.commands.is_empty();
@@ -335,7 +337,17 @@ impl App {
             }
         }
         if self.running.is_some() {
-            ctx.request_repaint_after(self.cadence.live);
+            ctx.request_repaint_after(self.live_cadence());
+        }
+    }
+
+    /// How often to redraw during a run. A scripted picture of the finished
+    /// run has no one watching the run unfold: drawing rarely then keeps the
+    /// renderer (the CPU itself, without a GPU) off the cores being measured.
+    fn live_cadence(&self) -> Duration {
+        match &self.script {
+            Some(script) if !script.watches_live() => SCRIPTED_LIVE.max(self.cadence.live),
+            _ => self.cadence.live,
         }
     }
 

@@ -108,6 +108,12 @@ impl Script {
         }
     }
 
+    /// Whether the run is pictured while it goes (`--screenshot-at`), so
+    /// frames during it matter.
+    pub fn watches_live(&self) -> bool {
+        self.at.is_some()
+    }
+
     /// Until the picture is saved (or the script has ended).
     pub fn is_active(&self) -> bool {
         !matches!(self.step, Step::Done)
