@@ -83,7 +83,8 @@ impl Lane {
             start += len;
             if self.len().is_multiple_of(LEAF) {
                 let from = self.len() - LEAF;
-                let node = Node::of_spans((from..self.len()).map(|i| (self.class[i], self.len[i])));
+                let spans = (from..self.len()).map(|i| (self.class[i], self.len[i]));
+                let node = Node::of_spans(spans, start);
                 self.summary.push_leaf(node);
             }
         }
@@ -147,7 +148,7 @@ impl Lane {
             while i < n && self.start[i] < b {
                 if i.is_multiple_of(LEAF)
                     && self.start[i] >= a
-                    && let Some((node, count)) = self.summary.largest_at(i, |j| self.end(j) <= b)
+                    && let Some((node, count)) = self.summary.largest_at(i, b)
                 {
                     mix.add_node(node, count as u64);
                     i += count;

@@ -24,27 +24,30 @@ pub struct Node {
     class: [Class; K],
     ns: [u64; K],
     others: u64,
+    /// Where its last span ends: whether it fits in a column is read here,
+    /// not from the far end of the span arrays (a cache miss per level).
+    end_ns: u64,
 }
 
 impl Node {
-    /// Sums a leaf's spans, given as (class, length).
-    pub fn of_spans(spans: impl Iterator<Item = (Class, u32)>) -> Node {
+    /// Sums a leaf's spans, given as (class, length); the last ends at `end_ns`.
+    pub fn of_spans(spans: impl Iterator<Item = (Class, u32)>, end_ns: u64) -> Node {
         let mut mix = Mix::default();
         for (class, len) in spans {
             mix.add(class, u64::from(len), 0);
         }
-        Node::top_of(&mix)
+        Node::top_of(&mix, end_ns)
     }
 
     fn merge(a: &Node, b: &Node) -> Node {
         let mut mix = Mix::default();
         mix.add_node(a, 0);
         mix.add_node(b, 0);
-        Node::top_of(&mix)
+        Node::top_of(&mix, b.end_ns)
     }
 
     /// The `K` classes of `mix` with the most time; the rest as others.
-    fn top_of(mix: &Mix) -> Node {
+    fn top_of(mix: &Mix, end_ns: u64) -> Node {
         let mut order: [usize; M] = std::array::from_fn(|i| i);
         let order = &mut order[..mix.len];
         order.sort_unstable_by_key(|&i| std::cmp::Reverse(mix.ns[i]));
@@ -52,6 +55,7 @@ impl Node {
             class: [0; K],
             ns: [0; K],
             others: mix.others_ns,
+            end_ns,
         };
         for (slot, &i) in order.iter().enumerate() {
             if slot < K {
@@ -95,9 +99,9 @@ impl Summary {
         }
     }
 
-    /// The largest node that begins at span `i` and whose last span passes
-    /// `fits`, with the number of spans it covers.
-    pub fn largest_at(&self, i: usize, fits: impl Fn(usize) -> bool) -> Option<(&Node, usize)> {
+    /// The largest node that begins at span `i` and ends by `end_ns`, with
+    /// the number of spans it covers.
+    pub fn largest_at(&self, i: usize, end_ns: u64) -> Option<(&Node, usize)> {
         let mut best = None;
         for (level, nodes) in self.levels.iter().enumerate() {
             let size = LEAF << level;
@@ -105,7 +109,7 @@ impl Summary {
                 break;
             }
             match nodes.get(i / size) {
-                Some(node) if fits(i + size - 1) => best = Some((node, size)),
+                Some(node) if node.end_ns <= end_ns => best = Some((node, size)),
                 _ => break,
             }
         }
@@ -203,7 +207,7 @@ mod tests {
     #[test]
     fn nodes_keep_the_classes_with_most_time() {
         // 20 classes, class c has c + 1 ns: the top 12 are named, the rest are others.
-        let node = Node::of_spans((0..20u16).map(|c| (c, u32::from(c) + 1)));
+        let node = Node::of_spans((0..20u16).map(|c| (c, u32::from(c) + 1)), 210);
         let mut mix = Mix::default();
         mix.add_node(&node, 0);
         assert_eq!(mix.covered_ns(), (1..=20).sum::<u64>());
@@ -216,17 +220,18 @@ mod tests {
     fn the_tree_grows_at_its_right_edge() {
         let mut s = Summary::default();
         for _ in 0..5 {
-            s.push_leaf(Node::of_spans([(0, 10)].into_iter()));
+            s.push_leaf(Node::of_spans([(0, 10)].into_iter(), 10));
         }
         let sizes: Vec<usize> = s.levels.iter().map(Vec::len).collect();
         assert_eq!(sizes, vec![5, 2, 1]);
-        let (_, spans) = s.largest_at(0, |_| true).unwrap();
+        let (_, spans) = s.largest_at(0, u64::MAX).unwrap();
         assert_eq!(spans, 4 * LEAF);
-        assert_eq!(s.largest_at(4 * LEAF, |_| true).unwrap().1, LEAF);
+        assert_eq!(s.largest_at(4 * LEAF, u64::MAX).unwrap().1, LEAF);
         assert!(
-            s.largest_at(5 * LEAF, |_| true).is_none(),
+            s.largest_at(5 * LEAF, u64::MAX).is_none(),
             "not complete yet"
         );
-        assert!(s.largest_at(LEAF / 2, |_| true).is_none(), "not aligned");
+        assert!(s.largest_at(LEAF / 2, u64::MAX).is_none(), "not aligned");
+        assert!(s.largest_at(0, 9).is_none(), "ends after the column");
     }
 }
