@@ -240,6 +240,10 @@ fn run_once(args: &RunArgs, out: &OutputArgs) -> anyhow::Result<ExitCode> {
     let valid = args.to_config(topo)?.validate(topo)?;
     out.check_writable()?;
     let rec = run::run_to_end(valid);
+    if rec.threads.is_empty() {
+        // It never started (e.g. `--sched perf` refused): nothing to summarise.
+        anyhow::bail!("{}", rec.failures.join("; "));
+    }
     if !out.json_to_stdout() {
         print!("{}", report(&rec));
     }

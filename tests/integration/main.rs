@@ -14,12 +14,15 @@ mod robustness;
 mod sched;
 mod window;
 
+use std::collections::BTreeMap;
 use std::process::{Command, Output, Stdio};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use corelanes::run::{self, Placement, Recording, RunConfig};
-use corelanes::telemetry::sched::SchedMode;
+use corelanes::telemetry::sched::{
+    SchedMode, SchedSlice, SchedSource, SliceState, check_perf_against_env, overlap_ns,
+};
 use corelanes::topology::Topology;
 use corelanes::workload::WorkloadKind;
 
@@ -61,6 +64,206 @@ pub fn run(config: RunConfig) -> Recording {
     rec
 }
 
+/// Runs `config` with the kernel's scheduler capture on (perf, else procfs).
+pub fn measured(mut config: RunConfig) -> Recording {
+    config.sched = SchedMode::Auto;
+    run(config)
+}
+
+/// The kernel's own account of a run: when each worker was on which core,
+/// and when it waited. Claims judged by it hold beside other load, where
+/// wall-time ratios do not: other programs lengthen the wall, not what the
+/// kernel says our threads did with the CPU they got.
+pub struct Kernel<'a> {
+    rec: &'a Recording,
+    slices: &'a [SchedSlice],
+    pub source: SchedSource,
+}
+
+impl<'a> Kernel<'a> {
+    /// The report of a run made with capture on. Where perf was refused the
+    /// coarser procfs report is judged (with its own bounds) unless CI
+    /// requires perf here.
+    pub fn of(rec: &'a Recording) -> Kernel<'a> {
+        let report = rec.sched.as_ref().expect("a report when capture is on");
+        let refusal = (rec.sched_source != SchedSource::Perf).then(|| {
+            let note = rec.sched_note.as_deref().unwrap_or("no note");
+            eprintln!("judged by {:?} slices: {note}", rec.sched_source);
+            note
+        });
+        check_perf_against_env(refusal);
+        Kernel {
+            rec,
+            slices: &report.slices,
+            source: rec.sched_source,
+        }
+    }
+
+    fn intervals(&self, keep: impl Fn(&SchedSlice) -> bool) -> Vec<(u64, u64)> {
+        let mut v: Vec<_> = self
+            .slices
+            .iter()
+            .filter(|s| keep(s))
+            .map(|s| (s.start_ns, s.end_ns))
+            .collect();
+        v.sort_unstable();
+        v
+    }
+
+    /// One thread's time in `state`, sorted.
+    pub fn of_thread(&self, thread: usize, state: SliceState) -> Vec<(u64, u64)> {
+        self.intervals(|s| s.thread == thread && s.state == state)
+    }
+
+    /// One thread's slices, whatever their state, sorted.
+    pub fn of_thread_any(&self, thread: usize) -> Vec<(u64, u64)> {
+        self.intervals(|s| s.thread == thread)
+    }
+
+    pub fn total(&self, thread: usize, state: SliceState) -> u64 {
+        self.of_thread(thread, state)
+            .iter()
+            .map(|(a, b)| b - a)
+            .sum()
+    }
+
+    /// Every thread's running time.
+    pub fn running_ns(&self) -> u64 {
+        (0..self.rec.threads.len())
+            .map(|t| self.total(t, SliceState::Running))
+            .sum()
+    }
+
+    /// Running slices on `core`, in start order, each with its thread.
+    pub fn running_on(&self, core: usize) -> Vec<&'a SchedSlice> {
+        let mut on: Vec<_> = self
+            .slices
+            .iter()
+            .filter(|s| s.state == SliceState::Running && s.core == core)
+            .collect();
+        on.sort_by_key(|s| s.start_ns);
+        on
+    }
+
+    /// How long threads 0 and 1 ran at the same instant.
+    pub fn ran_together_ns(&self) -> u64 {
+        let running = |t| self.of_thread(t, SliceState::Running);
+        overlap_ns(&running(0), &running(1))
+    }
+
+    /// How long threads 0 and 1 would have run together had each core given
+    /// its thread the same share of time as it did, independently of the
+    /// other core: share₀ × share₁ × the stretch where both lived. Alone on
+    /// two cores that is the whole stretch; beside other load, less; the
+    /// same measure on one core is 0.
+    pub fn independent_cores_ns(&self) -> f64 {
+        let running = [0, 1].map(|t| self.of_thread(t, SliceState::Running));
+        let [Some(first), Some(last)] =
+            [0, 1].map(|t| Some((running[t].first()?.0, running[t].last()?.1)))
+        else {
+            return 0.0;
+        };
+        let stretch = [(first.0.max(last.0), first.1.min(last.1))];
+        let len = stretch[0].1.saturating_sub(stretch[0].0) as f64;
+        if len == 0.0 {
+            return 0.0;
+        }
+        let share = |t: usize| overlap_ns(&running[t], &stretch) as f64 / len;
+        share(0) * share(1) * len
+    }
+
+    /// Asserts that the threads took turns: their running slices overlap
+    /// for at most a share of their running time: `exact` where perf's
+    /// exact switches are judged (the caller says why), 12.5 % for procfs,
+    /// which places each thread's edges within its ~1 ms sampling interval
+    /// on its own (1-16 % of one thread's time, of two, was seen to overlap).
+    pub fn assert_took_turns(&self, exact: f64) {
+        let bound = match self.source {
+            SchedSource::Perf => exact,
+            _ => 0.125,
+        };
+        let (together, running) = (self.ran_together_ns(), self.running_ns());
+        assert!(
+            together as f64 <= bound * running as f64,
+            "ran together {together} ns of {running} ns running ({:?})",
+            self.source
+        );
+    }
+
+    /// Asserts that the threads ran at the same time as often as their
+    /// shares of their cores allow: at least half the independent
+    /// expectation, leaving room for other load that favours one core, then
+    /// the other. Taking turns gives 0.
+    pub fn assert_ran_at_the_same_time(&self) {
+        let (together, expected) = (self.ran_together_ns(), self.independent_cores_ns());
+        assert!(
+            expected > 0.0 && together as f64 >= 0.5 * expected,
+            "ran together {together} ns; independent cores would give {expected:.0} ns ({:?})",
+            self.source
+        );
+    }
+
+    /// The wall time net of the time the threads waited for a CPU that
+    /// other programs held: for each thread, its last task's end less its
+    /// Runnable time during which no other worker ran on the core it waited
+    /// for; the longest of these. Waiting for a sibling stays in (that is the
+    /// cost of sharing a core); waiting for strangers does not. On an idle
+    /// machine it is about the wall.
+    pub fn net_wall_ns(&self) -> u64 {
+        (0..self.rec.threads.len())
+            .filter_map(|t| {
+                let end = self
+                    .rec
+                    .tasks
+                    .iter()
+                    .filter(|task| task.thread as usize == t)
+                    .map(|task| task.end_ns)
+                    .max()?;
+                let mut waits: BTreeMap<usize, Vec<(u64, u64)>> = BTreeMap::new();
+                for s in self.slices.iter().filter(|s| {
+                    s.thread == t && s.state == SliceState::Runnable && s.start_ns < end
+                }) {
+                    waits
+                        .entry(s.core)
+                        .or_default()
+                        .push((s.start_ns, s.end_ns.min(end)));
+                }
+                let for_strangers: u64 = waits
+                    .into_iter()
+                    .map(|(core, mut waits)| {
+                        waits.sort_unstable();
+                        let siblings = union(self.intervals(|o| {
+                            o.thread != t && o.state == SliceState::Running && o.core == core
+                        }));
+                        let all: u64 = waits.iter().map(|(a, b)| b - a).sum();
+                        all - overlap_ns(&waits, &siblings)
+                    })
+                    .sum();
+                Some(end - for_strangers)
+            })
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// Σ running / net wall: how many cores the threads kept busy at once,
+    /// counting only the time they could have had a CPU.
+    pub fn net_parallelism(&self) -> f64 {
+        self.running_ns() as f64 / self.net_wall_ns() as f64
+    }
+}
+
+/// Sorted intervals merged where they overlap.
+fn union(sorted: Vec<(u64, u64)>) -> Vec<(u64, u64)> {
+    let mut out: Vec<(u64, u64)> = Vec::with_capacity(sorted.len());
+    for (a, b) in sorted {
+        match out.last_mut() {
+            Some(last) if a <= last.1 => last.1 = last.1.max(b),
+            _ => out.push((a, b)),
+        }
+    }
+    out
+}
+
 /// The first allowed core, and the first two when there are two.
 pub fn cores() -> (usize, Option<usize>) {
     let allowed = &Topology::get().allowed;
@@ -69,9 +272,15 @@ pub fn cores() -> (usize, Option<usize>) {
 
 /// Runs the `corelanes` binary as a user would. One that runs past 180 s (a
 /// window that never closes, say) is killed and fails the test, not CI.
+///
+/// The binary is Cargo's build of it, or the copy named by
+/// `CORELANES_TEST_BIN`: CI's unprivileged passes run a copy of this test
+/// binary as `nobody`, who cannot reach root's build folder.
 pub fn corelanes(args: &[&str]) -> Output {
     let limit = Duration::from_secs(180);
-    let mut child = Command::new(env!("CARGO_BIN_EXE_corelanes"))
+    let binary = std::env::var_os("CORELANES_TEST_BIN")
+        .unwrap_or_else(|| env!("CARGO_BIN_EXE_corelanes").into());
+    let mut child = Command::new(binary)
         .args(args)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
