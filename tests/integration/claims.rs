@@ -24,15 +24,21 @@ fn ms(ns: impl Into<f64>) -> f64 {
 fn describe(what: &str, rec: &Recording, k: &Kernel) {
     eprintln!(
         "{what} ({:?}): wall {:.1} ms, net of waiting for others {:.1} ms, running {:.1} ms, \
-         ran together {:.1} ms (independent cores: {:.1} ms), net parallelism {:.2}",
+         ran together {:.1} ms, waited for each other {:.1} ms, net parallelism {:.2}",
         k.source,
         ms(rec.wall_ns as f64),
         ms(k.net_wall_ns() as f64),
         ms(k.running_ns() as f64),
         ms(k.ran_together_ns() as f64),
-        ms(k.independent_cores_ns()),
+        ms(k.waited_for_each_other_ns() as f64),
         k.net_parallelism()
     );
+}
+
+/// On one core each thread waits while the other runs: for about all of
+/// their running time. On a core each they never wait for each other.
+fn waited_for_each_other(k: &Kernel) -> f64 {
+    k.waited_for_each_other_ns() as f64 / k.running_ns() as f64
 }
 
 #[test]
@@ -80,6 +86,10 @@ fn cpu_threads_on_one_core_overlap_in_lifetime_but_not_in_execution() {
     // Exact switches: 0.1 % leaves the µs a new thread runs before it pins itself.
     k.assert_took_turns(0.001);
     assert!(
+        waited_for_each_other(&k) > 0.5,
+        "they took turns on the core"
+    );
+    assert!(
         k.net_parallelism() < 1.5,
         "net parallelism {:.2}",
         k.net_parallelism()
@@ -104,7 +114,18 @@ fn cpu_threads_on_two_cores_run_at_the_same_time() {
     let (k1, k2) = (Kernel::of(&one), Kernel::of(&spread));
     describe("one core", &one, &k1);
     describe("two cores", &spread, &k2);
-    k2.assert_ran_at_the_same_time();
+    // Whether they then ran at the same instant depends on the other load
+    // (each core alternating with others' threads in step with its tick,
+    // 1-10 % of the running time was seen under stress-ng --cpu 2); that
+    // they never waited for each other does not.
+    assert!(
+        waited_for_each_other(&k1) > 0.5,
+        "one core: they took turns"
+    );
+    assert!(
+        waited_for_each_other(&k2) < 0.5,
+        "two cores: no turns to take"
+    );
     assert!(
         k2.net_parallelism() > 1.5,
         "net parallelism {:.2}",

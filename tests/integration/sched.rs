@@ -128,8 +128,10 @@ fn spread_threads_run_on_different_cores_at_the_same_time() {
         // Workers are born on their core (see live.rs): all of it.
         assert_eq!(on_pin, k.total(thread, SliceState::Running));
     }
-    // On one core this overlap is exactly zero (see the test above).
-    k.assert_ran_at_the_same_time();
+    // They never waited for a CPU the other held (on one core they wait
+    // about as long as they run). How often they then ran at the same
+    // instant depends on other load: see claims.rs.
+    assert_eq!(k.waited_for_each_other_ns(), 0);
 }
 
 #[test]
