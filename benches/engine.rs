@@ -3,8 +3,9 @@
 
 use std::hint::black_box;
 
-use corelanes::bench::{sample_task, started_recording};
-use corelanes::telemetry::events::{RunEvent, TaskRecord, TaskSink};
+use corelanes::bench::sample_task;
+use corelanes::gui::bench::{started, task_batches};
+use corelanes::telemetry::events::{TaskRecord, TaskSink};
 use corelanes::timeline::{Lane, Mix};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 
@@ -31,21 +32,15 @@ fn record_event(c: &mut Criterion) {
 
 fn ingest(c: &mut Criterion) {
     const EVENTS: usize = 256 * 1024;
-    let batches: Vec<Vec<TaskRecord>> = (0..EVENTS)
-        .collect::<Vec<_>>()
-        .chunks(TaskSink::BATCH)
-        .map(|chunk| chunk.iter().map(|&i| sample_task(i, 2)).collect())
-        .collect();
+    let batches = task_batches(EVENTS, 2);
     let mut group = c.benchmark_group("ingest");
     group.throughput(Throughput::Elements(EVENTS as u64));
-    group.bench_function("task batches into a recording", |b| {
+    group.bench_function("task batches into the store (recording and lanes)", |b| {
         b.iter_batched(
-            || (started_recording(2, EVENTS), batches.clone()),
-            |(mut rec, batches)| {
-                for batch in batches {
-                    rec.ingest(RunEvent::Tasks(batch));
-                }
-                rec
+            || (started(2, EVENTS), batches.clone()),
+            |(mut run, batches)| {
+                run.ingest(batches);
+                run
             },
             criterion::BatchSize::LargeInput,
         )

@@ -1,12 +1,12 @@
-//! `corelanes bench`: the engine's own costs, printed as figures. The same
-//! measurements run under criterion in `benches/`; this command gives a
-//! quick reading without it.
+//! `corelanes bench`: the engine's own costs, printed as figures (the
+//! store's and the UI frame's are in `gui::bench`). The same measurements
+//! run under criterion in `benches/`; this command gives a quick reading
+//! without it. A leaf: it uses the engine, nothing uses it but the shells.
 
 use std::process::ExitCode;
 use std::time::Instant;
 
 use crate::metrics::human_ns;
-use crate::run::Recording;
 use crate::sys;
 use crate::telemetry::events::{RunEvent, TaskRecord, TaskSink};
 
@@ -64,49 +64,6 @@ pub fn record_cost_ns(events: usize) -> f64 {
     median(&mut per_event)
 }
 
-/// Task events ingested per second into a run's recording (store + lanes),
-/// for one run of `events` tasks, and the ms its start took to reserve the
-/// memory (touched up front, so ingest does not wait for page zeroing).
-pub fn ingest_rate(events: usize) -> (f64, f64) {
-    let threads = 2;
-    let batches = sample_batches(events, threads);
-    let t0 = Instant::now();
-    let mut rec = started_recording(threads, events);
-    let start_ms = t0.elapsed().as_secs_f64() * 1e3;
-    let t0 = Instant::now();
-    for batch in batches {
-        rec.ingest(batch);
-    }
-    let secs = t0.elapsed().as_secs_f64();
-    assert_eq!(rec.tasks.len(), events);
-    (events as f64 / secs, start_ms)
-}
-
-fn sample_batches(events: usize, threads: usize) -> Vec<RunEvent> {
-    (0..events)
-        .collect::<Vec<_>>()
-        .chunks(TaskSink::BATCH)
-        .map(|chunk| RunEvent::Tasks(chunk.iter().map(|&i| sample_task(i, threads)).collect()))
-        .collect()
-}
-
-/// A recording that has seen its run start, ready to ingest `tasks` task events.
-pub fn started_recording(threads: usize, tasks: usize) -> Recording {
-    let config = crate::run::RunConfig {
-        threads,
-        tasks,
-        ..crate::run::RunConfig::defaults(crate::topology::Topology::get())
-    };
-    let mut rec = Recording::new(config);
-    rec.ingest(RunEvent::Started {
-        origin_ns: 0,
-        threads: vec![Default::default(); threads],
-        sched_source: crate::telemetry::sched::SchedSource::Off,
-        sched_note: None,
-    });
-    rec
-}
-
 pub fn median(values: &mut [f64]) -> f64 {
     values.sort_by(f64::total_cmp);
     values.get(values.len() / 2).copied().unwrap_or(f64::NAN)
@@ -124,29 +81,6 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<ExitCode> {
     println!(
         "  (plus per task: thread CPU-time read {cpu_read:.0} ns, done twice per task, not per event)"
     );
-    let events = args.events.max(1_000_000);
-    let (rate, start_ms) = ingest_rate(events);
-    println!(
-        "ingest into the store: {:.1} M events/s   (target ≥ 20 M/s)",
-        rate / 1e6
-    );
-    println!(
-        "  (the run's start reserved and touched the memory for {events} tasks in {start_ms:.1} ms)"
-    );
-    for f in crate::gui::bench::frame_times(&[1_000_000, 10_000_000]) {
-        println!(
-            "one UI frame (build + tessellate), {:>9} spans, all threads time-sliced on one core: \
-             fit {:.2} ms, zoomed {:.2} ms, live {:.2} ms (+{:.2} ms taking in a frame's slices)   (target ≤ 8 ms)",
-            f.spans, f.fit_ms, f.zoomed_ms, f.live_ms, f.live_ingest_ms
-        );
-    }
-    let rec = crate::gui::bench::synthetic(10_000_000, false);
-    let per_span = rec.timeline.heap_bytes() as f64 / rec.timeline.len() as f64;
-    println!(
-        "memory per stored span, summary included: {per_span:.1} B over {} spans   (target ≤ 24 B)",
-        rec.timeline.len()
-    );
-    drop(rec);
     match live_latency() {
         Ok(l) => println!(
             "live: a finished task reaches the watcher in {} p50, {} p99; a kernel slice in {} p50, {} p99 \

@@ -213,18 +213,34 @@ fn is_stdout(path: &std::path::Path) -> bool {
     path.as_os_str() == STDOUT
 }
 
+#[cfg(feature = "gui")]
+fn open_window(args: Option<GuiArgs>) -> anyhow::Result<ExitCode> {
+    crate::gui::run(args)
+}
+
+#[cfg(not(feature = "gui"))]
+fn open_window(_: Option<GuiArgs>) -> anyhow::Result<ExitCode> {
+    anyhow::bail!(
+        "this corelanes was built without the desktop app (cargo's --no-default-features): \
+         use run, sweep or bench, or build it with the default features"
+    )
+}
+
 /// Runs the parsed command line; returns the process's exit code.
 pub fn run(cli: Cli) -> ExitCode {
     let result = match cli.command {
-        None => crate::gui::run(None),
-        Some(Command::Gui(args)) => crate::gui::run(Some(args)),
+        None => open_window(None),
+        Some(Command::Gui(args)) => open_window(Some(args)),
         Some(Command::Run { run, out }) => run_once(&run, &out),
         Some(Command::Sweep {
             run,
             max_threads,
             json,
         }) => run_sweep(&run, max_threads, json.as_deref()),
-        Some(Command::Bench(args)) => crate::bench::run(&args),
+        Some(Command::Bench(args)) => crate::bench::run(&args).inspect(|_| {
+            #[cfg(feature = "gui")]
+            crate::gui::bench::print_figures(args.events);
+        }),
     };
     match result {
         Ok(code) => code,

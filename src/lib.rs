@@ -24,6 +24,7 @@
 pub mod bench;
 pub mod cli;
 pub mod export;
+#[cfg(feature = "gui")]
 pub mod gui;
 pub mod metrics;
 pub mod run;

@@ -1,6 +1,7 @@
 //! The figures a run is judged by (names and formulas from the design).
 
-use crate::run::Recording;
+use crate::telemetry::events::{TaskRecord, ThreadRecord};
+use crate::telemetry::sched::slices::Totals;
 
 /// Measured figures of one run.
 #[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -22,54 +23,75 @@ pub struct Metrics {
     pub migrations: u64,
 }
 
+/// Sums over a run's finished tasks, kept as tasks arrive so that figures
+/// cost nothing per frame.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TaskTotals {
+    pub cpu_ns: u64,
+    /// Σ lifetimes (end − start).
+    pub lifetime_ns: u64,
+    pub ok: u64,
+    /// Every task recorded, ok or not.
+    pub recorded: u64,
+}
+
+impl TaskTotals {
+    pub fn add(&mut self, task: &TaskRecord) {
+        self.cpu_ns += task.cpu_ns;
+        self.lifetime_ns += task.duration_ns();
+        self.ok += u64::from(task.ok);
+        self.recorded += 1;
+    }
+}
+
+/// What a run's figures are computed from.
+#[derive(Clone, Copy, Debug)]
+pub struct Inputs<'a> {
+    /// From the run's origin until its end, or until now while it runs.
+    pub wall_ns: u64,
+    /// The threads ended: their own counters are final.
+    pub threads_ended: bool,
+    pub threads: &'a [ThreadRecord],
+    pub tasks: TaskTotals,
+    /// Σ lifetimes so far of the tasks not finished yet.
+    pub unfinished_ns: u64,
+    /// While the run goes on: the totals of the kernel's slices streamed so far.
+    pub live_sched: Option<&'a Totals>,
+}
+
 impl Metrics {
     /// The figures of a run, so far while it runs: finished tasks, the
     /// unfinished ones up to the moment observed, and the kernel's slices
     /// streamed so far; once ended, the threads' own counters.
-    pub fn of(rec: &Recording) -> Metrics {
-        let wall_ns = rec.elapsed_ns();
-        let tasks = &rec.task_totals;
-        let ended = !rec.is_running() && !rec.threads.is_empty();
-        let live = &rec.live_sched;
-        let streaming = rec.is_running() && !rec.live_slices.is_empty();
-        let sum = |f: fn(&crate::telemetry::events::ThreadRecord) -> u64| -> u64 {
-            rec.threads.iter().map(f).sum()
+    pub fn of(i: &Inputs) -> Metrics {
+        let tasks = &i.tasks;
+        let sum = |f: fn(&ThreadRecord) -> u64| -> u64 { i.threads.iter().map(f).sum() };
+        let cpu_ns = match i.live_sched {
+            _ if i.threads_ended => sum(|t| t.cpu_ns).max(tasks.cpu_ns),
+            Some(live) => live.sum(|t| t.running_ns).max(tasks.cpu_ns),
+            None => tasks.cpu_ns,
         };
-        let cpu_ns = if ended {
-            sum(|t| t.cpu_ns).max(tasks.cpu_ns)
-        } else if streaming {
-            live.sum(|t| t.running_ns).max(tasks.cpu_ns)
-        } else {
-            tasks.cpu_ns
-        };
-        let unfinished: u64 = rec
-            .in_flight
-            .iter()
-            .flatten()
-            .map(|t| rec.seen_ns.saturating_sub(t.start_ns))
-            .sum();
-        let (voluntary, involuntary, run_delay, migrations) = if streaming {
-            (
+        let (voluntary, involuntary, run_delay, migrations) = match i.live_sched {
+            Some(live) if !i.threads_ended => (
                 live.sum(|t| t.switches_out_blocked),
                 live.sum(|t| t.switches_out_preempted),
                 live.sum(|t| t.runnable_ns),
                 live.sum(|t| t.migrations),
-            )
-        } else {
-            (
+            ),
+            _ => (
                 sum(|t| t.voluntary_switches),
                 sum(|t| t.involuntary_switches),
                 sum(|t| t.run_delay_ns),
                 sum(|t| t.migrations),
-            )
+            ),
         };
         Metrics {
-            wall_ns,
+            wall_ns: i.wall_ns,
             cpu_ns,
-            parallelism: ratio(cpu_ns, wall_ns),
-            concurrency: ratio(tasks.lifetime_ns + unfinished, wall_ns),
+            parallelism: ratio(cpu_ns, i.wall_ns),
+            concurrency: ratio(tasks.lifetime_ns + i.unfinished_ns, i.wall_ns),
             tasks_ok: tasks.ok,
-            tasks_failed: rec.tasks.len() as u64 - tasks.ok,
+            tasks_failed: tasks.recorded - tasks.ok,
             voluntary_switches: voluntary,
             involuntary_switches: involuntary,
             run_delay_ns: run_delay,
@@ -124,6 +146,49 @@ pub fn human_ns(ns: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_run_in_progress_is_measured_so_far() {
+        use crate::telemetry::sched::{SchedSlice, SliceState};
+        // 1 s in: one task of 400 ms done, one in flight for 600 ms, and the
+        // kernel saw 900 ms of running, 300 ms waiting, one preemption.
+        let mut live = Totals::default();
+        let slice = |state, start_ns, end_ns| SchedSlice {
+            thread: 0,
+            core: 0,
+            state,
+            start_ns,
+            end_ns,
+        };
+        live.add(&slice(SliceState::Running, 0, 900_000_000), true);
+        live.add(
+            &slice(SliceState::Runnable, 900_000_000, 1_200_000_000),
+            true,
+        );
+        let mut tasks = TaskTotals::default();
+        tasks.add(&TaskRecord {
+            id: 0,
+            thread: 0,
+            start_ns: 0,
+            end_ns: 400_000_000,
+            core_at_start: 0,
+            core_at_end: 0,
+            cpu_ns: 350_000_000,
+            ok: true,
+        });
+        let m = Metrics::of(&Inputs {
+            wall_ns: 1_000_000_000,
+            threads_ended: false,
+            threads: &[],
+            tasks,
+            unfinished_ns: 600_000_000,
+            live_sched: Some(&live),
+        });
+        assert!((m.parallelism - 0.9).abs() < 1e-9, "{m:?}");
+        assert!((m.concurrency - 1.0).abs() < 1e-9, "{m:?}");
+        assert_eq!((m.run_delay_ns, m.involuntary_switches), (300_000_000, 1));
+        assert_eq!((m.tasks_ok, m.tasks_failed), (1, 0));
+    }
 
     #[test]
     fn laws_agree_with_each_other() {

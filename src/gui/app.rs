@@ -137,6 +137,11 @@ impl App {
         self.history.selected_rec()
     }
 
+    /// The shown run with its drawing store.
+    pub fn shown_entry(&self) -> Option<&super::Entry> {
+        self.history.selected.and_then(|i| self.history.get(i))
+    }
+
     /// Takes in what arrived since the last frame: run events, saved files.
     pub fn poll(&mut self, ctx: &Context) {
         if let Some(running) = &mut self.running {
@@ -255,6 +260,7 @@ impl App {
                 Some(RunView {
                     index: i,
                     rec: &entry.rec,
+                    timeline: &entry.timeline,
                     caption,
                 })
             })

@@ -1,5 +1,6 @@
-//! The cost of one UI frame (build + tessellate) with many spans stored,
-//! measured without a window: shared by `corelanes bench` and `benches/frame.rs`.
+//! The store's costs (ingest, memory) and one UI frame's (build +
+//! tessellate) with many spans stored, measured without a window: shared by
+//! `corelanes bench` and `benches/`.
 //!
 //! The recordings here are synthetic (made by a generator, for scale only,
 //! never shown as a run): the worst case for drawing, every thread
@@ -10,9 +11,11 @@ use std::time::Instant;
 use eframe::egui;
 use egui::{Context, Event, RawInput, Rect, pos2, vec2};
 
+use super::history::Entry;
 use super::timeline::{RunView, TimelineView};
+use crate::bench::{median, sample_task};
 use crate::run::{Placement, Recording, RunConfig};
-use crate::telemetry::events::{RunEvent, TaskRecord, ThreadRecord};
+use crate::telemetry::events::{RunEvent, TaskRecord, TaskSink, ThreadRecord};
 use crate::telemetry::sched::{SchedReport, SchedSlice, SchedSource, SliceState};
 use crate::topology::Topology;
 
@@ -48,13 +51,13 @@ const SPANS_PER_TURN: usize = 1 + THREADS;
 /// A synthetic recording of `THREADS` threads time-sliced on core 0,
 /// holding about `spans` spans. `live`: still running, its slices streamed
 /// as a capture streams them; else finished with its complete report.
-pub fn synthetic(spans: usize, live: bool) -> Recording {
-    let mut rec = Recording::new(RunConfig {
+pub fn synthetic(spans: usize, live: bool) -> Entry {
+    let mut rec = Entry::new(Recording::new(RunConfig {
         threads: THREADS,
         placement: Placement::OneCore(0),
         ..RunConfig::defaults(Topology::get())
-    });
-    rec.ingest(RunEvent::Started {
+    }));
+    rec.ingest([RunEvent::Started {
         origin_ns: 1,
         threads: (0..THREADS)
             .map(|index| ThreadRecord {
@@ -66,11 +69,11 @@ pub fn synthetic(spans: usize, live: bool) -> Recording {
             .collect(),
         sched_source: SchedSource::Perf,
         sched_note: None,
-    });
+    }]);
     let turns = (spans / SPANS_PER_TURN) as u64;
     let end_ns = turns * SLICE_NS;
     // One long task per thread: its lifetime covers the run, as on one core.
-    rec.ingest(RunEvent::Tasks(
+    rec.ingest([RunEvent::Tasks(
         (0..THREADS)
             .map(|thread| TaskRecord {
                 id: thread as u32,
@@ -83,7 +86,7 @@ pub fn synthetic(spans: usize, live: bool) -> Recording {
                 ok: true,
             })
             .collect(),
-    ));
+    )]);
     if live {
         let mut k = 0;
         while k < turns {
@@ -92,7 +95,7 @@ pub fn synthetic(spans: usize, live: bool) -> Recording {
                 turn(k, &mut batch);
                 k += 1;
             }
-            rec.ingest(RunEvent::Slices(batch));
+            rec.ingest([RunEvent::Slices(batch)]);
         }
         rec.observe(1 + end_ns, Vec::new());
     } else {
@@ -101,17 +104,19 @@ pub fn synthetic(spans: usize, live: bool) -> Recording {
             turn(k, &mut slices);
         }
         slices.sort_by_key(|s| (s.thread, s.start_ns));
-        rec.ingest(RunEvent::Sched(SchedReport {
-            source: SchedSource::Perf,
-            lost_records: 0,
-            slices,
-            per_thread: Vec::new(),
-            note: None,
-        }));
-        rec.ingest(RunEvent::Finished {
-            wall_ns: end_ns,
-            cancelled: false,
-        });
+        rec.ingest([
+            RunEvent::Sched(SchedReport {
+                source: SchedSource::Perf,
+                lost_records: 0,
+                slices,
+                per_thread: Vec::new(),
+                note: None,
+            }),
+            RunEvent::Finished {
+                wall_ns: end_ns,
+                cancelled: false,
+            },
+        ]);
     }
     rec
 }
@@ -120,25 +125,25 @@ pub fn synthetic(spans: usize, live: bool) -> Recording {
 pub struct Frame {
     ctx: Context,
     view: TimelineView,
-    rec: Recording,
+    run: Entry,
     /// The next turn a live recording gets.
     next_turn: u64,
 }
 
 impl Frame {
-    pub fn new(rec: Recording) -> Frame {
-        let next_turn = rec.timeline.end_ns() / SLICE_NS;
+    pub fn new(run: Entry) -> Frame {
+        let next_turn = run.timeline.end_ns() / SLICE_NS;
         Frame {
             ctx: Context::default(),
             view: TimelineView::default(),
-            rec,
+            run,
             next_turn,
         }
     }
 
     /// Shows `[from, to]` of the run (fractions of its length) instead of all of it.
     pub fn zoom(&mut self, from: f64, to: f64) {
-        let end = self.rec.timeline.end_ns() as f64;
+        let end = self.run.timeline.end_ns() as f64;
         self.view.show_range([from * end, to * end]);
     }
 
@@ -150,8 +155,8 @@ impl Frame {
             turn(k, &mut batch);
         }
         self.next_turn += turns;
-        self.rec.ingest(RunEvent::Slices(batch));
-        self.rec.observe(1 + self.next_turn * SLICE_NS, Vec::new());
+        self.run.ingest([RunEvent::Slices(batch)]);
+        self.run.observe(1 + self.next_turn * SLICE_NS, Vec::new());
     }
 
     /// Builds and tessellates one frame with the pointer over a lane (so the
@@ -166,11 +171,12 @@ impl Frame {
             events: vec![Event::PointerMoved(pos2(SCREEN[0] / 2.0, 120.0))],
             ..RawInput::default()
         };
-        let (view, rec) = (&mut self.view, &self.rec);
+        let (view, run) = (&mut self.view, &self.run);
         let runs = [RunView {
             index: 0,
-            rec,
-            caption: rec.title(),
+            rec: &run.rec,
+            timeline: &run.timeline,
+            caption: run.rec.title(),
         }];
         let mut output = self.ctx.run_ui(input, |ui| {
             egui::CentralPanel::default().show(ui, |ui| view.ui(ui, &runs));
@@ -182,8 +188,8 @@ impl Frame {
             .len()
     }
 
-    pub fn recording(&self) -> &Recording {
-        &self.rec
+    pub fn entry(&self) -> &Entry {
+        &self.run
     }
 }
 
@@ -199,7 +205,7 @@ fn median_ms(mut f: impl FnMut()) -> f64 {
             t0.elapsed().as_secs_f64() * 1e3
         })
         .collect();
-    crate::bench::median(&mut ms)
+    median(&mut ms)
 }
 
 /// Frame times with one number of spans stored (median ms).
@@ -244,8 +250,8 @@ pub fn frame_times(spans: &[usize]) -> Vec<FrameTimes> {
                     draw.push(t1.elapsed().as_secs_f64() * 1e3);
                 }
             }
-            let live_ingest_ms = crate::bench::median(&mut ingest);
-            let live_ms = crate::bench::median(&mut draw);
+            let live_ingest_ms = median(&mut ingest);
+            let live_ms = median(&mut draw);
             FrameTimes {
                 spans,
                 fit_ms,
@@ -257,6 +263,75 @@ pub fn frame_times(spans: &[usize]) -> Vec<FrameTimes> {
         .collect()
 }
 
+/// A run about to take `tasks` task events on `threads` threads.
+pub fn started(threads: usize, tasks: usize) -> Entry {
+    let config = RunConfig {
+        threads,
+        tasks,
+        ..RunConfig::defaults(Topology::get())
+    };
+    let mut run = Entry::new(Recording::new(config));
+    run.ingest([RunEvent::Started {
+        origin_ns: 0,
+        threads: vec![Default::default(); threads],
+        sched_source: SchedSource::Off,
+        sched_note: None,
+    }]);
+    run
+}
+
+/// Task batches as `threads` workers send them.
+pub fn task_batches(events: usize, threads: usize) -> Vec<RunEvent> {
+    (0..events)
+        .collect::<Vec<_>>()
+        .chunks(TaskSink::BATCH)
+        .map(|chunk| RunEvent::Tasks(chunk.iter().map(|&i| sample_task(i, threads)).collect()))
+        .collect()
+}
+
+/// Task events ingested per second into the store (recording and lanes),
+/// for one run of `events` tasks, and the ms its start took to reserve the
+/// memory (touched up front, so ingest does not wait for page zeroing).
+pub fn ingest_rate(events: usize) -> (f64, f64) {
+    let threads = 2;
+    let batches = task_batches(events, threads);
+    let t0 = Instant::now();
+    let mut run = started(threads, events);
+    let start_ms = t0.elapsed().as_secs_f64() * 1e3;
+    let t0 = Instant::now();
+    run.ingest(batches);
+    let secs = t0.elapsed().as_secs_f64();
+    assert_eq!(run.rec.tasks.len(), events);
+    (events as f64 / secs, start_ms)
+}
+
+/// Prints the store's and the frame's figures (for `corelanes bench`).
+pub fn print_figures(events: usize) {
+    let events = events.max(1_000_000);
+    let (rate, start_ms) = ingest_rate(events);
+    println!(
+        "ingest into the store (recording and lanes): {:.1} M task events/s   (target ≥ 20 M/s)",
+        rate / 1e6
+    );
+    println!(
+        "  (the run's start reserved and touched the memory for {events} tasks in {start_ms:.1} ms)"
+    );
+    for f in frame_times(&[1_000_000, 10_000_000]) {
+        println!(
+            "one UI frame (build + tessellate), {:>9} spans, all threads time-sliced on one core: \
+             fit {:.2} ms, zoomed {:.2} ms, live {:.2} ms (+{:.2} ms taking in a frame's slices)   (target ≤ 8 ms)",
+            f.spans, f.fit_ms, f.zoomed_ms, f.live_ms, f.live_ingest_ms
+        );
+    }
+    let run = synthetic(10_000_000, false);
+    let tl = &run.timeline;
+    println!(
+        "memory per stored span, summary included: {:.1} B over {} spans   (target ≤ 24 B)",
+        tl.heap_bytes() as f64 / tl.len() as f64,
+        tl.len()
+    );
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -264,10 +339,10 @@ mod tests {
     #[test]
     fn synthetic_recordings_store_the_asked_spans_and_draw() {
         for live in [false, true] {
-            let rec = synthetic(30_000, live);
-            assert_eq!(rec.timeline.len(), 30_000 + THREADS, "slices and the tasks");
-            assert_eq!(rec.is_running(), live);
-            let mut frame = Frame::new(rec);
+            let run = synthetic(30_000, live);
+            assert_eq!(run.timeline.len(), 30_000 + THREADS, "slices and the tasks");
+            assert_eq!(run.rec.is_running(), live);
+            let mut frame = Frame::new(run);
             assert!(frame.run() > 0);
             frame.ingest_live(10);
             assert!(frame.run() > 0);

@@ -177,12 +177,13 @@ pub fn ui(ui: &mut Ui, history: &History) {
             }
         });
     for (i, s) in &shown {
-        capture_ui(ui, *i, s.rec, shown.len() > 1);
+        let dropped = history.get(*i).map_or(0, |e| e.timeline.dropped());
+        capture_ui(ui, *i, s.rec, dropped, shown.len() > 1);
     }
 }
 
 /// Which scheduler source was active, what it could not see, and what failed.
-fn capture_ui(ui: &mut Ui, index: usize, rec: &Recording, name_run: bool) {
+fn capture_ui(ui: &mut Ui, index: usize, rec: &Recording, dropped: u64, name_run: bool) {
     let prefix = if name_run {
         format!("#{}: ", index + 1)
     } else {
@@ -210,11 +211,11 @@ fn capture_ui(ui: &mut Ui, index: usize, rec: &Recording, name_run: bool) {
             .color(palette::WARNING),
         );
     }
-    if rec.timeline.dropped() > 0 {
+    if dropped > 0 {
         ui.label(
             RichText::new(format!(
                 "{} spans over the store's cap were not drawn",
-                rec.timeline.dropped()
+                dropped
             ))
             .color(palette::WARNING),
         );

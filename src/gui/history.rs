@@ -9,17 +9,61 @@ use egui::{RichText, Ui};
 use crate::metrics::{Metrics, human_ns};
 use crate::run::{Recording, RunConfig, RunStatus};
 use crate::telemetry::events::{InFlight, RunEvent};
+use crate::timeline::Timeline;
 use crate::topology::Topology;
 use crate::workload::WorkloadKind;
 
-/// One run and its figures. Finished runs are shared (`Arc`) so that an
-/// export can write one on another thread without copying it.
+/// One run, its drawing store and its figures. Finished runs are shared
+/// (`Arc`) so that an export can write one on another thread without copying it.
 pub struct Entry {
     pub rec: Arc<Recording>,
+    /// The lanes the timeline draws, kept in step with `rec`.
+    pub timeline: Timeline,
     pub metrics: Metrics,
 }
 
 impl Entry {
+    pub fn new(rec: Recording) -> Entry {
+        let mut timeline = Timeline::default();
+        // Rebuilt from what the recording holds (nothing, for a run about to start).
+        timeline.reset(rec.threads.len());
+        timeline.add_tasks(0, &rec.tasks);
+        match &rec.sched {
+            Some(report) => timeline.set_slices(&report.slices),
+            None => timeline.add_slices(0, &rec.live_slices),
+        }
+        Entry {
+            metrics: rec.metrics(),
+            rec: Arc::new(rec),
+            timeline,
+        }
+    }
+
+    /// Takes in a run's new events: the drawing store first, then the recording.
+    pub fn ingest(&mut self, events: impl IntoIterator<Item = RunEvent>) {
+        let mut events = events.into_iter().peekable();
+        if events.peek().is_none() {
+            return;
+        }
+        // Copies only if an export still holds this (running) recording.
+        let rec = Arc::make_mut(&mut self.rec);
+        for event in events {
+            let (tasks, slices) = (rec.tasks.len(), rec.live_slices.len());
+            self.timeline
+                .ingest(&event, tasks, slices, rec.config.tasks);
+            rec.ingest(event);
+        }
+        self.metrics = rec.metrics();
+    }
+
+    /// Notes what the running run looks like now (its unfinished tasks, the
+    /// time), so the timeline and figures move on between events.
+    pub fn observe(&mut self, now_ns: u64, in_flight: Vec<Option<InFlight>>) {
+        let rec = Arc::make_mut(&mut self.rec);
+        rec.observe(now_ns, in_flight);
+        self.metrics = rec.metrics();
+    }
+
     /// "#3 cpu · 2 threads · one core (0)": what lists, legends and captions call a run.
     pub fn name(&self, index: usize) -> String {
         format!("#{} {}", index + 1, self.rec.title())
@@ -90,11 +134,7 @@ pub struct History {
 impl History {
     /// Adds a run that is about to start and shows it.
     pub fn push(&mut self, rec: Recording) -> usize {
-        let metrics = rec.metrics();
-        self.runs.push(Entry {
-            rec: Arc::new(rec),
-            metrics,
-        });
+        self.runs.push(Entry::new(rec));
         let index = self.runs.len() - 1;
         self.selected = Some(index);
         index
@@ -102,30 +142,17 @@ impl History {
 
     /// Feeds a run's new events into its recording.
     pub fn ingest(&mut self, index: usize, events: impl IntoIterator<Item = RunEvent>) {
-        let Some(entry) = self.runs.get_mut(index) else {
-            return;
-        };
-        let mut events = events.into_iter().peekable();
-        if events.peek().is_none() {
-            return;
+        if let Some(entry) = self.runs.get_mut(index) {
+            entry.ingest(events);
         }
-        // Copies only if an export still holds this (running) recording.
-        let rec = Arc::make_mut(&mut entry.rec);
-        for event in events {
-            rec.ingest(event);
-        }
-        entry.metrics = rec.metrics();
     }
 
     /// Notes what the running run looks like now (its unfinished tasks, the
     /// time), so the timeline and figures move on between events.
     pub fn observe(&mut self, index: usize, in_flight: Vec<Option<InFlight>>) {
-        let Some(entry) = self.runs.get_mut(index) else {
-            return;
-        };
-        let rec = Arc::make_mut(&mut entry.rec);
-        rec.observe(crate::sys::monotonic_ns(), in_flight);
-        entry.metrics = rec.metrics();
+        if let Some(entry) = self.runs.get_mut(index) {
+            entry.observe(crate::sys::monotonic_ns(), in_flight);
+        }
     }
 
     pub fn get(&self, index: usize) -> Option<&Entry> {

@@ -1,10 +1,9 @@
 //! Everything one run produced, built by ingesting its events in order.
 
-use crate::metrics::Metrics;
+use crate::metrics::{Inputs, Metrics, TaskTotals};
 use crate::telemetry::events::{InFlight, RunEvent, TaskRecord, ThreadRecord};
 use crate::telemetry::sched::slices::Totals;
 use crate::telemetry::sched::{SchedReport, SchedSlice, SchedSource};
-use crate::timeline::Timeline;
 
 use super::RunConfig;
 
@@ -33,8 +32,6 @@ pub struct Recording {
     pub sched: Option<SchedReport>,
     /// Sentences telling the user what went wrong (panics, failed pins).
     pub failures: Vec<String>,
-    /// The drawing store, kept in step with `tasks` and `sched`.
-    pub timeline: Timeline,
     /// While running: the slices streamed so far (until `sched` holds them all)…
     pub live_slices: Vec<SchedSlice>,
     /// …and their per-thread totals.
@@ -45,15 +42,6 @@ pub struct Recording {
     pub seen_ns: u64,
     /// Sums over `tasks`, kept as they arrive so figures cost nothing per frame.
     pub task_totals: TaskTotals,
-}
-
-/// Sums over a run's finished tasks.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct TaskTotals {
-    pub cpu_ns: u64,
-    /// Σ lifetimes (end − start).
-    pub lifetime_ns: u64,
-    pub ok: u64,
 }
 
 impl Recording {
@@ -69,7 +57,6 @@ impl Recording {
             sched_note: None,
             sched: None,
             failures: Vec::new(),
-            timeline: Timeline::default(),
             live_slices: Vec::new(),
             live_sched: Totals::default(),
             in_flight: Vec::new(),
@@ -90,8 +77,6 @@ impl Recording {
                 // The task count is known: reserve once instead of growing (and copying) as batches arrive.
                 let tasks = self.config.tasks.min(crate::timeline::SPAN_CAP);
                 crate::timeline::reserve_resident(&mut self.tasks, tasks);
-                self.timeline.reset(threads.len());
-                self.timeline.reserve(tasks);
                 self.threads = threads;
                 self.sched_source = sched_source;
                 self.sched_note = sched_note;
@@ -102,14 +87,10 @@ impl Recording {
                 }
             }
             RunEvent::Tasks(batch) => {
-                let totals = &mut self.task_totals;
                 for task in &batch {
                     self.wall_ns = self.wall_ns.max(task.end_ns);
-                    totals.cpu_ns += task.cpu_ns;
-                    totals.lifetime_ns += task.duration_ns();
-                    totals.ok += u64::from(task.ok);
+                    self.task_totals.add(task);
                 }
-                self.timeline.add_tasks(self.tasks.len(), &batch);
                 self.tasks.extend_from_slice(&batch);
             }
             RunEvent::ThreadDone(thread) => {
@@ -120,14 +101,12 @@ impl Recording {
             }
             RunEvent::Failure(why) => self.failures.push(why),
             RunEvent::Slices(batch) => {
-                self.timeline.add_slices(self.live_slices.len(), &batch);
                 for slice in &batch {
                     self.live_sched.add(slice, true);
                 }
                 self.live_slices.extend(batch);
             }
             RunEvent::Sched(report) => {
-                self.timeline.set_slices(&report.slices);
                 self.live_slices = Vec::new();
                 self.live_sched = Totals::default();
                 if report.note.is_some() {
@@ -179,7 +158,21 @@ impl Recording {
     }
 
     pub fn metrics(&self) -> Metrics {
-        Metrics::of(self)
+        let unfinished_ns = self
+            .in_flight
+            .iter()
+            .flatten()
+            .map(|t| self.seen_ns.saturating_sub(t.start_ns))
+            .sum();
+        Metrics::of(&Inputs {
+            wall_ns: self.elapsed_ns(),
+            threads_ended: !self.is_running() && !self.threads.is_empty(),
+            threads: &self.threads,
+            tasks: self.task_totals,
+            unfinished_ns,
+            live_sched: (self.is_running() && !self.live_slices.is_empty())
+                .then_some(&self.live_sched),
+        })
     }
 
     /// A one-line name for lists and legends, e.g. "cpu · 2 threads · one core (0)".

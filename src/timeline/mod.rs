@@ -9,7 +9,7 @@ mod summary;
 pub use lane::{Class, Lane, Span};
 pub use summary::Mix;
 
-use crate::telemetry::events::TaskRecord;
+use crate::telemetry::events::{RunEvent, TaskRecord};
 use crate::telemetry::sched::{SchedSlice, SliceState};
 
 /// Most spans stored across all lanes of one run (22 B each: 220 MB at most).
@@ -89,6 +89,25 @@ impl Default for Timeline {
 }
 
 impl Timeline {
+    /// Takes in one of a run's events. Items index the run's tasks and
+    /// slices: `tasks` and `slices` are how many the run held before this
+    /// event (so call it just before the recording takes the same event).
+    pub fn ingest(&mut self, event: &RunEvent, tasks: usize, slices: usize, planned_tasks: usize) {
+        match event {
+            RunEvent::Started { threads, .. } => {
+                self.reset(threads.len());
+                self.reserve(planned_tasks.min(self.cap));
+            }
+            RunEvent::Tasks(batch) => self.add_tasks(tasks, batch),
+            RunEvent::Slices(batch) => self.add_slices(slices, batch),
+            RunEvent::Sched(report) => self.set_slices(&report.slices),
+            RunEvent::ThreadStarted { .. }
+            | RunEvent::ThreadDone(_)
+            | RunEvent::Failure(_)
+            | RunEvent::Finished { .. } => {}
+        }
+    }
+
     pub fn reset(&mut self, threads: usize) {
         *self = Timeline {
             threads: vec![Lane::default(); threads],

@@ -101,9 +101,10 @@ fn clicking_run_records_a_real_run_and_shows_its_figures() {
     assert_eq!(rec.status, RunStatus::Finished);
     assert!(rec.failures.is_empty(), "{:?}", rec.failures);
     assert_eq!(rec.tasks.len(), 4);
-    let stored: usize = rec.timeline.threads.iter().map(|lane| lane.len()).sum();
+    let lanes = &harness.state().shown_entry().expect("shown").timeline;
+    let stored: usize = lanes.threads.iter().map(|lane| lane.len()).sum();
     assert_eq!(stored, 4, "every task is on its thread's lane");
-    assert_eq!(rec.timeline.threads.len(), 2);
+    assert_eq!(lanes.threads.len(), 2);
     assert!(rec.tasks.iter().all(|t| t.core_at_start as usize == core));
     assert!(
         harness.state().timeline.rect.is_some(),

@@ -8,10 +8,12 @@
 mod claims;
 mod cli;
 mod exports;
+#[cfg(feature = "gui")]
 mod gui;
 mod live;
 mod robustness;
 mod sched;
+#[cfg(feature = "gui")]
 mod window;
 
 use std::collections::BTreeMap;

@@ -28,19 +28,21 @@ pub enum Paint {
 
 /// One paint per column of `mixes`, into `out`. `exact[k]`: column `k` lies
 /// inside one span drawn on its own, so it shows that span as it is.
+/// Columns of no time (before the run's origin) are empty and end a group.
 pub fn assign(mixes: &[Mix], exact: &[bool], out: &mut Vec<Paint>) {
     out.clear();
+    let exact = |k: usize| exact[k] || mixes[k].width_ns == 0;
     // Columns owed to each paint from earlier groups (each within ±1).
     let mut carry: Vec<(Paint, f64)> = Vec::new();
     let mut k = 0;
     while k < mixes.len() {
-        if exact[k] {
+        if exact(k) {
             out.push(mixes[k].solid().map_or(Paint::Empty, Paint::Class));
             k += 1;
             continue;
         }
         let mut end = k + 1;
-        while end < mixes.len() && end - k < GROUP && !exact[end] {
+        while end < mixes.len() && end - k < GROUP && !exact(end) {
             end += 1;
         }
         let mut group = Mix::default();
@@ -164,6 +166,21 @@ mod tests {
         assign(&mixes, &exact, &mut out);
         let shown = out.iter().filter(|&&p| p == Paint::Class(1)).count();
         assert_eq!(shown, 20, "40 % of 50 columns");
+    }
+
+    #[test]
+    fn columns_before_the_origin_stay_empty() {
+        // Columns left of time 0 have no width; the spans start just after.
+        let mixes = [
+            mix(0, &[]),
+            mix(0, &[]),
+            mix(100, &[(0, 100)]),
+            mix(100, &[(0, 90)]),
+        ];
+        let mut out = Vec::new();
+        assign(&mixes, &[false; 4], &mut out);
+        assert_eq!(out[..2], [Paint::Empty, Paint::Empty]);
+        assert_eq!(out[2..], [Paint::Class(0), Paint::Class(0)]);
     }
 
     #[test]

@@ -29,15 +29,15 @@ use crate::metrics::human_ns;
 use crate::run::Recording;
 use crate::telemetry::events::InFlight;
 use crate::telemetry::sched::{SchedSource, SliceState};
-use crate::timeline::{Class, Lane, Mix, class_state};
+use crate::timeline::{Class, Lane, Mix, Timeline, class_state};
 use crate::topology::Topology;
 
 /// Spans at least this many pixels wide are outlined, named and hoverable one by one.
 const WIDE_PX: f64 = 3.0;
 const GUTTER: f32 = 100.0;
 const LEGEND_ROW: f32 = 22.0;
-const CAPTION_H: f32 = 24.0;
-const SECTION_H: f32 = 18.0;
+/// Room above and below a caption or section line.
+const TEXT_PAD: f32 = 6.0;
 const GAP_H: f32 = 10.0;
 const AXIS_H: f32 = 34.0;
 const LANE_MIN: f32 = 12.0;
@@ -54,6 +54,8 @@ pub struct RunView<'a> {
     /// The run's index in the history (what a selection refers to).
     pub index: usize,
     pub rec: &'a Recording,
+    /// Its lanes.
+    pub timeline: &'a Timeline,
     /// The line above the run's lanes.
     pub caption: String,
 }
@@ -172,8 +174,8 @@ enum Content<'a> {
 }
 
 enum Row<'a> {
-    Caption(&'a RunView<'a>),
-    Section(String),
+    /// A run's caption or a section's title, laid out to wrap in the width.
+    Text(Arc<Galley>),
     Lane {
         run: &'a RunView<'a>,
         label: String,
@@ -218,7 +220,8 @@ impl TimelineView {
 
     /// Draws the runs stacked on one time scale, filling the available space.
     pub fn ui(&mut self, ui: &mut Ui, runs: &[RunView<'_>]) {
-        let rows = rows(runs);
+        let avail = ui.available_size();
+        let rows = rows(runs, &Texts::new(ui, avail.x - 12.0));
         let lanes = rows
             .iter()
             .filter(|r| matches!(r, Row::Lane { .. }))
@@ -228,7 +231,6 @@ impl TimelineView {
             .iter()
             .filter(|r| matches!(r, Row::Lane { strip: Some(_), .. }))
             .count();
-        let avail = ui.available_size();
         let legend = Legend::new(ui, runs, avail.x);
         let fixed: f32 = legend.height + AXIS_H + rows.iter().map(fixed_height).sum::<f32>();
         // Strips are a third of a lane: solve lanes·h + strips·h/3 = the room left.
@@ -293,7 +295,7 @@ impl TimelineView {
                 };
             }
             if !self.quiet {
-                response.on_hover_ui_at_pointer(|ui| tooltip(ui, run.rec, &hit));
+                response.on_hover_ui_at_pointer(|ui| tooltip(ui, run, &hit));
             }
         } else if response.clicked() {
             self.selected = None;
@@ -360,25 +362,10 @@ impl TimelineView {
     ) -> f32 {
         let left = pc.data.left() - GUTTER + 6.0;
         match row {
-            Row::Caption(run) => {
-                pc.label(
-                    pos2(left, y + CAPTION_H / 2.0),
-                    Align2::LEFT_CENTER,
-                    &run.caption,
-                    15.0,
-                    pc.text,
-                );
-                CAPTION_H
-            }
-            Row::Section(text) => {
-                pc.label(
-                    pos2(left, y + SECTION_H / 2.0),
-                    Align2::LEFT_CENTER,
-                    text,
-                    12.5,
-                    palette::faded(pc.text, 0.75),
-                );
-                SECTION_H
+            Row::Text(galley) => {
+                pc.painter
+                    .galley(pos2(left, y + TEXT_PAD / 2.0), galley.clone(), pc.text);
+                galley.size().y + TEXT_PAD
             }
             Row::Gap => GAP_H,
             Row::Lane {
@@ -586,7 +573,7 @@ impl TimelineView {
 fn fit_range(runs: &[RunView]) -> [f64; 2] {
     let end = runs
         .iter()
-        .map(|r| r.rec.elapsed_ns().max(r.rec.timeline.end_ns()))
+        .map(|r| r.rec.elapsed_ns().max(r.timeline.end_ns()))
         .max()
         .unwrap_or(0)
         .max(1_000_000) as f64;
@@ -594,7 +581,36 @@ fn fit_range(runs: &[RunView]) -> [f64; 2] {
 }
 
 /// Rows of every run: caption, core lanes, thread lanes (with state strips).
-fn rows<'a>(runs: &'a [RunView<'a>]) -> Vec<Row<'a>> {
+/// Lays out the timeline's lines of text, wrapped to its width.
+struct Texts<'u> {
+    ui: &'u Ui,
+    width: f32,
+}
+
+impl<'u> Texts<'u> {
+    fn new(ui: &'u Ui, width: f32) -> Texts<'u> {
+        Texts {
+            ui,
+            width: width.max(100.0),
+        }
+    }
+
+    fn row<'a>(&self, text: String, size: f32, weak: bool) -> Row<'a> {
+        let strong = self.ui.visuals().strong_text_color();
+        let color = if weak {
+            palette::faded(strong, 0.75)
+        } else {
+            strong
+        };
+        let galley = self
+            .ui
+            .painter()
+            .layout(text, FontId::proportional(size), color, self.width);
+        Row::Text(galley)
+    }
+}
+
+fn rows<'a>(runs: &'a [RunView<'a>], texts: &Texts) -> Vec<Row<'a>> {
     let topo = Topology::get();
     let mut rows = Vec::new();
     for (n, run) in runs.iter().enumerate() {
@@ -602,19 +618,19 @@ fn rows<'a>(runs: &'a [RunView<'a>]) -> Vec<Row<'a>> {
             rows.push(Row::Gap);
         }
         let rec = run.rec;
-        let tl = &rec.timeline;
-        rows.push(Row::Caption(run));
+        let tl = run.timeline;
+        rows.push(texts.row(run.caption.clone(), 15.0, false));
         let source = match rec.sched_source {
             SchedSource::Procfs => "sampled from /proc at ~1 kHz",
             _ => "from the kernel's context switches",
         };
-        rows.push(Row::Section(if tl.cores_from_kernel {
+        rows.push(texts.row(if tl.cores_from_kernel {
             format!("Cores: what each core ran, {source} (coloured by thread; each pixel shows its exact shares)")
         } else if rec.is_running() && rec.sched_source == SchedSource::Procfs {
             "Cores: task lifetimes by core until the run ends (sampled kernel data comes at the end)".into()
         } else {
             "Cores: task lifetimes by the core each task started on (no kernel data: cannot show turns)".into()
-        }));
+        }, 12.5, true));
         let mut cores = tl.busy_cores();
         if topo.allowed.len() <= ALL_CORES_UP_TO {
             cores.extend(&topo.allowed);
@@ -650,12 +666,16 @@ fn rows<'a>(runs: &'a [RunView<'a>]) -> Vec<Row<'a>> {
                 strip: None,
             });
         }
-        let states = has_states(rec);
-        rows.push(Row::Section(if states {
-            "Threads: task lifetimes; strip below: the kernel's state of the thread".into()
-        } else {
-            "Threads: task lifetimes".into()
-        }));
+        let states = has_states(tl);
+        rows.push(texts.row(
+            if states {
+                "Threads: task lifetimes; strip below: the kernel's state of the thread".into()
+            } else {
+                "Threads: task lifetimes".into()
+            },
+            12.5,
+            true,
+        ));
         for (i, lane) in tl.threads.iter().enumerate() {
             let name = rec
                 .threads
@@ -679,8 +699,7 @@ fn rows<'a>(runs: &'a [RunView<'a>]) -> Vec<Row<'a>> {
 
 fn fixed_height(row: &Row) -> f32 {
     match row {
-        Row::Caption(_) => CAPTION_H,
-        Row::Section(_) => SECTION_H,
+        Row::Text(galley) => galley.size().y + TEXT_PAD,
         Row::Gap => GAP_H,
         Row::Lane { .. } => 0.0,
     }
@@ -731,8 +750,8 @@ struct Legend {
 impl Legend {
     fn new(ui: &Ui, runs: &[RunView], width: f32) -> Legend {
         let threads = runs.iter().map(|r| r.rec.threads.len()).max().unwrap_or(0);
-        let states = runs.iter().any(|r| has_states(r.rec));
-        let kernel = runs.iter().any(|r| r.rec.timeline.cores_from_kernel);
+        let states = runs.iter().any(|r| has_states(r.timeline));
+        let kernel = runs.iter().any(|r| r.timeline.cores_from_kernel);
         let mut entries: Vec<(Swatch, String)> = (0..threads.min(palette::THREAD_COLOURS))
             .map(|i| (Swatch::Fill(palette::thread(i)), format!("worker-{i}")))
             .collect();
@@ -811,8 +830,8 @@ impl Legend {
     }
 }
 
-fn has_states(rec: &Recording) -> bool {
-    rec.timeline.thread_states.iter().any(|l| !l.is_empty())
+fn has_states(timeline: &Timeline) -> bool {
+    timeline.thread_states.iter().any(|l| !l.is_empty())
 }
 
 /// Vertical grid lines at the ticks through the lanes, and the labelled axis.
@@ -863,7 +882,8 @@ fn format_ms(t_ns: f64, step_ns: f64) -> String {
     format!("{:.*}", decimals, t_ns / 1e6)
 }
 
-fn tooltip(ui: &mut Ui, rec: &Recording, hit: &Hit) {
+fn tooltip(ui: &mut Ui, run: &RunView, hit: &Hit) {
+    let rec = run.rec;
     let name = |thread: usize| {
         rec.threads
             .get(thread)
@@ -950,7 +970,7 @@ fn tooltip(ui: &mut Ui, rec: &Recording, hit: &Hit) {
                 "core {core} at {}: running none of this run's threads (idle, or another program)",
                 ms(t)
             ));
-            let waiting: Vec<String> = rec
+            let waiting: Vec<String> = run
                 .timeline
                 .thread_states
                 .iter()
