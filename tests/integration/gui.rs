@@ -321,7 +321,7 @@ fn with_perf_capture_the_core_lane_shows_the_kernels_time_slices() {
     perf_checks_apply(None);
     harness.get_by_label("scheduler data: perf (exact context switches)");
     let sched = rec.sched.as_ref().expect("perf slices");
-    let timeline = &rec.timeline;
+    let timeline = &harness.state().shown_entry().expect("shown").timeline;
     assert!(
         timeline.cores_from_kernel,
         "core lanes drawn from the kernel's slices"
