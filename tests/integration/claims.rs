@@ -5,11 +5,14 @@
 //! CPU that other programs held. Other load on the machine stretches the
 //! wall; it does not make one core run two threads at once, nor two cores
 //! take turns, so these hold beside `stress-ng --cpu N` (`.ci/run` checks).
+//! Net times are per thread, so the CPU-bound runs give each thread one task:
+//! with tasks taken as threads free up, other load on one core would hand
+//! the other thread more of the work, and the what-if would be another job.
 //! A figure that should be 1 or 2 is checked against the midpoint between
 //! the two stories (1.5): wide enough for noise, narrow enough that the
 //! wrong story fails.
 
-use corelanes::run::{Placement, Recording};
+use corelanes::run::{Placement, Recording, RunConfig};
 use corelanes::sweep::{SweepPoint, amdahl_fit};
 use corelanes::telemetry::sched::SliceState;
 use corelanes::workload::WorkloadKind::{Cpu, Io, Lock};
@@ -63,7 +66,7 @@ fn pinned_threads_report_their_core_at_every_task_start_and_end() {
 fn cpu_threads_on_one_core_overlap_in_lifetime_but_not_in_execution() {
     let _machine = exclusive();
     let (core, _) = cores();
-    let rec = measured(config(Cpu, 2, 4, 80.0, Placement::OneCore(core)));
+    let rec = measured(config(Cpu, 2, 2, 160.0, Placement::OneCore(core)));
     let m = rec.metrics();
     // Lifetimes overlap: some task of thread 0 is in flight while one of thread 1 is.
     let overlap = rec.tasks.iter().any(|a| {
@@ -103,12 +106,12 @@ fn cpu_threads_on_two_cores_run_at_the_same_time() {
         return;
     };
     let _machine = exclusive();
-    let one = measured(config(Cpu, 2, 4, 80.0, Placement::OneCore(first)));
+    let one = measured(config(Cpu, 2, 2, 160.0, Placement::OneCore(first)));
     let spread = measured(config(
         Cpu,
         2,
-        4,
-        80.0,
+        2,
+        160.0,
         Placement::List(vec![first, second]),
     ));
     let (k1, k2) = (Kernel::of(&one), Kernel::of(&spread));
@@ -209,7 +212,8 @@ fn a_sweep_shows_speedup_on_two_cores() {
         return;
     }
     let _machine = exclusive();
-    let mut base = config(Cpu, 1, 4, 60.0, Placement::Spread);
+    // The job in two parts: at 2 threads, one part on each core.
+    let mut base = config(Cpu, 1, 2, 120.0, Placement::Spread);
     base.sched = corelanes::telemetry::sched::SchedMode::Auto;
     let mut net_walls = Vec::new();
     let points =
@@ -241,13 +245,20 @@ fn a_sweep_shows_speedup_on_two_cores() {
 #[test]
 fn amdahl_serial_part_runs_alone() {
     let _machine = exclusive();
-    let rec = run(config(
-        corelanes::workload::WorkloadKind::Amdahl,
-        2,
-        4,
-        20.0,
-        Placement::Spread,
-    ));
+    // Serial: 75 % of 80 ms of work (60 ms); each parallel task 5 ms. On a
+    // busy VM one core's CPU time for the same work was seen to vary 1.75×:
+    // sizes 12× apart stay apart (25 %, 20 ms against 15 ms, did not). 3× is
+    // about the geometric midpoint between 12× and "no bigger than a task".
+    let rec = run(RunConfig {
+        serial: 0.75,
+        ..config(
+            corelanes::workload::WorkloadKind::Amdahl,
+            2,
+            4,
+            20.0,
+            Placement::Spread,
+        )
+    });
     assert_eq!(rec.tasks.len(), 5, "one serial task and four parallel ones");
     let serial = rec.tasks.iter().find(|t| t.id == 0).unwrap();
     assert!(
@@ -256,10 +267,10 @@ fn amdahl_serial_part_runs_alone() {
             .filter(|t| t.id != 0)
             .all(|t| t.start_ns >= serial.end_ns)
     );
-    // Serial part is 25 % of 80 ms of work: about as long as one task, much longer than each parallel task (15 ms).
-    let parallel = rec.tasks.iter().find(|t| t.id == 1).unwrap();
-    assert!(
-        serial.cpu_ns > parallel.cpu_ns,
-        "{serial:?} vs {parallel:?}"
-    );
+    for parallel in rec.tasks.iter().filter(|t| t.id != 0) {
+        assert!(
+            serial.cpu_ns > 3 * parallel.cpu_ns,
+            "{serial:?} vs {parallel:?}"
+        );
+    }
 }

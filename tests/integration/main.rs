@@ -171,67 +171,59 @@ impl<'a> Kernel<'a> {
         );
     }
 
-    /// Thread `t`'s life, from its first slice (its creation; for procfs,
-    /// its registration) to its last task's end, and the part of its
-    /// Runnable time in it when a sibling ran on the core it waited for.
-    fn life(&self, t: usize) -> Option<Life> {
-        let start = self.of_thread_any(t).first()?.0;
-        let end = self
-            .rec
-            .tasks
-            .iter()
-            .filter(|task| task.thread as usize == t)
-            .map(|task| task.end_ns)
-            .max()?;
-        let mut waits: BTreeMap<usize, Vec<(u64, u64)>> = BTreeMap::new();
-        for s in self
-            .slices
-            .iter()
-            .filter(|s| s.thread == t && s.state == SliceState::Runnable && s.start_ns < end)
-        {
-            waits
+    /// Thread `t`'s waits for a CPU within `[from, to)`: in all, and while
+    /// a sibling worker ran on the core it waited for.
+    fn waits(&self, t: usize, from: u64, to: u64) -> (u64, u64) {
+        let mut by_core: BTreeMap<usize, Vec<(u64, u64)>> = BTreeMap::new();
+        for s in self.slices.iter().filter(|s| {
+            s.thread == t && s.state == SliceState::Runnable && s.start_ns < to && s.end_ns > from
+        }) {
+            by_core
                 .entry(s.core)
                 .or_default()
-                .push((s.start_ns, s.end_ns.min(end)));
+                .push((s.start_ns.max(from), s.end_ns.min(to)));
         }
-        let (mut waited, mut for_siblings) = (0, 0);
-        for (core, mut waits) in waits {
+        let (mut all, mut for_siblings) = (0, 0);
+        for (core, mut waits) in by_core {
             waits.sort_unstable();
             let siblings =
                 union(self.intervals(|o| {
                     o.thread != t && o.state == SliceState::Running && o.core == core
                 }));
-            waited += waits.iter().map(|(a, b)| b - a).sum::<u64>();
+            all += waits.iter().map(|(a, b)| b - a).sum::<u64>();
             for_siblings += overlap_ns(&waits, &siblings);
         }
-        Some(Life {
-            len: end.saturating_sub(start),
-            waited,
-            for_siblings,
-        })
+        (all, for_siblings)
     }
 
     /// How long the threads waited for a CPU that one of them held: on one
     /// core, about as long as they ran; on a core each, never.
     pub fn waited_for_each_other_ns(&self) -> u64 {
         (0..self.rec.threads.len())
-            .filter_map(|t| self.life(t))
-            .map(|l| l.for_siblings)
+            .map(|t| self.waits(t, 0, u64::MAX).1)
             .sum()
     }
 
     /// The wall time net of the time the threads waited for a CPU that
-    /// other programs held: each thread's life less its waits for
-    /// strangers; the longest of these. Waiting for a sibling stays in (that
-    /// is the cost of sharing a core). The lives are taken from each
-    /// thread's creation, as the run's controller may wait for a CPU before
-    /// it creates them. On an idle machine it is about the wall.
+    /// other programs held, for a job split evenly among the threads: each
+    /// task's lifetime less its thread's waits for strangers during it
+    /// (waiting for a sibling stays in: that is the cost of sharing a core),
+    /// summed, over the thread count. Per task, so that it does not matter
+    /// which thread took which task (tasks go to whichever thread is free,
+    /// and other load can starve one thread of its share). On an idle
+    /// machine it is about the wall.
     pub fn net_wall_ns(&self) -> u64 {
-        (0..self.rec.threads.len())
-            .filter_map(|t| self.life(t))
-            .map(|l| l.len - (l.waited - l.for_siblings))
-            .max()
-            .unwrap_or(0)
+        let net: u64 = self
+            .rec
+            .tasks
+            .iter()
+            .map(|task| {
+                let (all, for_siblings) =
+                    self.waits(task.thread as usize, task.start_ns, task.end_ns);
+                task.duration_ns() - (all - for_siblings)
+            })
+            .sum();
+        net / self.rec.threads.len().max(1) as u64
     }
 
     /// Σ running / net wall: how many cores the threads kept busy at once,
@@ -239,15 +231,6 @@ impl<'a> Kernel<'a> {
     pub fn net_parallelism(&self) -> f64 {
         self.running_ns() as f64 / self.net_wall_ns() as f64
     }
-}
-
-/// One thread's life in the kernel's account (ns).
-struct Life {
-    len: u64,
-    /// Runnable: wanting a CPU…
-    waited: u64,
-    /// …while a sibling worker held it.
-    for_siblings: u64,
 }
 
 /// Sorted intervals merged where they overlap.
