@@ -88,12 +88,15 @@ impl<'a> Kernel<'a> {
     /// requires perf here.
     pub fn of(rec: &'a Recording) -> Kernel<'a> {
         let report = rec.sched.as_ref().expect("a report when capture is on");
-        let refusal = (rec.sched_source != SchedSource::Perf).then(|| {
-            let note = rec.sched_note.as_deref().unwrap_or("no note");
-            eprintln!("judged by {:?} slices: {note}", rec.sched_source);
-            note
-        });
-        check_perf_against_env(refusal);
+        // Procfs asked for is a choice, and says nothing about perf.
+        if rec.config.sched != SchedMode::Procfs {
+            let refusal = (rec.sched_source != SchedSource::Perf).then(|| {
+                let note = rec.sched_note.as_deref().unwrap_or("no note");
+                eprintln!("judged by {:?} slices: {note}", rec.sched_source);
+                note
+            });
+            check_perf_against_env(refusal);
+        }
         Kernel {
             rec,
             slices: &report.slices,
