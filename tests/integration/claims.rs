@@ -254,9 +254,10 @@ fn a_sweep_shows_speedup_on_two_cores() {
 fn amdahl_serial_part_runs_alone() {
     let _machine = exclusive();
     // Serial: 75 % of 80 ms of work (60 ms); each parallel task 5 ms. On a
-    // busy VM one core's CPU time for the same work was seen to vary 1.75×:
-    // sizes 12× apart stay apart (25 %, 20 ms against 15 ms, did not). 3× is
-    // about the geometric midpoint between 12× and "no bigger than a task".
+    // busy VM the same work's CPU time varies (1.75× between runs, and once
+    // 7× for a single 5 ms task): sizes 12× apart, the typical (median)
+    // parallel task against the serial one, stay apart. 3× is about the
+    // geometric midpoint between 12× and "no bigger than a task".
     let rec = run(RunConfig {
         serial: 0.75,
         ..config(
@@ -275,10 +276,16 @@ fn amdahl_serial_part_runs_alone() {
             .filter(|t| t.id != 0)
             .all(|t| t.start_ns >= serial.end_ns)
     );
-    for parallel in rec.tasks.iter().filter(|t| t.id != 0) {
-        assert!(
-            serial.cpu_ns > 3 * parallel.cpu_ns,
-            "{serial:?} vs {parallel:?}"
-        );
-    }
+    let mut parallel: Vec<u64> = rec
+        .tasks
+        .iter()
+        .filter(|t| t.id != 0)
+        .map(|t| t.cpu_ns)
+        .collect();
+    parallel.sort_unstable();
+    let median = (parallel[1] + parallel[2]) / 2;
+    assert!(
+        serial.cpu_ns > 3 * median,
+        "serial {serial:?} vs parallel CPU times {parallel:?}"
+    );
 }
