@@ -263,6 +263,10 @@ fn run_once(args: &RunArgs, out: &OutputArgs) -> anyhow::Result<ExitCode> {
     out.check_writable()?;
     let interrupts = Interrupts::install()?;
     let rec = run::run_until(valid, interrupts.stop());
+    if rec.threads.is_empty() {
+        // It never started (e.g. `--sched perf` refused): nothing to summarise.
+        anyhow::bail!("{}", rec.failures.join("; "));
+    }
     if !out.json_to_stdout() {
         print!("{}", report(&rec));
     }

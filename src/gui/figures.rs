@@ -220,6 +220,7 @@ fn capture_ui(ui: &mut Ui, index: usize, rec: &Recording, dropped: u64, name_run
         );
     }
     for why in &rec.failures {
-        ui.label(RichText::new(format!("⚠ {why}")).color(palette::WARNING));
+        // Plain words: the bundled fonts have no "⚠" (it drew as a box).
+        ui.label(RichText::new(format!("failure: {why}")).color(palette::WARNING));
     }
 }

@@ -389,6 +389,12 @@ pub fn set_affinity_of_current_thread(cpus: &[usize]) -> io::Result<()> {
     }
 }
 
+/// Whether this process runs as root (effective uid 0).
+pub fn is_root() -> bool {
+    // SAFETY: geteuid takes no arguments and always succeeds.
+    unsafe { libc::geteuid() == 0 }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

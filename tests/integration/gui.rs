@@ -7,6 +7,8 @@ use clap::Parser;
 use corelanes::gui::{App, Controls, PlacementChoice};
 use corelanes::metrics::speedup;
 use corelanes::run::{Placement, RunConfig, RunStatus};
+use corelanes::telemetry::sched::{SchedSource, SliceState, perf_checks_apply};
+use corelanes::timeline::{Class, state_class};
 use corelanes::topology::Topology;
 use corelanes::workload::WorkloadKind::{Amdahl, Cpu, Io};
 use eframe::egui;
@@ -688,5 +690,66 @@ fn export_messages_stay_with_their_run_and_advise_on_empty_paths_and_folders() {
     );
     for message in &first_run {
         harness.get_by_label(message);
+    }
+}
+
+#[test]
+fn with_perf_capture_the_core_lane_shows_the_kernels_time_slices() {
+    let _machine = exclusive();
+    let (core, _) = cores();
+    let mut harness = harness(&config(Cpu, 2, 4, 60.0, Placement::OneCore(core)));
+    // Chosen as a user does: the combo box, then its entry.
+    harness.get_by_label("Scheduler capture").click();
+    harness.run_steps(2);
+    harness.get_by_label("perf").click();
+    harness.run_steps(2);
+    harness.get_by_label("Run").click();
+    step_until_idle(&mut harness);
+    let rec = harness.state().shown().expect("the run is shown");
+    assert_eq!(
+        rec.config.sched,
+        corelanes::telemetry::sched::SchedMode::Perf
+    );
+    if rec.sched_source != SchedSource::Perf {
+        // Refused: the window says why instead of drawing a picture.
+        let why = rec
+            .failures
+            .first()
+            .expect("a refused capture is a failure");
+        assert!(why.contains("refused perf_event_open"), "{why}");
+        harness.get_by_label_contains("refused perf_event_open");
+        perf_checks_apply(Some(why));
+        return;
+    }
+    perf_checks_apply(None);
+    harness.get_by_label("scheduler data: perf (exact context switches)");
+    let sched = rec.sched.as_ref().expect("perf slices");
+    let timeline = &harness.state().shown_entry().expect("shown").timeline;
+    assert!(
+        timeline.cores_from_kernel,
+        "core lanes drawn from the kernel's slices"
+    );
+    let lane = &timeline.cores[core];
+    assert!(
+        lane.len() > 10,
+        "the core alternated: {} slices",
+        lane.len()
+    );
+    let whole = lane.mix(0, rec.wall_ns + 1);
+    for (t, per) in sched.per_thread.iter().enumerate() {
+        // Both threads were born on the core and never left it: the core
+        // lane holds all of each one's running time, the state strips its waits.
+        assert!(per.running_ns > 0);
+        assert_eq!(
+            whole.ns_of(t as Class),
+            per.running_ns,
+            "thread {t} on core {core}"
+        );
+        let strip = timeline.thread_states[t].mix(0, rec.wall_ns + 1);
+        assert_eq!(
+            strip.ns_of(state_class(SliceState::Runnable)),
+            per.runnable_ns
+        );
+        assert!(per.runnable_ns > 0, "thread {t} waited for the core");
     }
 }

@@ -353,9 +353,14 @@ mod tests {
     }
 
     #[test]
-    fn lost_records_do_not_invent_running_time() {
+    fn a_lost_record_stretches_the_last_known_state_and_slices_never_overlap() {
         // Two switch-outs in a row (the switch-in between was lost) and two
-        // switch-ins in a row: slices stay contiguous and never overlap.
+        // switch-ins in a row (the switch-out between was lost). Where the
+        // lost switch fell is unknown, so the state before it lasts until
+        // the next record: 20..30 reads Runnable though the thread ran for
+        // part of it, and 40..50 reads Running though it was off the CPU for
+        // part of it. The error is bounded by that gap; slices stay
+        // contiguous and never overlap. (The capture reports lost records.)
         let track = ThreadTrack {
             events: vec![
                 ev(10, 0, IN),
@@ -383,6 +388,10 @@ mod tests {
         for w in slices.windows(2) {
             assert!(w[0].end_ns <= w[1].start_ns);
         }
+        let mut per = vec![ThreadSched::default(); 4];
+        add_totals(&slices, &mut per);
+        // 10..20 and 50..60 are known; 40..50 is the stretched guess.
+        assert_eq!(per[3].running_ns, 10 + 10 + 10);
     }
 
     #[test]
