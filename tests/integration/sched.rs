@@ -472,21 +472,35 @@ fn procfs_slices_match_the_kernels_own_record() {
     );
     let _machine = exclusive();
     let (core, _) = cores();
-    let dir = tempfile::tempdir().unwrap();
-    let record = PerfRecord::start(dir.path());
-    let rec = run_with(
-        config(Cpu, 2, 4, 100.0, Placement::OneCore(core)),
-        SchedMode::Procfs,
-    );
-    let switches = record.finish();
+    // The reference must be whole to judge by: a record that missed the
+    // sampler's wake-ups (seen once in CI, right after tracefs was mounted)
+    // is taken again, at most three times; the comparison itself is not eased.
+    let (rec, switches, samples) = (1..=3)
+        .map(|attempt| {
+            let dir = tempfile::tempdir().unwrap();
+            let record = PerfRecord::start(dir.path());
+            let rec = run_with(
+                config(Cpu, 2, 4, 100.0, Placement::OneCore(core)),
+                SchedMode::Procfs,
+            );
+            let switches = record.finish();
+            // The sampler's wake-ups: its samples' times, by the same record.
+            let samples: Vec<u64> = switches
+                .iter()
+                .filter(|s| s.next_comm == "corelanes-sched")
+                .map(|s| s.time_ns.saturating_sub(rec.origin_ns))
+                .collect();
+            if samples.len() <= 100 {
+                eprintln!(
+                    "attempt {attempt}: perf record caught {} of the sampler's wake-ups",
+                    samples.len()
+                );
+            }
+            (rec, switches, samples)
+        })
+        .find(|(_, _, samples)| samples.len() > 100)
+        .expect("perf record caught the sampler's wake-ups in one of three runs");
     let k = Kernel::of(&rec);
-    // The sampler's wake-ups: its samples' times, by the same record.
-    let samples: Vec<u64> = switches
-        .iter()
-        .filter(|s| s.next_comm == "corelanes-sched")
-        .map(|s| s.time_ns.saturating_sub(rec.origin_ns))
-        .collect();
-    assert!(samples.len() > 100, "{} samples recorded", samples.len());
     let total = |v: &[(u64, u64)]| v.iter().map(|(a, b)| b - a).sum::<u64>();
     // Running time up to `t`.
     let by = |v: &[(u64, u64)], t: u64| v.iter().map(|&(a, b)| b.min(t) - a.min(t)).sum::<u64>();
