@@ -299,6 +299,8 @@ impl PerfRecord {
         let child = Command::new("perf")
             .args(["record", "-q", "-e", "sched:sched_switch", "-a"])
             .args(["-k", "CLOCK_MONOTONIC", "-D", "-1", "--control", &control])
+            // 16 MiB rings: perf itself may wait for a CPU on a busy machine.
+            .args(["-m", "4096"])
             .arg("-o")
             .arg(&data)
             .stdout(Stdio::null())
@@ -354,7 +356,12 @@ impl PerfRecord {
                 .unwrap()
                 .success()
         );
+        let mut said = String::new();
+        if let Some(mut stderr) = self.child.stderr.take() {
+            let _ = stderr.read_to_string(&mut said);
+        }
         let status = self.child.wait().unwrap();
+        eprintln!("perf record ({status}): {said}");
         // Having written its file, perf re-raises the SIGINT it was stopped by.
         assert!(
             status.success() || status.signal() == Some(libc::SIGINT),
@@ -366,6 +373,12 @@ impl PerfRecord {
             .output()
             .unwrap();
         assert!(script.status.success(), "{script:?}");
+        // An incomplete record cannot judge anything.
+        let warnings = String::from_utf8_lossy(&script.stderr);
+        assert!(
+            !warnings.to_lowercase().contains("lost"),
+            "perf record lost events: {warnings}"
+        );
         String::from_utf8_lossy(&script.stdout)
             .lines()
             .filter_map(Switch::parse)
@@ -480,7 +493,19 @@ fn procfs_slices_match_the_kernels_own_record() {
         .filter(|s| s.next_comm == "corelanes-sched")
         .map(|s| s.time_ns.saturating_sub(rec.origin_ns))
         .collect();
-    assert!(samples.len() > 100, "{} samples recorded", samples.len());
+    let recorded = switches.len();
+    let span = switches.first().zip(switches.last()).map(|(a, b)| {
+        (
+            a.time_ns as i64 - rec.origin_ns as i64,
+            b.time_ns as i64 - rec.origin_ns as i64,
+        )
+    });
+    assert!(
+        samples.len() > 100,
+        "{} samples among {recorded} switches recorded (from, to the run's origin: {span:?} ns; the run took {} ns)",
+        samples.len(),
+        rec.wall_ns
+    );
     let total = |v: &[(u64, u64)]| v.iter().map(|(a, b)| b - a).sum::<u64>();
     // Running time up to `t`.
     let by = |v: &[(u64, u64)], t: u64| v.iter().map(|&(a, b)| b.min(t) - a.min(t)).sum::<u64>();
