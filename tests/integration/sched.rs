@@ -485,33 +485,44 @@ fn procfs_slices_match_the_kernels_own_record() {
     );
     let _machine = exclusive();
     let (core, _) = cores();
-    let dir = tempfile::tempdir().unwrap();
-    let record = PerfRecord::start(dir.path());
-    let rec = run_with(
-        config(Cpu, 2, 4, 100.0, Placement::OneCore(core)),
-        SchedMode::Procfs,
-    );
-    let switches = record.finish();
+    // The comparison needs the sampler to have sampled: in full CI runs it
+    // was twice seen waking only 4 times in 400 ms (the record itself whole:
+    // ~700 switches over the whole run). Such a run is measured again, at
+    // most three times in all; the comparison below is not eased.
+    let measure = |attempt: usize| {
+        let dir = tempfile::tempdir().unwrap();
+        let record = PerfRecord::start(dir.path());
+        let rec = run_with(
+            config(Cpu, 2, 4, 100.0, Placement::OneCore(core)),
+            SchedMode::Procfs,
+        );
+        let switches = record.finish();
+        // The sampler's wake-ups: its samples' times, by the same record.
+        let samples: Vec<u64> = switches
+            .iter()
+            .filter(|s| s.next_comm == "corelanes-sched")
+            .map(|s| s.time_ns.saturating_sub(rec.origin_ns))
+            .collect();
+        let span = switches.first().zip(switches.last()).map(|(a, b)| {
+            (
+                a.time_ns as i64 - rec.origin_ns as i64,
+                b.time_ns as i64 - rec.origin_ns as i64,
+            )
+        });
+        eprintln!(
+            "attempt {attempt}: {} samples among {} switches recorded (from, to the run's origin: \
+             {span:?} ns; the run took {} ns)",
+            samples.len(),
+            switches.len(),
+            rec.wall_ns
+        );
+        (rec, switches, samples)
+    };
+    let (rec, switches, samples) = (1..=3)
+        .map(measure)
+        .find(|(_, _, samples)| samples.len() > 100)
+        .expect("the sampler sampled (over 100 wake-ups in 400 ms) in one of three runs");
     let k = Kernel::of(&rec);
-    // The sampler's wake-ups: its samples' times, by the same record.
-    let samples: Vec<u64> = switches
-        .iter()
-        .filter(|s| s.next_comm == "corelanes-sched")
-        .map(|s| s.time_ns.saturating_sub(rec.origin_ns))
-        .collect();
-    let recorded = switches.len();
-    let span = switches.first().zip(switches.last()).map(|(a, b)| {
-        (
-            a.time_ns as i64 - rec.origin_ns as i64,
-            b.time_ns as i64 - rec.origin_ns as i64,
-        )
-    });
-    assert!(
-        samples.len() > 100,
-        "{} samples among {recorded} switches recorded (from, to the run's origin: {span:?} ns; the run took {} ns)",
-        samples.len(),
-        rec.wall_ns
-    );
     let total = |v: &[(u64, u64)]| v.iter().map(|(a, b)| b - a).sum::<u64>();
     // Running time up to `t`.
     let by = |v: &[(u64, u64)], t: u64| v.iter().map(|&(a, b)| b.min(t) - a.min(t)).sum::<u64>();
