@@ -58,47 +58,75 @@ pub enum Command {
 }
 
 /// The flags that describe one run (shared by `run`, `sweep` and `gui`).
-#[derive(Args, Debug, Clone)]
+/// Each is optional, so that `gui` can tell flags given from defaults: given
+/// flags replace the app's saved settings.
+#[derive(Args, Debug, Clone, Default)]
 pub struct RunArgs {
-    /// cpu, io, disk, mixed, lock or amdahl.
-    #[arg(long, default_value = "cpu")]
-    pub workload: WorkloadKind,
+    /// cpu, io, disk, mixed, lock or amdahl [default: cpu].
+    #[arg(long)]
+    pub workload: Option<WorkloadKind>,
     /// Worker threads [default: the number of allowed cores].
     #[arg(long)]
     pub threads: Option<usize>,
     /// Tasks in total [default: 4 × threads].
     #[arg(long)]
     pub tasks: Option<usize>,
-    /// Nominal duration of one task in milliseconds.
-    #[arg(long, default_value_t = 50.0)]
-    pub task_ms: f64,
-    /// one-core, spread, unpinned, or a comma-separated list of cores, one per thread.
-    #[arg(long, default_value = "spread")]
-    pub placement: String,
+    /// Nominal duration of one task in milliseconds [default: 50].
+    #[arg(long)]
+    pub task_ms: Option<f64>,
+    /// one-core, spread, unpinned, or a comma-separated list of cores, one per thread [default: spread].
+    #[arg(long)]
+    pub placement: Option<String>,
     /// The core for --placement one-core [default: the first allowed core].
     #[arg(long)]
     pub core: Option<usize>,
-    /// Amdahl workload: the serial fraction of the total work, 0 to 1.
-    #[arg(long, default_value_t = 0.1)]
-    pub serial: f64,
-    /// Kernel scheduler capture: auto (perf, else procfs), perf, procfs or off.
-    #[arg(long, default_value = "auto")]
-    pub sched: SchedMode,
+    /// Amdahl workload: the serial fraction of the total work, 0 to 1 [default: 0.1].
+    #[arg(long)]
+    pub serial: Option<f64>,
+    /// Kernel scheduler capture: auto (perf, else procfs), perf, procfs or off [default: auto].
+    #[arg(long)]
+    pub sched: Option<SchedMode>,
 }
 
 impl RunArgs {
     pub fn to_config(&self, topo: &Topology) -> Result<RunConfig, ConfigError> {
-        let defaults = RunConfig::defaults(topo);
-        let threads = self.threads.unwrap_or(defaults.threads);
+        let d = RunConfig::defaults(topo);
+        let threads = self.threads.unwrap_or(d.threads);
+        let placement = match &self.placement {
+            Some(text) => Placement::parse(text, self.core, topo)?,
+            None => d.placement,
+        };
         Ok(RunConfig {
-            workload: self.workload,
+            workload: self.workload.unwrap_or(d.workload),
             threads,
             tasks: self.tasks.unwrap_or(4 * threads),
-            task_ms: self.task_ms,
-            placement: Placement::parse(&self.placement, self.core, topo)?,
-            serial: self.serial,
-            sched: self.sched,
+            task_ms: self.task_ms.unwrap_or(d.task_ms),
+            placement,
+            serial: self.serial.unwrap_or(d.serial),
+            sched: self.sched.unwrap_or(d.sched),
         })
+    }
+
+    /// Whether any run flag was given.
+    pub fn any(&self) -> bool {
+        let RunArgs {
+            workload,
+            threads,
+            tasks,
+            task_ms,
+            placement,
+            core,
+            serial,
+            sched,
+        } = self;
+        workload.is_some()
+            || threads.is_some()
+            || tasks.is_some()
+            || task_ms.is_some()
+            || placement.is_some()
+            || core.is_some()
+            || serial.is_some()
+            || sched.is_some()
     }
 }
 
@@ -146,6 +174,9 @@ pub struct OpenArgs {
 /// `corelanes gui`: the run flags preset the controls; the rest script a figure.
 #[derive(Args, Debug, Clone)]
 pub struct GuiArgs {
+    /// A session (.pftrace) to open in the window.
+    #[arg(value_name = "FILE")]
+    pub file: Option<PathBuf>,
     #[command(flatten)]
     pub run: RunArgs,
     /// Start the run as soon as the window opens.
@@ -201,6 +232,8 @@ impl GuiArgs {
     pub fn launch(&self) -> Result<crate::gui::Launch, ConfigError> {
         Ok(crate::gui::Launch {
             config: self.run.to_config(Topology::get())?,
+            config_given: self.run.any(),
+            open: self.file.clone(),
             autorun: self.autorun,
             run_both: self.run_both,
             screenshot: self.screenshot.clone(),

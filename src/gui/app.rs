@@ -7,6 +7,7 @@
 //! eframe (no window, no GPU).
 
 use std::collections::VecDeque;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -20,6 +21,7 @@ use super::figures;
 use super::history::History;
 use super::running::Running;
 use super::script::{Script, ScriptReport};
+use super::sessions::{Offer, SessionsView};
 use super::timeline::{RunView, TimelineView};
 use super::utilisation::UtilisationView;
 use crate::export;
@@ -61,6 +63,17 @@ pub struct App {
     pub timeline: TimelineView,
     utilisation: UtilisationView,
     export: ExportView,
+    sessions: SessionsView,
+    /// Whether settings and runs are kept across launches: not for scripted
+    /// sessions, whose pictures must not depend on what was saved before.
+    remember: bool,
+    /// The folder where finished runs are kept between launches: beside
+    /// eframe's own storage.
+    keep_dir: Option<PathBuf>,
+    /// How many finished runs the kept session holds (see [`App::keep`]).
+    kept: usize,
+    /// The thread writing the kept session, joined before the app exits.
+    keeping: Option<std::thread::JoinHandle<()>>,
     running: Option<Running>,
     /// Runs waiting for the current one ("Run both").
     queue: VecDeque<ValidConfig>,
@@ -82,6 +95,11 @@ impl App {
             timeline: TimelineView::default(),
             utilisation: UtilisationView::default(),
             export: ExportView::default(),
+            sessions: SessionsView::default(),
+            remember: false,
+            keep_dir: None,
+            kept: 0,
+            keeping: None,
             running: None,
             queue: VecDeque::new(),
             batch: None,
@@ -105,7 +123,14 @@ impl App {
         let topo = Topology::get();
         let config = args.config.clone();
         let mut app = App::new(&config);
+        if let Some(path) = &args.open {
+            // Read before the window opens: a bad file fails like a bad flag.
+            let runs = crate::session::open(path)?;
+            app.history.push_saved(runs, path);
+        }
         if !args.is_scripted() {
+            app.remember = true;
+            app.keep_dir = eframe::storage_dir("corelanes");
             return Ok(app);
         }
         if let Some(path) = &args.screenshot {
@@ -182,6 +207,11 @@ impl App {
         } else {
             self.cadence.idle
         });
+        for (path, runs) in self.sessions.poll(ctx) {
+            self.history.push_saved(runs, &path);
+            self.timeline.fit();
+            self.timeline.selected = None;
+        }
         let saved = self.export.poll(ctx);
         let idle = self.running.is_none() && self.queue.is_empty() && self.commands.is_empty();
         let last = self
@@ -222,6 +252,8 @@ impl App {
                         ui.separator();
                         self.timeline.selection_ui(ui, &self.history);
                         self.export.ui(ui, &self.history, self.timeline.rect);
+                        ui.separator();
+                        self.sessions.ui(ui, &self.history);
                     });
             });
         egui::Panel::bottom("utilisation")
@@ -372,6 +404,109 @@ impl App {
     }
 }
 
+/// What the window remembers across launches, in eframe's storage.
+#[derive(Default, serde::Serialize, serde::Deserialize)]
+struct Settings {
+    /// The controls' run, when it was valid.
+    config: Option<RunConfig>,
+    recent: Vec<PathBuf>,
+    /// How many runs the kept session holds.
+    kept: usize,
+}
+
+const SETTINGS_KEY: &str = "corelanes";
+
+impl App {
+    /// Keeps runs between launches in `dir` rather than beside eframe's storage.
+    pub fn keep_in(&mut self, dir: PathBuf) {
+        self.keep_dir = Some(dir);
+    }
+
+    /// The kept session's file.
+    fn kept_path(&self) -> Option<PathBuf> {
+        Some(self.keep_dir.as_ref()?.join("kept.pftrace"))
+    }
+
+    /// Takes the saved settings, unless this session is scripted. Run flags
+    /// given on the command line win over the saved run. The runs kept at
+    /// the last close are offered, never reopened unasked.
+    pub fn restore(&mut self, storage: Option<&dyn eframe::Storage>, config_given: bool) {
+        if !self.remember {
+            return;
+        }
+        let Some(settings) = storage.and_then(|s| eframe::get_value::<Settings>(s, SETTINGS_KEY))
+        else {
+            return;
+        };
+        if !config_given && let Some(config) = &settings.config {
+            self.controls = Controls::from_config(config, Topology::get());
+        }
+        self.sessions.recent = settings.recent;
+        self.kept = settings.kept;
+        if settings.kept > 0
+            && self.history.is_empty()
+            && let Some(path) = self.kept_path().filter(|p| p.is_file())
+        {
+            self.sessions.offer = Some(Offer {
+                path,
+                runs: settings.kept,
+            });
+        }
+    }
+
+    /// The settings to save, and the finished runs kept (on a thread) when
+    /// they changed since they were last kept.
+    fn settings(&mut self) -> Settings {
+        self.keep();
+        Settings {
+            config: self
+                .controls
+                .validate(Topology::get())
+                .ok()
+                .map(|v| v.config),
+            recent: self.sessions.recent.clone(),
+            kept: self.kept,
+        }
+    }
+
+    fn keep(&mut self) {
+        let runs = self.history.finished(None);
+        let Some(path) = self.kept_path() else {
+            return;
+        };
+        if runs.len() == self.kept || self.running.is_some() {
+            return;
+        }
+        if let Some(previous) = self.keeping.take() {
+            let _ = previous.join();
+        }
+        // Runs kept last time and not yet reopened move aside, still offered
+        // and listed as recent, rather than being overwritten.
+        if let Some(offer) = self.sessions.offer.as_mut().filter(|o| o.path == path) {
+            let aside = path.with_file_name("kept-before.pftrace");
+            if std::fs::rename(&path, &aside).is_ok() {
+                offer.path = aside.clone();
+                self.sessions.remember(&aside);
+            }
+        }
+        self.kept = runs.len();
+        self.keeping = std::thread::Builder::new()
+            .name("corelanes-keep".into())
+            .spawn(move || {
+                let refs: Vec<_> = runs.iter().map(|(r, m)| (&**r, &**m)).collect();
+                let kept = path
+                    .parent()
+                    .map_or(Ok(()), std::fs::create_dir_all)
+                    .map_err(|e| e.to_string())
+                    .and_then(|()| crate::session::save(&path, &refs).map_err(|e| e.to_string()));
+                if let Err(why) = kept {
+                    eprintln!("corelanes: could not keep the runs for next time: {why}");
+                }
+            })
+            .ok();
+    }
+}
+
 /// "running: 12 of 40 tasks done · 1.2 s elapsed · about 3.4 s left".
 fn progress(rec: &Recording) -> String {
     let done = rec.tasks.len();
@@ -393,6 +528,23 @@ fn progress(rec: &Recording) -> String {
 impl eframe::App for App {
     fn logic(&mut self, ctx: &Context, _frame: &mut eframe::Frame) {
         self.poll(ctx);
+    }
+
+    fn save(&mut self, storage: &mut dyn eframe::Storage) {
+        if self.remember {
+            let settings = self.settings();
+            eframe::set_value(storage, SETTINGS_KEY, &settings);
+        }
+    }
+
+    fn persist_egui_memory(&self) -> bool {
+        self.remember
+    }
+
+    fn on_exit(&mut self) {
+        if let Some(keeping) = self.keeping.take() {
+            let _ = keeping.join();
+        }
     }
 
     fn ui(&mut self, ui: &mut Ui, _frame: &mut eframe::Frame) {

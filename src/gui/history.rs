@@ -8,6 +8,7 @@ use egui::{RichText, Ui};
 
 use crate::metrics::{Metrics, human_ns};
 use crate::run::{Recording, RunConfig, RunStatus};
+use crate::session::{Machine, SavedRun};
 use crate::telemetry::events::{InFlight, RunEvent};
 use crate::timeline::Timeline;
 use crate::topology::Topology;
@@ -20,10 +21,26 @@ pub struct Entry {
     /// The lanes the timeline draws, kept in step with `rec`.
     pub timeline: Timeline,
     pub metrics: Metrics,
+    /// The machine the run was made on: this one, or a saved session's.
+    pub machine: Arc<Machine>,
+    /// The session file a reopened run came from.
+    pub file: Option<String>,
 }
 
 impl Entry {
+    /// A run made here (about to start, usually).
     pub fn new(rec: Recording) -> Entry {
+        Entry::on(rec, Machine::this(), None)
+    }
+
+    /// A run read back from the session file `file`.
+    pub fn saved(run: SavedRun, file: &std::path::Path) -> Entry {
+        let name = file.file_name().unwrap_or(file.as_os_str());
+        let file = Some(name.to_string_lossy().into_owned());
+        Entry::on(run.recording, run.machine, file)
+    }
+
+    fn on(rec: Recording, machine: Machine, file: Option<String>) -> Entry {
         let mut timeline = Timeline::default();
         // Rebuilt from what the recording holds (nothing, for a run about to start).
         timeline.reset(rec.threads.len());
@@ -36,6 +53,8 @@ impl Entry {
             metrics: rec.metrics(),
             rec: Arc::new(rec),
             timeline,
+            machine: Arc::new(machine),
+            file,
         }
     }
 
@@ -140,6 +159,30 @@ impl History {
         index
     }
 
+    /// Adds runs read back from the session `file` and shows the first.
+    pub fn push_saved(&mut self, runs: Vec<SavedRun>, file: &std::path::Path) {
+        let first = self.runs.len();
+        self.runs
+            .extend(runs.into_iter().map(|run| Entry::saved(run, file)));
+        if self.runs.len() > first {
+            self.selected = Some(first);
+            self.compare = None;
+        }
+    }
+
+    /// The finished runs among `indices` (all runs for `None`), as a session
+    /// saves them: shared, so a save thread copies nothing.
+    pub fn finished(&self, indices: Option<&[usize]>) -> Vec<(Arc<Recording>, Arc<Machine>)> {
+        let all: Vec<usize> = (0..self.runs.len()).collect();
+        indices
+            .unwrap_or(&all)
+            .iter()
+            .filter_map(|&i| self.runs.get(i))
+            .filter(|e| !e.rec.is_running())
+            .map(|e| (e.rec.clone(), e.machine.clone()))
+            .collect()
+    }
+
     /// Feeds a run's new events into its recording.
     pub fn ingest(&mut self, index: usize, events: impl IntoIterator<Item = RunEvent>) {
         if let Some(entry) = self.runs.get_mut(index) {
@@ -242,7 +285,12 @@ impl History {
                         RunStatus::Finished => human_ns(entry.metrics.wall_ns),
                         RunStatus::Cancelled => "stopped".to_string(),
                     };
-                    let text = format!("{} — {status}", entry.name(i));
+                    let from = entry
+                        .file
+                        .as_ref()
+                        .map(|f| format!(" · from {f}"))
+                        .unwrap_or_default();
+                    let text = format!("{} — {status}{from}", entry.name(i));
                     ui.horizontal(|ui| {
                         if ui
                             .selectable_label(self.selected == Some(i), text)

@@ -19,6 +19,7 @@ mod history;
 pub mod palette;
 mod running;
 mod script;
+mod sessions;
 mod timeline;
 mod utilisation;
 
@@ -40,6 +41,11 @@ pub const WINDOW_SIZE: [f32; 2] = [1500.0, 940.0];
 pub struct Launch {
     /// What the controls start with (and what `autorun` runs).
     pub config: crate::run::RunConfig,
+    /// Whether `config` came from flags given (then it replaces the saved
+    /// settings) rather than from the defaults.
+    pub config_given: bool,
+    /// A session file to open in the window.
+    pub open: Option<std::path::PathBuf>,
     /// Start the run as soon as the window has settled.
     pub autorun: bool,
     /// With `autorun`: the concurrency preset, then the parallelism one, stacked.
@@ -62,6 +68,8 @@ impl Launch {
     pub fn interactive(config: crate::run::RunConfig) -> Launch {
         Launch {
             config,
+            config_given: false,
+            open: None,
             autorun: false,
             run_both: false,
             screenshot: None,
@@ -97,6 +105,8 @@ pub fn run(launch: Launch) -> anyhow::Result<ExitCode> {
             .with_app_id("corelanes")
             .with_inner_size(launch.window_size.unwrap_or(WINDOW_SIZE))
             .with_min_inner_size([900.0, 600.0]),
+        // A scripted picture must not depend on (or change) a saved window.
+        persist_window: !launch.is_scripted(),
         ..Default::default()
     };
     eframe::run_native(
@@ -105,6 +115,7 @@ pub fn run(launch: Launch) -> anyhow::Result<ExitCode> {
         Box::new(|cc| {
             // Light: the pictures are meant for slides and printed pages.
             cc.egui_ctx.set_theme(egui::Theme::Light);
+            app.restore(cc.storage, launch.config_given);
             let adapter = cc.wgpu_render_state.as_ref().map(|r| r.adapter.get_info());
             app.set_software_rendering(
                 adapter.is_some_and(|a| a.device_type == eframe::wgpu::DeviceType::Cpu),

@@ -21,7 +21,7 @@ fn harness(config: &RunConfig) -> Harness<'static, App> {
     app_harness(App::new(config))
 }
 
-fn app_harness(app: App) -> Harness<'static, App> {
+pub(super) fn app_harness(app: App) -> Harness<'static, App> {
     Harness::builder()
         .with_size(egui::vec2(1500.0, 940.0))
         .with_step_dt(1.0 / 60.0)
@@ -58,7 +58,7 @@ fn click_run(harness: &mut Harness<'_, App>, config: &RunConfig) {
 }
 
 /// Runs `config` from the controls to its end; returns its wall time.
-fn run_to_end(harness: &mut Harness<'_, App>, config: &RunConfig) -> u64 {
+pub(super) fn run_to_end(harness: &mut Harness<'_, App>, config: &RunConfig) -> u64 {
     click_run(harness, config);
     step_until_idle(harness);
     let rec = harness.state().shown().expect("the run is shown");
@@ -301,7 +301,7 @@ fn efficiency_divides_the_speedup_by_the_cores_used() {
 
 /// Types `text` into the field labelled `label`, replacing what it held, as a
 /// user does: click into it, select all, type.
-fn type_into(harness: &mut Harness<'_, App>, label: &str, text: &str) {
+pub(super) fn type_into(harness: &mut Harness<'_, App>, label: &str, text: &str) {
     harness.get_by_label(label).click();
     harness.run_steps(1);
     harness.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::A);
@@ -625,7 +625,7 @@ fn a_run_estimated_over_a_minute_asks_first_unless_scripted() {
 
 /// Steps frames until a label containing `text` shows (a file is written on
 /// a thread of its own).
-fn wait_for_label(harness: &mut Harness<'_, App>, text: &str) {
+pub(super) fn wait_for_label(harness: &mut Harness<'_, App>, text: &str) {
     let deadline = Instant::now() + Duration::from_secs(10);
     while harness.query_by_label_contains(text).is_none() {
         assert!(Instant::now() < deadline, "'{text}' never showed");

@@ -10,6 +10,7 @@ mod cli;
 mod exports;
 #[cfg(feature = "gui")]
 mod gui;
+mod gui_sessions;
 mod live;
 mod robustness;
 mod sched;

@@ -286,6 +286,25 @@ fn scripted_one_core_run_saves_the_timeline_picture() {
 
 #[test]
 #[ignore = "needs a display: run under xvfb-run (see .ci/run)"]
+fn a_session_reopened_by_gui_file_is_pictured_as_the_run_was() {
+    let _machine = exclusive();
+    let dir = tempfile::tempdir().unwrap();
+    let session = dir.path().join("s.pftrace");
+    let png = dir.path().join("reopened.png");
+    let (session, png) = (session.to_str().unwrap(), png.to_str().unwrap());
+    let mut run = words(
+        "run --workload cpu --threads 2 --tasks 4 --task-ms 30 --placement one-core --pftrace",
+    );
+    run.push(session);
+    succeeded(&corelanes(&run));
+    let stdout = succeeded(&corelanes(&["gui", session, "--exit", "--screenshot", png]));
+    assert!(says_it_wrote(&stdout, Path::new(png)), "{stdout}");
+    let picture = image::open(png).expect("the PNG decodes").to_rgba8();
+    assert_lanes(&picture, &["01", "0", "1"]);
+}
+
+#[test]
+#[ignore = "needs a display: run under xvfb-run (see .ci/run)"]
 fn scripted_spread_run_saves_the_timeline_picture() {
     let _machine = exclusive();
     let dir = tempfile::tempdir().unwrap();
@@ -456,7 +475,8 @@ fn bad_flags_fail_before_any_window_opens() {
         .join("no/such/dir/s.json")
         .to_string_lossy()
         .into_owned();
-    let cases: [(&[&str], &str); 6] = [
+    let cases: [(&[&str], &str); 7] = [
+        (&["gui", "no-such.pftrace"], "cannot read no-such.pftrace"),
         (
             &["gui", "--threads", "0", "--autorun", "--exit"],
             "thread count 0",
