@@ -178,17 +178,18 @@ pub fn ui(ui: &mut Ui, history: &History) {
         });
     for (i, s) in &shown {
         let dropped = history.get(*i).map_or(0, |e| e.timeline.dropped());
-        capture_ui(ui, *i, s.rec, dropped, shown.len() > 1);
+        let prefix = if shown.len() > 1 {
+            format!("#{}: ", i + 1)
+        } else {
+            String::new()
+        };
+        capture_ui(ui, &prefix, s.rec, dropped);
+        machine_ui(ui, &prefix, s.rec);
     }
 }
 
 /// Which scheduler source was active, what it could not see, and what failed.
-fn capture_ui(ui: &mut Ui, index: usize, rec: &Recording, dropped: u64, name_run: bool) {
-    let prefix = if name_run {
-        format!("#{}: ", index + 1)
-    } else {
-        String::new()
-    };
+fn capture_ui(ui: &mut Ui, prefix: &str, rec: &Recording, dropped: u64) {
     let source = match rec.sched_source {
         SchedSource::Perf => "perf (exact context switches)",
         SchedSource::Procfs => "procfs sampling (coarse, ~1 ms)",
@@ -223,4 +224,27 @@ fn capture_ui(ui: &mut Ui, index: usize, rec: &Recording, dropped: u64, name_run
         // Plain words: the bundled fonts have no "⚠" (it drew as a box).
         ui.label(RichText::new(format!("failure: {why}")).color(palette::WARNING));
     }
+}
+
+/// The machine the run ran on, wrapped to the panel's width, each fact with
+/// why it matters to the figures in its tooltip.
+fn machine_ui(ui: &mut Ui, prefix: &str, rec: &Recording) {
+    let Some(environment) = &rec.environment else {
+        return;
+    };
+    ui.add_space(4.0);
+    ui.label(RichText::new(format!("{prefix}Machine")).strong())
+        .on_hover_text(
+            "What the run ran on, read at its start and saved with the session: judge the figures against it",
+        );
+    ui.horizontal_wrapped(|ui| {
+        ui.spacing_mut().item_spacing.x = 0.0;
+        for (n, item) in environment.items().into_iter().enumerate() {
+            if n > 0 {
+                ui.label(RichText::new(" · ").small().weak());
+            }
+            ui.label(RichText::new(item.text).small())
+                .on_hover_text(item.why);
+        }
+    });
 }
