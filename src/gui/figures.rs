@@ -226,25 +226,35 @@ fn capture_ui(ui: &mut Ui, prefix: &str, rec: &Recording, dropped: u64) {
     }
 }
 
-/// The machine the run ran on, wrapped to the panel's width, each fact with
-/// why it matters to the figures in its tooltip.
+/// The machine the run ran on: its cores in the header, every fact (each
+/// with why it matters in its tooltip) wrapped to the panel's width below.
+/// Closed at first, so the export buttons under it stay in view.
 fn machine_ui(ui: &mut Ui, prefix: &str, rec: &Recording) {
     let Some(environment) = &rec.environment else {
         return;
     };
+    let items = environment.items();
+    let cores = items
+        .iter()
+        .find(|i| i.text.contains(" logical"))
+        .map_or(String::new(), |i| format!(": {}", i.text));
     ui.add_space(4.0);
-    ui.label(RichText::new(format!("{prefix}Machine")).strong())
+    egui::CollapsingHeader::new(format!("{prefix}Machine{cores}"))
+        .id_salt(("machine", prefix))
+        .show(ui, |ui| {
+            ui.horizontal_wrapped(|ui| {
+                ui.spacing_mut().item_spacing.x = 0.0;
+                for (n, item) in items.into_iter().enumerate() {
+                    if n > 0 {
+                        ui.label(RichText::new(" · ").small().weak());
+                    }
+                    ui.label(RichText::new(item.text).small())
+                        .on_hover_text(item.why);
+                }
+            });
+        })
+        .header_response
         .on_hover_text(
             "What the run ran on, read at its start and saved with the session: judge the figures against it",
         );
-    ui.horizontal_wrapped(|ui| {
-        ui.spacing_mut().item_spacing.x = 0.0;
-        for (n, item) in environment.items().into_iter().enumerate() {
-            if n > 0 {
-                ui.label(RichText::new(" · ").small().weak());
-            }
-            ui.label(RichText::new(item.text).small())
-                .on_hover_text(item.why);
-        }
-    });
 }

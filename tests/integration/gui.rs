@@ -163,13 +163,19 @@ fn the_machine_block_fits_the_figures_panel_and_says_why_each_fact_matters() {
     let size = egui::vec2(1280.0, 800.0);
     let mut harness = sized_harness(App::new(&run), size);
     assert!(
-        harness.query_by_label("Machine").is_none(),
+        harness.query_by_label_contains("Machine").is_none(),
         "none before a run"
     );
     run_to_end(&mut harness, &run);
     let env = harness.state().shown().unwrap().environment.clone();
     let items = env.expect("the run recorded its machine").items();
-    let left = harness.get_by_label("Machine").rect().min.x;
+    let cores = items.iter().find(|i| i.text.contains(" logical")).unwrap();
+    // Closed at first, its header names the cores; open, it lists every fact.
+    let header = format!("Machine: {}", cores.text);
+    assert!(harness.query_by_label(&items[0].text).is_none(), "closed");
+    let left = harness.get_by_label(&header).rect().min.x;
+    harness.get_by_label(&header).click();
+    harness.run_steps(10);
     assert!(left > size.x - 400.0, "in the right-hand panel, at {left}");
     for item in &items {
         let rect = harness.get_by_label(&item.text).rect();
@@ -179,7 +185,6 @@ fn the_machine_block_fits_the_figures_panel_and_says_why_each_fact_matters() {
             item.text
         );
     }
-    let cores = items.iter().find(|i| i.text.contains(" logical")).unwrap();
     harness.get_by_label(&cores.text).hover();
     harness.run_steps(60);
     harness.get_by_label_contains("siblings sharing one physical core");
