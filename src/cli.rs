@@ -462,5 +462,9 @@ pub fn report(rec: &Recording) -> String {
     if let Some(note) = &rec.sched_note {
         out += &format!("note: {note}\n");
     }
+    if let Some(environment) = &rec.environment {
+        out += &environment.line();
+        out += "\n";
+    }
     out
 }

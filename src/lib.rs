@@ -10,6 +10,7 @@
 //! → [`timeline`] store → views (GUI, CLI, exports).
 //!
 //! - [`topology`]: which cores this process may use.
+//! - [`environment`]: the machine a run ran on (CPU, SMT, VM, kernel, load at its start).
 //! - [`workload`]: what one task does (cpu, io, disk, mixed, lock, amdahl).
 //! - [`run`]: validated experiment config, pinned worker threads, cancel, panics.
 //! - [`telemetry`]: task events from workers, the kernel's scheduler capture, utilisation.
@@ -24,6 +25,7 @@
 
 pub mod bench;
 pub mod cli;
+pub mod environment;
 pub mod export;
 #[cfg(feature = "gui")]
 pub mod gui;

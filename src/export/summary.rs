@@ -1,6 +1,7 @@
 //! The summary JSON: the run's configuration, figures, threads, tasks and,
 //! where captured, the kernel's scheduler slices.
 
+use crate::environment::Environment;
 use crate::metrics::Metrics;
 use crate::run::{Recording, RunConfig, RunStatus};
 use crate::telemetry::events::{TaskRecord, ThreadRecord};
@@ -18,6 +19,8 @@ pub struct Summary<'a> {
     pub tasks: &'a [TaskRecord],
     pub sched: SchedSummary<'a>,
     pub failures: &'a [String],
+    /// The machine at the run's start; null where it was not recorded.
+    pub environment: Option<&'a Environment>,
 }
 
 #[derive(serde::Serialize)]
@@ -61,6 +64,7 @@ impl<'a> Summary<'a> {
                 slices: rec.sched.as_ref().map_or(&[], |s| &s.slices),
             },
             failures: &rec.failures,
+            environment: rec.environment.as_ref(),
         }
     }
 }

@@ -178,17 +178,18 @@ pub fn ui(ui: &mut Ui, history: &History) {
         });
     for (i, s) in &shown {
         let dropped = history.get(*i).map_or(0, |e| e.timeline.dropped());
-        capture_ui(ui, *i, s.rec, dropped, shown.len() > 1);
+        let prefix = if shown.len() > 1 {
+            format!("#{}: ", i + 1)
+        } else {
+            String::new()
+        };
+        capture_ui(ui, &prefix, s.rec, dropped);
+        machine_ui(ui, &prefix, s.rec);
     }
 }
 
 /// Which scheduler source was active, what it could not see, and what failed.
-fn capture_ui(ui: &mut Ui, index: usize, rec: &Recording, dropped: u64, name_run: bool) {
-    let prefix = if name_run {
-        format!("#{}: ", index + 1)
-    } else {
-        String::new()
-    };
+fn capture_ui(ui: &mut Ui, prefix: &str, rec: &Recording, dropped: u64) {
     let source = match rec.sched_source {
         SchedSource::Perf => "perf (exact context switches)",
         SchedSource::Procfs => "procfs sampling (coarse, ~1 ms)",
@@ -223,4 +224,37 @@ fn capture_ui(ui: &mut Ui, index: usize, rec: &Recording, dropped: u64, name_run
         // Plain words: the bundled fonts have no "⚠" (it drew as a box).
         ui.label(RichText::new(format!("failure: {why}")).color(palette::WARNING));
     }
+}
+
+/// The machine the run ran on: its cores in the header, every fact (each
+/// with why it matters in its tooltip) wrapped to the panel's width below.
+/// Closed at first, so the export buttons under it stay in view.
+fn machine_ui(ui: &mut Ui, prefix: &str, rec: &Recording) {
+    let Some(environment) = &rec.environment else {
+        return;
+    };
+    let items = environment.items();
+    let cores = items
+        .iter()
+        .find(|i| i.text.contains(" logical"))
+        .map_or(String::new(), |i| format!(": {}", i.text));
+    ui.add_space(4.0);
+    egui::CollapsingHeader::new(format!("{prefix}Machine{cores}"))
+        .id_salt(("machine", prefix))
+        .show(ui, |ui| {
+            ui.horizontal_wrapped(|ui| {
+                ui.spacing_mut().item_spacing.x = 0.0;
+                for (n, item) in items.into_iter().enumerate() {
+                    if n > 0 {
+                        ui.label(RichText::new(" · ").small().weak());
+                    }
+                    ui.label(RichText::new(item.text).small())
+                        .on_hover_text(item.why);
+                }
+            });
+        })
+        .header_response
+        .on_hover_text(
+            "What the run ran on, read at its start and saved with the session: judge the figures against it",
+        );
 }

@@ -21,6 +21,7 @@ use std::thread::JoinHandle;
 
 use crossbeam_channel::{Receiver, Sender, TryRecvError};
 
+use crate::environment::Environment;
 use crate::sys;
 use crate::telemetry::events::{InFlight, RunEvent, ThreadRecord};
 use crate::telemetry::sched::{SchedCapture, SchedSource};
@@ -199,6 +200,9 @@ fn control(
         Ok(plan) => plan,
         Err(why) => return finish_early(why),
     };
+    // Before the capture and the workers, so that other programs' CPU use is
+    // read while the run uses none; it costs `BUSY_WINDOW` (100 ms) per run.
+    let environment = Environment::at_run_start();
     // Opened here, before the workers exist, so that they inherit the perf events.
     let sched = match SchedCapture::start(valid.config.sched, &Topology::get().allowed) {
         Ok(capture) => capture,
@@ -223,6 +227,7 @@ fn control(
         sched_source: sched.source(),
         sched_note: sched.note().map(str::to_owned),
     });
+    let _ = tx.send(RunEvent::Environment(Box::new(environment)));
     let live_tx = tx.clone();
     sched.stream(
         origin_ns,

@@ -1,5 +1,6 @@
 //! Everything one run produced, built by ingesting its events in order.
 
+use crate::environment::Environment;
 use crate::metrics::{Inputs, Metrics, TaskTotals};
 use crate::telemetry::events::{InFlight, RunEvent, TaskRecord, ThreadRecord};
 use crate::telemetry::sched::slices::Totals;
@@ -32,6 +33,9 @@ pub struct Recording {
     pub sched: Option<SchedReport>,
     /// Sentences telling the user what went wrong (panics, failed pins).
     pub failures: Vec<String>,
+    /// The machine at the run's start; `None` until the run says (and for
+    /// sessions saved before it was recorded).
+    pub environment: Option<Environment>,
     /// While running: the slices streamed so far (until `sched` holds them all)…
     pub live_slices: Vec<SchedSlice>,
     /// …and their per-thread totals.
@@ -57,6 +61,7 @@ impl Recording {
             sched_note: None,
             sched: None,
             failures: Vec::new(),
+            environment: None,
             live_slices: Vec::new(),
             live_sched: Totals::default(),
             in_flight: Vec::new(),
@@ -81,6 +86,7 @@ impl Recording {
                 self.sched_source = sched_source;
                 self.sched_note = sched_note;
             }
+            RunEvent::Environment(environment) => self.environment = Some(*environment),
             RunEvent::ThreadStarted { index, tid } => {
                 if let Some(thread) = self.threads.get_mut(index) {
                     thread.tid = tid;

@@ -1,6 +1,7 @@
 //! What a session stores about a run besides its tasks and running slices:
 //! the JSON of the metadata event's `corelanes` debug annotation.
 
+use crate::environment::Environment;
 use crate::metrics::Metrics;
 use crate::run::{RunConfig, RunStatus};
 use crate::telemetry::events::ThreadRecord;
@@ -33,6 +34,9 @@ pub struct RunMeta {
     /// How many tasks follow: a file cut at a packet boundary is told from a
     /// short run by these counts.
     pub tasks: usize,
+    /// The machine at the run's start (absent from files saved before it was recorded).
+    #[serde(default)]
+    pub environment: Option<Environment>,
 }
 
 /// The parts of the kernel report that the `sched_switch` pairs do not carry.

@@ -438,6 +438,9 @@ impl RunBuilder {
             sched_source: meta.sched_source,
             sched_note: meta.sched_note,
         });
+        if let Some(environment) = meta.environment {
+            rec.ingest(RunEvent::Environment(Box::new(environment)));
+        }
         rec.ingest(RunEvent::Tasks(self.tasks));
         for why in meta.failures {
             rec.ingest(RunEvent::Failure(why));

@@ -162,6 +162,7 @@ fn write_run(
         }),
         failures: rec.failures.clone(),
         tasks: rec.tasks.len(),
+        environment: rec.environment.clone(),
     };
     let json = serde_json::to_string(&meta).map_err(io::Error::other)?;
     packets.event(

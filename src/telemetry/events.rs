@@ -4,6 +4,7 @@
 use crossbeam_channel::Sender;
 
 use super::sched::{SchedReport, SchedSlice, SchedSource};
+use crate::environment::Environment;
 
 /// One task's lifetime as its worker saw it. Times are ns since the run's origin.
 #[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -67,6 +68,9 @@ pub enum RunEvent {
         sched_source: SchedSource,
         sched_note: Option<String>,
     },
+    /// The machine as it was just before the workers started (boxed: it is
+    /// sent once, and would make every other event bigger).
+    Environment(Box<Environment>),
     /// A worker is pinned (or failed to be) and knows its kernel thread id.
     ThreadStarted { index: usize, tid: i32 },
     /// A batch of finished tasks.

@@ -101,7 +101,8 @@ impl Timeline {
             RunEvent::Tasks(batch) => self.add_tasks(tasks, batch),
             RunEvent::Slices(batch) => self.add_slices(slices, batch),
             RunEvent::Sched(report) => self.set_slices(&report.slices),
-            RunEvent::ThreadStarted { .. }
+            RunEvent::Environment(_)
+            | RunEvent::ThreadStarted { .. }
             | RunEvent::ThreadDone(_)
             | RunEvent::Failure(_)
             | RunEvent::Finished { .. } => {}

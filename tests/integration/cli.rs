@@ -28,8 +28,22 @@ fn run_prints_a_summary_and_writes_all_three_files() {
     assert!(out.status.success(), "{}", stderr(&out));
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("parallelism"), "{text}");
+    let machine = text
+        .lines()
+        .find(|l| l.starts_with("machine: "))
+        .unwrap_or_else(|| panic!("a machine line: {text}"));
+    assert!(
+        machine.contains(" logical") && machine.contains("kernel "),
+        "{machine}"
+    );
     let summary: Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
     assert_eq!(summary["config"]["threads"], 2);
+    let cpus = std::thread::available_parallelism().unwrap().get();
+    assert!(
+        summary["environment"]["logical_cpus"].as_u64().unwrap() >= cpus as u64,
+        "{}",
+        summary["environment"]
+    );
     assert_eq!(summary["tasks"].as_array().unwrap().len(), 4);
     assert!(std::fs::read_to_string(&csv).unwrap().lines().count() == 5);
     assert!(

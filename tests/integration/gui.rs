@@ -22,8 +22,12 @@ fn harness(config: &RunConfig) -> Harness<'static, App> {
 }
 
 pub(super) fn app_harness(app: App) -> Harness<'static, App> {
+    sized_harness(app, egui::vec2(1500.0, 940.0))
+}
+
+fn sized_harness(app: App, size: egui::Vec2) -> Harness<'static, App> {
     Harness::builder()
-        .with_size(egui::vec2(1500.0, 940.0))
+        .with_size(size)
         .with_step_dt(1.0 / 60.0)
         .build_ui_state(
             |ui, app: &mut App| {
@@ -150,6 +154,40 @@ fn clicking_run_records_a_real_run_and_shows_its_figures() {
         None,
         "double-click fits"
     );
+}
+
+#[test]
+fn the_machine_block_fits_the_figures_panel_and_says_why_each_fact_matters() {
+    let _machine = exclusive();
+    let run = config(Cpu, 1, 2, 1.0, Placement::Spread);
+    let size = egui::vec2(1280.0, 800.0);
+    let mut harness = sized_harness(App::new(&run), size);
+    assert!(
+        harness.query_by_label_contains("Machine").is_none(),
+        "none before a run"
+    );
+    run_to_end(&mut harness, &run);
+    let env = harness.state().shown().unwrap().environment.clone();
+    let items = env.expect("the run recorded its machine").items();
+    let cores = items.iter().find(|i| i.text.contains(" logical")).unwrap();
+    // Closed at first, its header names the cores; open, it lists every fact.
+    let header = format!("Machine: {}", cores.text);
+    assert!(harness.query_by_label(&items[0].text).is_none(), "closed");
+    let left = harness.get_by_label(&header).rect().min.x;
+    harness.get_by_label(&header).click();
+    harness.run_steps(10);
+    assert!(left > size.x - 400.0, "in the right-hand panel, at {left}");
+    for item in &items {
+        let rect = harness.get_by_label(&item.text).rect();
+        assert!(
+            rect.min.x >= left - 1.0 && rect.max.x <= size.x,
+            "{} at {rect:?} leaves the panel",
+            item.text
+        );
+    }
+    harness.get_by_label(&cores.text).hover();
+    harness.run_steps(60);
+    harness.get_by_label_contains("siblings sharing one physical core");
 }
 
 #[test]

@@ -7,6 +7,7 @@
 
 mod claims;
 mod cli;
+mod environment;
 mod exports;
 #[cfg(feature = "gui")]
 mod gui;

@@ -60,10 +60,33 @@ fn runs_come_back_whole_from_a_session() {
             was.sched.as_ref().map(|s| &s.per_thread)
         );
         assert_eq!(rec.failures, was.failures);
+        assert!(was.environment.is_some(), "a run records its machine");
+        assert_eq!(rec.environment, was.environment);
         assert_eq!(rec.metrics(), was.metrics(), "figures");
         assert_eq!(is.machine, Machine::this());
         assert_eq!(json(&is.summary()), json(&Summary::of(was)));
     }
+}
+
+#[test]
+fn a_session_saved_before_environments_were_recorded_still_opens() {
+    let _machine = exclusive();
+    let was = run(config(WorkloadKind::Cpu, 1, 2, 1.0, Placement::Spread));
+    let dir = tempfile::tempdir().unwrap();
+    let path = save(dir.path(), &[&was]);
+    // An older writer had no such key: rename it, keeping every length.
+    let mut bytes = std::fs::read(&path).unwrap();
+    let key = b"\"environment\":{";
+    let at = bytes
+        .windows(key.len())
+        .position(|w| w == key)
+        .expect("the metadata holds the environment");
+    bytes[at + 11] = b'X';
+    std::fs::write(&path, &bytes).unwrap();
+    let back = session::open(&path).unwrap();
+    assert_eq!(back[0].recording.environment, None);
+    assert_eq!(back[0].recording.tasks, was.tasks);
+    assert!(json(&back[0].summary())["environment"].is_null());
 }
 
 #[test]
