@@ -517,20 +517,32 @@ fn choosing_amdahl_moves_no_control() {
 /// shows once the pointer has rested on it (`None`: it shows none).
 fn disabled_buttons_and_tooltips(harness: &mut Harness<'_, App>) -> Vec<(String, Option<String>)> {
     use egui::accesskit::Role;
-    let buttons: Vec<(String, egui::Pos2)> = harness
-        .query_all_by_role(Role::Button)
-        .filter(|b| b.accesskit_node().is_disabled())
-        .map(|b| {
-            (
-                b.accesskit_node().label().unwrap_or_default(),
-                b.rect().center(),
-            )
-        })
-        .collect();
-    assert!(!buttons.is_empty(), "no disabled button to look at");
-    buttons
-        .into_iter()
-        .map(|(label, centre)| {
+    let disabled = |harness: &Harness<'_, App>| -> Vec<_> {
+        harness
+            .query_all_by_role(Role::Button)
+            .filter(|b| b.accesskit_node().is_disabled())
+            .map(|b| {
+                (
+                    b.accesskit_node().label().unwrap_or_default(),
+                    b.rect().center(),
+                )
+            })
+            .collect()
+    };
+    let count = disabled(harness).len();
+    assert!(count > 0, "no disabled button to look at");
+    (0..count)
+        .map(|i| {
+            // Scrolled into view first, as a person scrolls a panel to reach it.
+            if let Some(button) = harness
+                .query_all_by_role(Role::Button)
+                .filter(|b| b.accesskit_node().is_disabled())
+                .nth(i)
+            {
+                button.scroll_to_me();
+            }
+            harness.run_steps(2);
+            let (label, centre) = disabled(harness).swap_remove(i);
             harness.hover_at(centre);
             harness.run_steps(60);
             let tooltip = harness
