@@ -260,7 +260,16 @@ impl App {
             .resizable(true)
             .default_size(190.0)
             .show(ui, |ui| {
-                self.utilisation.ui(ui, self.history.selected_rec());
+                let entry = self.history.selected.and_then(|i| self.history.get(i));
+                // The sampler's history is this process's: a reopened run's
+                // time never lines up with it.
+                if let Some(file) = entry.and_then(|e| e.file.as_ref()) {
+                    ui.label(
+                        RichText::new(format!("The shown run was reopened from {file}: utilisation is sampled live and not kept in sessions, so this is the machine now.")).weak(),
+                    );
+                }
+                let live = entry.filter(|e| e.file.is_none());
+                self.utilisation.ui(ui, live.map(|e| &*e.rec));
             });
         self.timeline.quiet = self.script.as_ref().is_some_and(Script::is_active);
         egui::CentralPanel::default().show(ui, |ui| self.timeline_ui(ui));

@@ -298,7 +298,7 @@ fn a_session_reopened_by_gui_file_is_pictured_as_the_run_was() {
     run.push(session);
     succeeded(&corelanes(&run));
     let stdout = succeeded(&corelanes(&["gui", session, "--exit", "--screenshot", png]));
-    assert!(says_it_wrote(&stdout, Path::new(png)), "{stdout}");
+    assert!(wrote_line(&stdout).contains(png), "{stdout}");
     let picture = image::open(png).expect("the PNG decodes").to_rgba8();
     assert_lanes(&picture, &["01", "0", "1"]);
 }
