@@ -202,18 +202,18 @@ pub fn print_figures(tasks: usize, slices: usize, dir: &Path) -> anyhow::Result<
     );
     drop(back);
     std::fs::remove_file(&path)?;
-    let exports: [(&str, &str, Render); 3] = [
+    let exports: [(&str, &str, export::Render); 3] = [
         (
             "Chrome trace JSON",
             "bench.trace.json",
-            export::chrome_trace,
+            export::write_chrome_trace,
         ),
-        ("tasks CSV", "bench.csv", export::tasks_csv),
-        ("summary JSON", "bench.json", export::summary_json),
+        ("tasks CSV", "bench.csv", export::write_tasks_csv),
+        ("summary JSON", "bench.json", export::write_summary_json),
     ];
     for (what, file, render) in exports {
         let path = dir.join(file);
-        let (written, cost) = measure(|| export::write_atomically(&path, render(&rec).as_bytes()));
+        let (written, cost) = measure(|| export::write_run(&path, &rec, render));
         written?;
         let size = std::fs::metadata(&path)?.len();
         println!(
@@ -225,8 +225,6 @@ pub fn print_figures(tasks: usize, slices: usize, dir: &Path) -> anyhow::Result<
     }
     Ok(())
 }
-
-type Render = fn(&Recording) -> String;
 
 #[cfg(test)]
 mod tests {
