@@ -210,8 +210,11 @@ pub fn write_streaming(
     let fail = |error| ExportError::new(path, error);
     names_a_file(path)?;
     if is_special(path) {
-        let mut file = open_in_place(path).map_err(fail)?;
-        return write(&mut file).map_err(fail);
+        // Buffered too: a pipe or `/dev/stdout` would otherwise take a
+        // system call per packet or event.
+        let file = open_in_place(path).map_err(fail)?;
+        let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
+        return write(&mut out).and_then(|()| out.flush()).map_err(fail);
     }
     let file = temp_file_beside(path).map_err(fail)?;
     let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
