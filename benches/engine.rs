@@ -1,5 +1,6 @@
 //! The engine's hot paths: recording a task event on the worker side,
-//! ingesting batches into a run's recording, and a lane's per-pixel shares.
+//! ingesting batches into a run's recording, a lane's per-pixel shares, and
+//! saving, opening and exporting a large run.
 
 use std::hint::black_box;
 
@@ -66,5 +67,29 @@ fn columns(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, record_event, ingest, columns);
+fn sessions(c: &mut Criterion) {
+    // A tenth of what `corelanes bench --sessions` measures, with its peak memory.
+    let rec = corelanes::bench::synthetic_run(100_000, 500_000);
+    let machine = corelanes::session::Machine::this();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bench.pftrace");
+    let mut group = c.benchmark_group("session of 100 k tasks, 500 k slices");
+    group.sample_size(10);
+    group.bench_function("save", |b| {
+        b.iter(|| corelanes::session::save(&path, &[(&rec, &machine)]).unwrap());
+    });
+    group.bench_function("open", |b| {
+        b.iter(|| corelanes::session::open(&path).unwrap().len());
+    });
+    group.bench_function("Chrome trace into memory", |b| {
+        b.iter(|| {
+            let mut out = Vec::new();
+            corelanes::export::write_chrome_trace(&rec, &mut out).unwrap();
+            out.len()
+        });
+    });
+    group.finish();
+}
+
+criterion_group!(benches, record_event, ingest, columns, sessions);
 criterion_main!(benches);

@@ -3,6 +3,10 @@
 //! run under criterion in `benches/`; this command gives a quick reading
 //! without it. A leaf: it uses the engine, nothing uses it but the shells.
 
+mod sessions;
+
+pub use sessions::{heap_bytes, measure, synthetic_run};
+
 use std::process::ExitCode;
 use std::time::Instant;
 
@@ -18,6 +22,10 @@ pub struct BenchArgs {
     /// Also time cpu runs with scheduler capture on and off (takes ~20 s).
     #[arg(long)]
     pub capture: bool,
+    /// Also save, open and export a synthetic run of 1 M tasks and 5 M
+    /// kernel slices, with time and peak memory (takes ~1 min, ~2 GB).
+    #[arg(long)]
+    pub sessions: bool,
 }
 
 /// The `i`-th task record of a synthetic run, as workers send them: in
@@ -101,6 +109,10 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<ExitCode> {
             human_ns(on),
             (on as f64 / off as f64 - 1.0) * 100.0
         );
+    }
+    if args.sessions {
+        let dir = tempfile::tempdir()?;
+        sessions::print_figures(1_000_000, 5_000_000, dir.path())?;
     }
     Ok(ExitCode::SUCCESS)
 }

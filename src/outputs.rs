@@ -1,6 +1,7 @@
 //! The files one run is written to when it ends (`--json`, `--csv`,
 //! `--trace`, `--pftrace`), as `corelanes run` and a scripted app take them.
 
+use std::io::Write;
 use std::path::PathBuf;
 
 use crate::export;
@@ -13,6 +14,9 @@ const STDOUT: &str = "-";
 pub fn is_stdout(path: &std::path::Path) -> bool {
     path.as_os_str() == STDOUT
 }
+
+/// What writes one file's content.
+type Writer<'a> = &'a dyn Fn(&mut dyn Write) -> std::io::Result<()>;
 
 /// Where to write a run's summary, tasks, trace and session; `-` for the
 /// summary means stdout.
@@ -53,26 +57,29 @@ impl Outputs {
     /// As [`Outputs::write`], for a run made on `machine`.
     pub fn write_on(&self, rec: &Recording, machine: &Machine) -> Result<(), export::ExportError> {
         let json_to_stdout = self.json_to_stdout();
-        let summary = || {
-            let s = export::Summary::on(rec, &machine.allowed_cores, machine.cpu_iters_per_ms);
-            serde_json::to_string_pretty(&s).expect("the summary is plain data")
-        };
+        let summary = export::Summary::on(rec, &machine.allowed_cores, machine.cpu_iters_per_ms);
         if json_to_stdout {
-            println!("{}", summary());
+            // Buffered: stdout alone flushes at every line of a pretty JSON.
+            let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+            let printed = summary.write(&mut out).and_then(|()| {
+                out.write_all(b"\n")?;
+                out.flush()
+            });
+            printed.map_err(|e| export::ExportError::new("/dev/stdout".as_ref(), e))?;
         }
         let said = |path: &std::path::Path| {
             if !json_to_stdout {
                 println!("wrote {}", path.display());
             }
         };
-        let renders: [(&Option<PathBuf>, &dyn Fn() -> String); 3] = [
-            (&self.json, &summary),
-            (&self.csv, &|| export::tasks_csv(rec)),
-            (&self.trace, &|| export::chrome_trace(rec)),
+        let writers: [(&Option<PathBuf>, Writer); 3] = [
+            (&self.json, &|out| summary.write(out)),
+            (&self.csv, &|out| export::write_tasks_csv(rec, out)),
+            (&self.trace, &|out| export::write_chrome_trace(rec, out)),
         ];
-        for (path, render) in renders {
+        for (path, write) in writers {
             if let Some(path) = path.as_deref().filter(|p| !is_stdout(p)) {
-                export::write_atomically(path, render().as_bytes())?;
+                export::write_streaming(path, write)?;
                 said(path);
             }
         }

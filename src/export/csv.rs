@@ -1,19 +1,21 @@
 //! The tasks as CSV, one row a task, for spreadsheets and pandas.
 
-use std::fmt::Write;
+use std::io::{self, Write};
 
 use crate::run::Recording;
 
-pub fn tasks_csv(rec: &Recording) -> String {
-    let mut out = String::from(
-        "id,thread,thread_name,start_ns,end_ns,duration_ns,core_at_start,core_at_end,cpu_ns,ok\n",
-    );
+/// Writes the tasks of `rec` to `out`, a header line first.
+pub fn write_tasks_csv(rec: &Recording, out: &mut dyn Write) -> io::Result<()> {
+    let mut out = super::buffered(out);
+    out.write_all(
+        b"id,thread,thread_name,start_ns,end_ns,duration_ns,core_at_start,core_at_end,cpu_ns,ok\n",
+    )?;
     for t in &rec.tasks {
         let name = rec
             .threads
             .get(t.thread as usize)
             .map_or("", |th| th.name.as_str());
-        let _ = writeln!(
+        writeln!(
             out,
             "{},{},{},{},{},{},{},{},{},{}",
             t.id,
@@ -26,7 +28,7 @@ pub fn tasks_csv(rec: &Recording) -> String {
             t.core_at_end,
             t.cpu_ns,
             t.ok
-        );
+        )?;
     }
-    out
+    out.flush()
 }

@@ -2,19 +2,23 @@
 //! Chrome trace (opens in Perfetto and `chrome://tracing`). PNG pictures are
 //! made by the GUI, which owns the pixels.
 //!
-//! Every file is written to a temporary file beside its destination and
-//! renamed into place, so a failure never leaves a half-written file.
+//! Each file is written by typed serialisation into a `Write`, through a
+//! buffer into a temporary file beside its destination ([`write_streaming`]),
+//! then renamed into place: no export is ever whole in memory, and a failure
+//! never leaves a half-written file.
 
 mod csv;
 mod summary;
 mod trace;
 
-pub use csv::tasks_csv;
-pub use summary::{Summary, summary_json};
-pub use trace::chrome_trace;
+pub use csv::write_tasks_csv;
+pub use summary::{Summary, write_summary_json};
+pub use trace::write_chrome_trace;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
+
+use crate::run::Recording;
 
 /// Why a file could not be written: names the path, the real cause, and
 /// advice that fits that cause.
@@ -110,7 +114,7 @@ impl Cause {
 }
 
 impl ExportError {
-    fn new(path: &Path, error: std::io::Error) -> ExportError {
+    pub(crate) fn new(path: &Path, error: std::io::Error) -> ExportError {
         ExportError {
             path: path.to_path_buf(),
             cause: Cause::of(path, error),
@@ -174,6 +178,22 @@ fn temp_file_beside(path: &Path) -> std::io::Result<tempfile::NamedTempFile> {
         .tempfile_in(folder_of(path))
 }
 
+/// What writes one export of a run into a file.
+pub type Render = fn(&Recording, &mut dyn Write) -> std::io::Result<()>;
+
+/// Writes `render`'s export of `rec` to `path` (see [`write_streaming`]).
+pub fn write_run(path: &Path, rec: &Recording, render: Render) -> Result<(), ExportError> {
+    write_streaming(path, |out| render(rec, out))
+}
+
+/// `out` behind a small buffer of its own, for serialisers that write a
+/// token at a time: each write through `dyn Write` is a call that cannot be
+/// inlined, which made a pretty summary half as fast as into a `Vec`. The
+/// caller flushes it, to see the error.
+fn buffered(out: &mut dyn Write) -> std::io::BufWriter<&mut dyn Write> {
+    std::io::BufWriter::with_capacity(64 << 10, out)
+}
+
 /// Writes `bytes` to `path` atomically (temporary file, then rename); a
 /// device or a pipe is written in place.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), ExportError> {
@@ -190,8 +210,11 @@ pub fn write_streaming(
     let fail = |error| ExportError::new(path, error);
     names_a_file(path)?;
     if is_special(path) {
-        let mut file = open_in_place(path).map_err(fail)?;
-        return write(&mut file).map_err(fail);
+        // Buffered too: a pipe or `/dev/stdout` would otherwise take a
+        // system call per packet or event.
+        let file = open_in_place(path).map_err(fail)?;
+        let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
+        return write(&mut out).and_then(|()| out.flush()).map_err(fail);
     }
     let file = temp_file_beside(path).map_err(fail)?;
     let mut out = std::io::BufWriter::with_capacity(1 << 20, file);

@@ -1,6 +1,8 @@
 //! The summary JSON: the run's configuration, figures, threads, tasks and,
 //! where captured, the kernel's scheduler slices.
 
+use std::io::{self, Write};
+
 use crate::environment::Environment;
 use crate::metrics::Metrics;
 use crate::run::{Recording, RunConfig, RunStatus};
@@ -69,6 +71,16 @@ impl<'a> Summary<'a> {
     }
 }
 
-pub fn summary_json(rec: &Recording) -> String {
-    serde_json::to_string_pretty(&Summary::of(rec)).expect("the summary is plain data")
+impl Summary<'_> {
+    /// Writes the summary as pretty JSON to `out`, with no final newline.
+    pub fn write(&self, out: &mut dyn Write) -> io::Result<()> {
+        let mut out = super::buffered(out);
+        serde_json::to_writer_pretty(&mut out, self)?;
+        out.flush()
+    }
+}
+
+/// Writes the summary of `rec`, a run made on this machine, to `out`.
+pub fn write_summary_json(rec: &Recording, out: &mut dyn Write) -> io::Result<()> {
+    Summary::of(rec).write(out)
 }

@@ -56,7 +56,7 @@ enum Kind {
     Timeline,
     Window,
     /// The run's data, written once it has finished.
-    Data(Render),
+    Data(export::Render),
 }
 
 /// A row of the view: its button, what it saves, and its default file's ending.
@@ -84,19 +84,19 @@ const ROWS: [Row; 5] = [
         button: "Save trace",
         what: "Chrome trace JSON: opens in ui.perfetto.dev",
         ending: ".trace.json",
-        kind: Kind::Data(export::chrome_trace),
+        kind: Kind::Data(export::write_chrome_trace),
     },
     Row {
         button: "Save CSV",
         what: "One line per task",
         ending: ".csv",
-        kind: Kind::Data(export::tasks_csv),
+        kind: Kind::Data(export::write_tasks_csv),
     },
     Row {
         button: "Save JSON",
         what: "Configuration, figures, threads, tasks and slices",
         ending: ".json",
-        kind: Kind::Data(export::summary_json),
+        kind: Kind::Data(export::write_summary_json),
     },
 ];
 
@@ -139,9 +139,6 @@ impl Default for ExportView {
     }
 }
 
-/// What the data buttons write.
-type Render = fn(&Recording) -> String;
-
 impl ExportView {
     /// Asks for a screenshot of the next rendered frame, cropped to `crop`
     /// (points) if given, to be saved as PNG at `path`.
@@ -161,17 +158,17 @@ impl ExportView {
         job
     }
 
-    /// Writes `render(rec)` to `path` on a worker thread.
+    /// Writes `render`'s export of `rec` to `path` on a worker thread.
     fn save_data(
         &mut self,
         ctx: &Context,
         rec: Arc<Recording>,
-        render: Render,
+        render: export::Render,
         path: PathBuf,
     ) -> Job {
         let job = self.job();
         self.spawn(ctx, job, move || {
-            export::write_atomically(&path, render(&rec).as_bytes()).map_err(|e| e.to_string())?;
+            export::write_run(&path, &rec, render).map_err(|e| e.to_string())?;
             Ok(SavedFile {
                 path,
                 picture: None,

@@ -11,6 +11,9 @@
 //!   figures, thread table, what the slices below cannot say;
 //! - each task as a begin/end pair on its worker's track, in the run's order,
 //!   annotated with its id, CPU time, ok and cores;
+//! - where the kernel was captured, two counter tracks: how many of the
+//!   run's threads were running, and how many runnable, at each change
+//!   (derived from the slices, for Perfetto; the reader passes over them);
 //! - the kernel's running slices as `sched_switch` pairs in per-CPU
 //!   `ftrace_events` bundles.
 //!
@@ -19,6 +22,7 @@
 //! [`RunEvent`](crate::telemetry::events::RunEvent)s a live run sends into a
 //! [`Recording`], so a reopened run is built by the same code as a live one.
 
+mod counters;
 mod meta;
 pub mod proto;
 mod read;

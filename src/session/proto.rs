@@ -114,6 +114,16 @@ pub struct TrackDescriptor {
     pub parent_uuid: Option<u64>,
     #[prost(string, optional, tag = "2")]
     pub name: Option<String>,
+    /// Present on a counter track: its events carry values, not slices.
+    #[prost(message, optional, tag = "8")]
+    pub counter: Option<CounterDescriptor>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct CounterDescriptor {
+    /// What the values count, as the UI labels them.
+    #[prost(string, optional, tag = "6")]
+    pub unit_name: Option<String>,
 }
 
 #[derive(Clone, PartialEq, prost::Message)]
@@ -126,6 +136,9 @@ pub struct TrackEvent {
     pub name: Option<String>,
     #[prost(message, repeated, tag = "4")]
     pub debug_annotations: Vec<DebugAnnotation>,
+    /// A counter track's value from this event's time on.
+    #[prost(int64, optional, tag = "30")]
+    pub counter_value: Option<i64>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, prost::Enumeration)]
@@ -135,6 +148,7 @@ pub enum TrackEventType {
     SliceBegin = 1,
     SliceEnd = 2,
     Instant = 3,
+    Counter = 4,
 }
 
 #[derive(Clone, PartialEq, prost::Message)]

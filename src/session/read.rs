@@ -314,6 +314,7 @@ impl RunBuilder {
         let Some(uuid) = event.track_uuid else {
             return Ok(());
         };
+        // Counter tracks (derived from the slices) name no worker: passed over.
         let worker = (uuid & u64::from(u32::MAX)) as usize;
         if uuid >> 32 != u64::from(self.seq) || worker == 0 || worker > self.open.len() {
             return Ok(());

@@ -15,7 +15,7 @@ use crate::telemetry::sched::{SchedSlice, SliceState};
 
 use super::meta::{RunMeta, SchedMeta};
 use super::proto::*;
-use super::{FORMAT_VERSION, META_NAME, Machine, slices};
+use super::{FORMAT_VERSION, META_NAME, Machine, counters, slices};
 
 /// Switches per `ftrace_events` bundle: about what a real ftrace page holds.
 const BUNDLE: usize = 4096;
@@ -51,6 +51,19 @@ pub fn save(path: &Path, runs: &[(&Recording, &Machine)]) -> Result<(), ExportEr
 /// ids start at 1, so no uuid is 0.
 pub fn track_uuid(seq: u32, worker: Option<usize>) -> u64 {
     (u64::from(seq) << 32) | worker.map_or(0, |w| w as u64 + 1)
+}
+
+/// The counters a run with kernel slices carries: its threads in each
+/// state, counted over time (see [`counters`]).
+const COUNTERS: [(SliceState, &str); 2] = [
+    (SliceState::Running, "running threads"),
+    (SliceState::Runnable, "runnable threads (waiting for a CPU)"),
+];
+
+/// The track of a run's `k`-th counter: the top bit of the low half tells
+/// it from a worker's, so a reader looking for tasks passes over it.
+pub fn counter_uuid(seq: u32, k: usize) -> u64 {
+    (u64::from(seq) << 32) | (1 << 31) | k as u64
 }
 
 /// Writes one run's packets on its own sequence.
@@ -124,11 +137,26 @@ fn write_run(
         uuid: Some(run_track),
         parent_uuid: None,
         name: Some(format!("corelanes run {seq}: {}", rec.title())),
+        counter: None,
     })
     .chain(rec.threads.iter().map(|t| TrackDescriptor {
         uuid: Some(track_uuid(seq, Some(t.index))),
         parent_uuid: Some(run_track),
         name: Some(format!("{} tasks", t.name)),
+        counter: None,
+    }))
+    .chain(rec.sched.iter().flat_map(|_| {
+        COUNTERS
+            .iter()
+            .enumerate()
+            .map(|(k, (_, name))| TrackDescriptor {
+                uuid: Some(counter_uuid(seq, k)),
+                parent_uuid: Some(run_track),
+                name: Some((*name).into()),
+                counter: Some(CounterDescriptor {
+                    unit_name: Some("threads".into()),
+                }),
+            })
     }));
     for descriptor in descriptors {
         packets.put(TracePacket {
@@ -172,6 +200,7 @@ fn write_run(
             track_uuid: Some(run_track),
             name: Some(META_NAME.into()),
             debug_annotations: vec![DebugAnnotation::string(META_NAME, json)],
+            counter_value: None,
         },
     )?;
     for task in &rec.tasks {
@@ -189,6 +218,7 @@ fn write_run(
                     DebugAnnotation::uint("core_at_start", task.core_at_start.into()),
                     DebugAnnotation::uint("core_at_end", task.core_at_end.into()),
                 ],
+                counter_value: None,
             },
         )?;
         packets.event(
@@ -201,6 +231,20 @@ fn write_run(
         )?;
     }
     if let Some(report) = &rec.sched {
+        for (k, (state, _)) in COUNTERS.iter().enumerate() {
+            let track_uuid = Some(counter_uuid(seq, k));
+            counters::count_changes(&report.slices, *state, |t, count| {
+                packets.event(
+                    origin + t,
+                    TrackEvent {
+                        r#type: Some(TrackEventType::Counter as i32),
+                        track_uuid,
+                        counter_value: Some(count),
+                        ..TrackEvent::default()
+                    },
+                )
+            })?;
+        }
         write_switches(packets, rec, &report.slices, origin + offset)?;
     }
     Ok(())

@@ -1,4 +1,5 @@
-//! The exports parse back and agree with each other and with the run.
+//! The exports, streamed into files, parse back and agree with each other
+//! and with the run.
 
 use corelanes::export;
 use corelanes::run::Placement;
@@ -11,8 +12,15 @@ use super::{config, exclusive, run};
 fn summary_csv_and_trace_agree() {
     let _machine = exclusive();
     let rec = run(config(WorkloadKind::Mixed, 2, 6, 10.0, Placement::Spread));
+    let dir = tempfile::tempdir().unwrap();
+    let written = |name: &str, render: export::Render| {
+        let path = dir.path().join(name);
+        export::write_run(&path, &rec, render).unwrap();
+        std::fs::read_to_string(path).unwrap()
+    };
 
-    let summary: Value = serde_json::from_str(&export::summary_json(&rec)).unwrap();
+    let summary: Value =
+        serde_json::from_str(&written("run.json", export::write_summary_json)).unwrap();
     let tasks = summary["tasks"].as_array().unwrap();
     assert_eq!(tasks.len(), 6);
     assert_eq!(summary["wall_ns"].as_u64().unwrap(), rec.wall_ns);
@@ -32,14 +40,15 @@ fn summary_csv_and_trace_agree() {
         );
     }
 
-    let csv = export::tasks_csv(&rec);
+    let csv = written("run.csv", export::write_tasks_csv);
     let mut lines = csv.lines();
     let header: Vec<&str> = lines.next().unwrap().split(',').collect();
     let col = |name: &str| header.iter().position(|h| *h == name).unwrap();
     let rows: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
     assert_eq!(rows.len(), 6);
 
-    let trace: Value = serde_json::from_str(&export::chrome_trace(&rec)).unwrap();
+    let trace: Value =
+        serde_json::from_str(&written("run.trace.json", export::write_chrome_trace)).unwrap();
     let spans: Vec<&Value> = trace["traceEvents"]
         .as_array()
         .unwrap()

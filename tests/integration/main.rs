@@ -11,6 +11,7 @@ mod environment;
 mod exports;
 #[cfg(feature = "gui")]
 mod gui;
+#[cfg(feature = "gui")]
 mod gui_sessions;
 mod live;
 mod robustness;
@@ -342,6 +343,13 @@ pub fn signal(child: &Child, signal: &str) {
 }
 
 /// A command line written as one string (the tests' arguments have no spaces).
+/// An export of `rec`, written into memory as it would be into a file.
+pub fn exported(render: corelanes::export::Render, rec: &Recording) -> String {
+    let mut out = Vec::new();
+    render(rec, &mut out).unwrap();
+    String::from_utf8(out).unwrap()
+}
+
 pub fn words(line: &str) -> Vec<&str> {
     line.split_whitespace().collect()
 }

@@ -17,7 +17,7 @@ use corelanes::telemetry::sched::{
 };
 use corelanes::workload::WorkloadKind::{Cpu, Io};
 
-use super::{Kernel, config, corelanes, cores, exclusive, run, words};
+use super::{Kernel, config, corelanes, cores, exclusive, exported, run, words};
 
 fn run_with(mut cfg: corelanes::run::RunConfig, sched: SchedMode) -> Recording {
     cfg.sched = sched;
@@ -277,7 +277,7 @@ fn the_summary_and_trace_carry_the_kernel_view() {
         SchedMode::Auto,
     );
     let summary: serde_json::Value =
-        serde_json::from_str(&corelanes::export::summary_json(&rec)).unwrap();
+        serde_json::from_str(&exported(corelanes::export::write_summary_json, &rec)).unwrap();
     assert_eq!(
         summary["sched"]["source"],
         serde_json::to_value(rec.sched_source).unwrap()
@@ -292,7 +292,7 @@ fn the_summary_and_trace_carry_the_kernel_view() {
             && summary["threads"][0]["migrations"].is_u64()
     );
     let trace: serde_json::Value =
-        serde_json::from_str(&corelanes::export::chrome_trace(&rec)).unwrap();
+        serde_json::from_str(&exported(corelanes::export::write_chrome_trace, &rec)).unwrap();
     let core_track = trace["traceEvents"]
         .as_array()
         .unwrap()

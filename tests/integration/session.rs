@@ -11,7 +11,7 @@ use corelanes::workload::WorkloadKind;
 use prost::Message;
 use serde_json::Value;
 
-use super::{config, corelanes, exclusive, run, words};
+use super::{config, corelanes, exclusive, exported, run, words};
 
 /// A time-sliced run with the kernel capture on: preemptions, sleeps, waits.
 fn sliced_run() -> Recording {
@@ -175,7 +175,7 @@ fn bad_files_are_refused_with_one_sentence() {
         .collect();
     refusal(d, "noise.pftrace", &noise);
 
-    let chrome = corelanes::export::chrome_trace(&rec);
+    let chrome = exported(corelanes::export::write_chrome_trace, &rec);
     let err = refusal(d, "chrome.pftrace", chrome.as_bytes());
     assert!(err.to_string().contains("JSON"), "{err}");
 

@@ -6,7 +6,10 @@ that `corelanes run --json` wrote for the same run:
   (switch-in with next_pid = the worker's tid at its start, switch-out with
   prev_pid = that tid at its end, R when preempted and S when it blocked);
 - the pids in the switches are exactly the worker tids;
-- timestamps are monotonic per CPU.
+- timestamps are monotonic per CPU;
+- the run's counter tracks ("running threads", "runnable threads") exist,
+  never count more threads than the run has, and at sample times (each
+  slice's middle, start and end) equal the slices in that state then.
 
 Usage: check_pftrace.py SESSION.pftrace SUMMARY.json
 """
@@ -18,6 +21,7 @@ from collections import defaultdict
 from perfetto.protos.perfetto.trace import perfetto_trace_pb2 as pb
 
 BOOTTIME, MONOTONIC = 6, 3
+COUNTERS = {"running": "running threads", "runnable": "runnable threads (waiting for a CPU)"}
 
 
 def main(trace_path, summary_path):
@@ -27,13 +31,21 @@ def main(trace_path, summary_path):
     summary = json.load(open(summary_path))
     tids = {t["index"]: t["tid"] for t in summary["threads"]}
 
-    boot_origin = None
+    boot_origin = mono_origin = None
     switches = defaultdict(list)  # cpu -> [(ts, prev_pid, prev_state, next_pid)]
+    counter_tracks = {}  # uuid -> name
+    counts = defaultdict(list)  # uuid -> [(ts, value)]
     for packet in trace.packet:
         if packet.HasField("clock_snapshot") and boot_origin is None:
             clocks = {c.clock_id: c.timestamp for c in packet.clock_snapshot.clocks}
             assert MONOTONIC in clocks and BOOTTIME in clocks, clocks
-            boot_origin = clocks[BOOTTIME]
+            boot_origin, mono_origin = clocks[BOOTTIME], clocks[MONOTONIC]
+        if packet.HasField("track_descriptor") and packet.track_descriptor.HasField("counter"):
+            counter_tracks[packet.track_descriptor.uuid] = packet.track_descriptor.name
+        if packet.HasField("track_event") and packet.track_event.type == pb.TrackEvent.TYPE_COUNTER:
+            assert packet.timestamp_clock_id == MONOTONIC, packet
+            event = packet.track_event
+            counts[event.track_uuid].append((packet.timestamp - mono_origin, event.counter_value))
         if packet.HasField("ftrace_events"):
             bundle = packet.ftrace_events
             for e in bundle.event:
@@ -79,8 +91,33 @@ def main(trace_path, summary_path):
                 assert outs[key] == 1, f"blocked slice not marked S: {s}"
     pairs = sum(len(e) for e in switches.values()) // 2
     assert pairs == running, f"{pairs} switch pairs for {running} running slices"
+    samples = check_counters(counter_tracks, counts, slices, len(tids))
     print(f"pftrace ok: {running} running slices as sched_switch pairs on {len(switches)} CPU(s), "
-          f"pids = worker tids {sorted(seen_pids)}")
+          f"pids = worker tids {sorted(seen_pids)}; counters agree at {samples} sample times")
+
+
+def check_counters(tracks, counts, slices, threads):
+    by_name = {name: uuid for uuid, name in tracks.items()}
+    assert set(by_name) == set(COUNTERS.values()), f"counter tracks: {sorted(by_name)}"
+    samples = 0
+    for state, name in COUNTERS.items():
+        values = counts[by_name[name]]
+        assert values, f"{name}: no values"
+        times = [t for t, _ in values]
+        assert times == sorted(times) and times[0] == 0, f"{name}: not in time order from 0"
+        assert all(0 <= v <= threads for _, v in values), f"{name}: beyond 0..{threads}"
+        mine = [s for s in slices if s["state"] == state]
+        # Every slice's middle, start and end, where one lasts (a few hundred at most).
+        step = max(1, len(mine) // 100)
+        at = sorted({t for s in mine[::step] if s["end_ns"] > s["start_ns"]
+                     for t in (s["start_ns"], (s["start_ns"] + s["end_ns"]) // 2, s["end_ns"])})
+        assert at or not mine, f"{name}: nothing to sample"
+        for t in at:
+            shown = [v for ts, v in values if ts <= t][-1]
+            live = sum(1 for s in mine if s["start_ns"] <= t < s["end_ns"])
+            assert shown == live, f"{name} at {t} ns: counter {shown}, slices {live}"
+        samples += len(at)
+    return samples
 
 
 if __name__ == "__main__":
