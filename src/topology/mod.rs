@@ -11,7 +11,7 @@ pub mod sysfs;
 use std::path::Path;
 use std::sync::OnceLock;
 
-pub use sysfs::{CoreKind, CpuPlace, Layout};
+pub use sysfs::{CoreKind, CpuPlace, LaneGroup, Layout};
 
 /// The machine's cores as this process sees them.
 #[derive(Clone, Debug, serde::Serialize)]

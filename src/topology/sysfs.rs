@@ -200,6 +200,86 @@ impl Layout {
     }
 }
 
+/// Core lanes that are shown together, under a caption.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LaneGroup {
+    /// `None` where the machine has one group and lanes need no heading.
+    pub caption: Option<String>,
+    pub cpus: Vec<usize>,
+}
+
+impl Layout {
+    /// Whether the machine has more than one package or last-level cache
+    /// group, so that lanes are worth grouping.
+    pub fn is_grouped(&self) -> bool {
+        self.packages() > 1 || self.llc_groups().len() > 1
+    }
+
+    /// `cpus` in the order their lanes are shown. On a machine of one cache
+    /// group: ascending, one group without caption (a small machine's view
+    /// stays as it was). Else the run's `own` cores first, then the others
+    /// by package and cache group, each group with a caption.
+    pub fn lane_groups(&self, cpus: &[usize], own: &[usize]) -> Vec<LaneGroup> {
+        let mut cpus = cpus.to_vec();
+        cpus.sort_unstable();
+        cpus.dedup();
+        if !self.is_grouped() {
+            return vec![LaneGroup {
+                caption: None,
+                cpus,
+            }];
+        }
+        let (mine, others): (Vec<usize>, Vec<usize>) =
+            cpus.into_iter().partition(|c| own.contains(c));
+        let mut groups = Vec::new();
+        if !mine.is_empty() {
+            groups.push(LaneGroup {
+                caption: Some("this run's cores".into()),
+                cpus: mine,
+            });
+        }
+        // Unknown CPUs (offline when read) go last, in a group of their own.
+        let mut by_group: BTreeMap<Option<(usize, usize)>, Vec<usize>> = BTreeMap::new();
+        for cpu in others {
+            let key = self.place(cpu).map(|p| (p.package, p.llc));
+            by_group.entry(key).or_default().push(cpu);
+        }
+        let (some, none): (Vec<_>, Vec<_>) = by_group.into_iter().partition(|(k, _)| k.is_some());
+        for (key, cpus) in some.into_iter().chain(none) {
+            groups.push(LaneGroup {
+                caption: Some(self.group_caption(key)),
+                cpus,
+            });
+        }
+        groups
+    }
+
+    /// "package 1 · L3 of cpus 4-7,12-15", the package left out on one-package machines.
+    fn group_caption(&self, key: Option<(usize, usize)>) -> String {
+        let Some((package, llc)) = key else {
+            return "cpus of unknown place".into();
+        };
+        let members: Vec<usize> = self
+            .cpus
+            .iter()
+            .filter(|p| p.llc == llc)
+            .map(|p| p.cpu)
+            .collect();
+        let level = self.place(members[0]).map_or(0, |p| p.llc_level);
+        let cache = if level > 0 {
+            format!("L{level}")
+        } else {
+            "cache".into()
+        };
+        let shared = format!("{cache} of cpus {}", super::compact_ranges(&members));
+        if self.packages() > 1 {
+            format!("package {package} · {shared}")
+        } else {
+            shared
+        }
+    }
+}
+
 impl Raw {
     fn read(root: &Path, cpu: usize) -> Raw {
         let dir = format!("{CPU_DIR}/cpu{cpu}");
@@ -427,5 +507,48 @@ mod tests {
             file("cpu1/cpu_capacity", "1024\n"),
         ]);
         assert!(!Layout::read(root.path(), 2).is_hybrid());
+    }
+
+    /// Two packages of two cores, each package one L3 (no cache files: the
+    /// package is the group).
+    fn two_packages() -> Layout {
+        let root = tree(&[
+            file("online", "0-3\n"),
+            file("cpu2/topology/physical_package_id", "1\n"),
+            file("cpu3/topology/physical_package_id", "1\n"),
+        ]);
+        Layout::read(root.path(), 4)
+    }
+
+    #[test]
+    fn lanes_of_one_cache_group_keep_their_order() {
+        let root = tree(&[]);
+        let groups = Layout::read(root.path(), 2).lane_groups(&[1, 0], &[1]);
+        assert_eq!(
+            groups,
+            vec![LaneGroup {
+                caption: None,
+                cpus: vec![0, 1]
+            }],
+            "the run's core does not move on a one-group machine"
+        );
+    }
+
+    #[test]
+    fn lanes_put_the_runs_cores_first_then_group_by_package() {
+        let groups = two_packages().lane_groups(&[0, 1, 2, 3, 7], &[3]);
+        let shown: Vec<(Option<&str>, &[usize])> = groups
+            .iter()
+            .map(|g| (g.caption.as_deref(), &g.cpus[..]))
+            .collect();
+        assert_eq!(
+            shown,
+            vec![
+                (Some("this run's cores"), &[3][..]),
+                (Some("package 0 · cache of cpus 0-1"), &[0, 1][..]),
+                (Some("package 1 · cache of cpus 2-3"), &[2][..]),
+                (Some("cpus of unknown place"), &[7][..]),
+            ]
+        );
     }
 }

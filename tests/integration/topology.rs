@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use corelanes::topology::{CoreKind, Layout, Topology, parse_cpu_list};
+use corelanes::topology::{CoreKind, Layout, Topology, compact_ranges, parse_cpu_list};
 
 fn fixture(name: &str) -> Layout {
     let root: PathBuf = [env!("CARGO_MANIFEST_DIR"), "tests/fixtures/topology", name]
@@ -112,4 +112,41 @@ fn this_machine_agrees_with_the_affinity_mask() {
     );
     assert!(fresh.cpus.len() <= topo.system_cpus);
     assert!(fresh.cores() * fresh.threads_per_core() >= fresh.cpus.len());
+}
+
+/// Each lane group as (caption, CPUs in the kernel's list format).
+fn shown_groups(layout: &Layout, cpus: &[usize], own: &[usize]) -> Vec<(Option<String>, String)> {
+    layout
+        .lane_groups(cpus, own)
+        .into_iter()
+        .map(|g| (g.caption, compact_ranges(&g.cpus)))
+        .collect()
+}
+
+#[test]
+fn lanes_group_by_cache_with_the_runs_cores_first() {
+    let all: Vec<usize> = (0..16).collect();
+    let xeon = shown_groups(&fixture("xeon-2s"), &all, &[9, 1]);
+    let expect = |c: &str, cpus: &str| (Some(c.to_string()), cpus.to_string());
+    assert_eq!(
+        xeon,
+        vec![
+            expect("this run's cores", "1,9"),
+            expect("package 0 · L3 of cpus 0-3,8-11", "0,2-3,8,10-11"),
+            expect("package 1 · L3 of cpus 4-7,12-15", "4-7,12-15"),
+        ]
+    );
+    let all: Vec<usize> = (0..128).collect();
+    let epyc = shown_groups(&fixture("epyc-64"), &all, &[]);
+    assert_eq!(epyc.len(), 16, "no run's group when nothing was pinned");
+    assert_eq!(epyc[1], expect("L3 of cpus 4-7,68-71", "4-7,68-71"));
+    // One cache group: the order stays ascending, the pinned core does not move.
+    let vm = shown_groups(&fixture("vm2"), &[1, 0], &[1]);
+    assert_eq!(vm, vec![(None, "0-1".to_string())]);
+    let laptop = shown_groups(&fixture("alder-lake"), &[3, 12], &[12]);
+    assert_eq!(
+        laptop,
+        vec![(None, "3,12".to_string())],
+        "one L3 for P and E"
+    );
 }
