@@ -439,9 +439,9 @@ pub fn report(rec: &Recording) -> String {
         rec.tasks.len()
     );
     for t in &rec.threads {
-        let pin = t
-            .pinned_core
-            .map_or("unpinned".to_string(), |c| format!("pinned to core {c}"));
+        let pin = t.pinned_core.map_or("unpinned".to_string(), |c| {
+            format!("pinned to {}", Topology::get().core_label(c))
+        });
         out += &format!(
             "  {:<10} {:<16} CPU {:>9}  waited for CPU {:>9}  switches {} voluntary, {} involuntary  migrations {}\n",
             t.name,

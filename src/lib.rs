@@ -9,7 +9,8 @@
 //! Data flows one way: workers and capture threads → channel → [`run::Recording`]
 //! → [`timeline`] store → views (GUI, CLI, exports).
 //!
-//! - [`topology`]: which cores this process may use.
+//! - [`topology`]: which cores this process may use, and where each CPU sits
+//!   (package, core, SMT thread, cache group, P/E), read from `/sys`.
 //! - [`environment`]: the machine a run ran on (CPU, SMT, VM, kernel, load at its start).
 //! - [`workload`]: what one task does (cpu, io, disk, mixed, lock, amdahl).
 //! - [`run`]: validated experiment config, pinned worker threads, cancel, panics.

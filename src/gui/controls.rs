@@ -747,11 +747,7 @@ mod tests {
     #[test]
     fn estimates_follow_what_bounds_each_workload() {
         // A fixed two-core machine, whatever this one has.
-        let topo = Topology {
-            allowed: vec![0, 1],
-            system_cpus: 2,
-            smt_siblings: Vec::new(),
-        };
+        let topo = Topology::with_layout(vec![0, 1], 2, crate::topology::Layout::default());
         // 8 tasks of 1 s on 4 threads spread over the two cores: 8 s of work.
         let seconds = |workload| {
             let config = RunConfig {

@@ -339,11 +339,7 @@ mod tests {
 
     /// A fixed two-core machine, whatever this one has.
     fn two_cores() -> Topology {
-        Topology {
-            allowed: vec![0, 1],
-            system_cpus: 2,
-            smt_siblings: Vec::new(),
-        }
+        Topology::with_layout(vec![0, 1], 2, crate::topology::Layout::default())
     }
 
     /// Eight tasks of `workload`, the defaults otherwise.

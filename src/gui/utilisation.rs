@@ -148,9 +148,9 @@ impl Window {
                 }
                 for (core, points) in lines.per_core.into_iter().enumerate() {
                     let name = if topo.is_allowed(core) {
-                        format!("core {core}")
+                        topo.core_label(core)
                     } else {
-                        format!("core {core} (not ours)")
+                        format!("{} (not ours)", topo.core_label(core))
                     };
                     plot.line(
                         Line::new(name, points)

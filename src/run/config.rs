@@ -225,11 +225,7 @@ mod tests {
     #[test]
     fn cores_used_counts_distinct_cores_capped_at_threads() {
         // A fixed two-core machine, whatever this one has.
-        let topo = Topology {
-            allowed: vec![0, 1],
-            system_cpus: 2,
-            smt_siblings: Vec::new(),
-        };
+        let topo = Topology::with_layout(vec![0, 1], 2, crate::topology::Layout::default());
         let used = |threads, placement| config(threads, placement).cores_used(&topo);
         assert_eq!(used(4, Placement::OneCore(1)), 1);
         assert_eq!(used(4, Placement::Spread), 2, "spread wraps");

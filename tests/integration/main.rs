@@ -17,6 +17,7 @@ mod live;
 mod robustness;
 mod sched;
 mod session;
+mod topology;
 #[cfg(feature = "gui")]
 mod window;
 

@@ -131,6 +131,19 @@ impl PaintCtx {
     }
 }
 
+/// The font size, at most `size` and at least 9, at which `text` fits in `room` pixels.
+fn fitted_size(painter: &egui::Painter, text: &str, size: f32, room: f32) -> f32 {
+    let width = painter
+        .layout_no_wrap(text.to_owned(), FontId::proportional(size), Color32::WHITE)
+        .size()
+        .x;
+    if width <= room {
+        size
+    } else {
+        (size * room / width).max(9.0)
+    }
+}
+
 /// What a lane holds, and so how its classes are coloured and explained.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Kind {
@@ -388,11 +401,14 @@ impl TimelineView {
                     pc.painter.rect_filled(sw, 2.0, *color);
                     text_x += 14.0;
                 }
+                // Many-core labels ("cpu 127 · 0:63:1") may need more than the gutter.
+                let room = pc.data.left() - 4.0 - text_x;
+                let size = fitted_size(&pc.painter, label, 13.0, room);
                 pc.label(
                     pos2(text_x, lane_rect.center().y),
                     Align2::LEFT_CENTER,
                     label,
-                    13.0,
+                    size,
                     pc.text,
                 );
                 match content {
@@ -637,34 +653,14 @@ fn rows<'a>(runs: &'a [RunView<'a>], texts: &Texts) -> Vec<Row<'a>> {
             cores.sort_unstable();
             cores.dedup();
         }
-        for core in cores {
-            let content = if tl.cores_from_kernel {
-                Content::One(
-                    tl.cores.get(core).unwrap_or(&EMPTY_LANE),
-                    Kind::Core { core },
-                )
-            } else {
-                // The threads that may run on this core, one band each.
-                let by_thread = tl.core_tasks.get(core).map_or(&[][..], Vec::as_slice);
-                let bands = rec
-                    .threads
-                    .iter()
-                    .filter(|t| t.pinned_core.is_none_or(|c| c == core))
-                    .take(8)
-                    .map(|t| {
-                        let lane = by_thread.get(t.index).unwrap_or(&EMPTY_LANE);
-                        (lane, Kind::CoreTasks { thread: t.index })
-                    })
-                    .collect();
-                Content::Bands(bands)
-            };
-            rows.push(Row::Lane {
-                run,
-                label: format!("core {core}"),
-                swatch: None,
-                content,
-                strip: None,
-            });
+        let own: Vec<usize> = rec.threads.iter().filter_map(|t| t.pinned_core).collect();
+        for group in topo.layout.lane_groups(&cores, &own) {
+            if let Some(caption) = group.caption {
+                rows.push(texts.row(caption, 12.0, true));
+            }
+            for core in group.cpus {
+                rows.push(core_row(run, core, topo));
+            }
         }
         let states = has_states(tl);
         rows.push(texts.row(
@@ -695,6 +691,38 @@ fn rows<'a>(runs: &'a [RunView<'a>], texts: &Texts) -> Vec<Row<'a>> {
         }
     }
     rows
+}
+
+/// One core's lane: what the kernel says it ran, else the tasks that started on it.
+fn core_row<'a>(run: &'a RunView<'a>, core: usize, topo: &Topology) -> Row<'a> {
+    let (rec, tl) = (run.rec, run.timeline);
+    let content = if tl.cores_from_kernel {
+        Content::One(
+            tl.cores.get(core).unwrap_or(&EMPTY_LANE),
+            Kind::Core { core },
+        )
+    } else {
+        // The threads that may run on this core, one band each.
+        let by_thread = tl.core_tasks.get(core).map_or(&[][..], Vec::as_slice);
+        let bands = rec
+            .threads
+            .iter()
+            .filter(|t| t.pinned_core.is_none_or(|c| c == core))
+            .take(8)
+            .map(|t| {
+                let lane = by_thread.get(t.index).unwrap_or(&EMPTY_LANE);
+                (lane, Kind::CoreTasks { thread: t.index })
+            })
+            .collect();
+        Content::Bands(bands)
+    };
+    Row::Lane {
+        run,
+        label: topo.core_label(core),
+        swatch: None,
+        content,
+        strip: None,
+    }
 }
 
 fn fixed_height(row: &Row) -> f32 {
@@ -967,7 +995,8 @@ fn tooltip(ui: &mut Ui, run: &RunView, hit: &Hit) {
         }
         Hit::Gap { core, t } => {
             ui.label(format!(
-                "core {core} at {}: running none of this run's threads (idle, or another program)",
+                "{} at {}: running none of this run's threads (idle, or another program)",
+                Topology::get().core_label(core),
                 ms(t)
             ));
             let waiting: Vec<String> = run
