@@ -70,7 +70,7 @@ fn a_saved_session_reopens_in_the_window_and_bad_files_lose_nothing() {
     assert_eq!(reopened.metrics, run.metrics);
     assert_eq!(app.history.selected, Some(1), "the reopened run is shown");
     harness.get_by_label_contains("#2 io · 1 thread · one core");
-    harness.get_by_label_contains("from two.pftrace");
+    harness.get_by_label_contains("· from two.pftrace");
     harness.get_by_label("two.pftrace"); // in the recent list
 
     // Bad files: each refused in one sentence, and the two runs stay.
@@ -129,7 +129,8 @@ fn settings_and_runs_are_kept_across_launches_and_offered_not_reopened() {
     harness.run_steps(2);
     harness.get_by_label_contains("Reopen the 1 run kept when the window last closed?");
     click(&mut harness, "Reopen");
-    wait_for_label(&mut harness, "opened");
+    let kept = dir.path().join("kept.pftrace");
+    wait_for_label(&mut harness, &format!("opened {} (1 run)", kept.display()));
     assert_eq!(harness.state().history.len(), 1);
     assert_eq!(harness.state().history.get(0).unwrap().rec.config, short());
 
