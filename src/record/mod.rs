@@ -375,8 +375,17 @@ fn control(config: &RecordConfig, stop: &AtomicBool, tx: &Sender<RunEvent>) {
         }
         std::thread::sleep(TICK);
     }
-    let wall_ns = sys::monotonic_ns() - origin_ns;
+    let stopped_ns = sys::monotonic_ns() - origin_ns;
     let report = capture.finish(origin_ns);
+    // The capture runs on while it waits for the threads' exit records (or
+    // a short grace, when they live on): its slices end there, so does the wall.
+    let wall_ns = report
+        .slices
+        .iter()
+        .map(|s| s.end_ns)
+        .max()
+        .unwrap_or(0)
+        .max(stopped_ns);
     let done = finished_threads(capture.registry(), &report);
     let _ = tx.send(RunEvent::Sched(report));
     for thread in done {

@@ -13,6 +13,7 @@ mod exports;
 mod gui;
 mod gui_sessions;
 mod live;
+mod record;
 mod robustness;
 mod sched;
 mod session;
