@@ -248,7 +248,7 @@ fn ctrl_c_during_record_still_writes_the_files_and_exits_promptly() {
         "sleep",
         "5",
     ];
-    let child = command(&args).spawn().expect("corelanes starts");
+    let mut child = command(&args).spawn().expect("corelanes starts");
     // The program runs once its comm says so (the fork is named corelanes).
     let deadline = Instant::now() + Duration::from_secs(30);
     let started = Instant::now();
@@ -259,7 +259,9 @@ fn ctrl_c_during_record_still_writes_the_files_and_exits_promptly() {
         let sleeping = children.split_whitespace().any(|pid| {
             std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == "sleep")
         });
-        if sleeping || Instant::now() > deadline {
+        // Ended already: perf refused, the program never ran.
+        let gone = child.try_wait().is_ok_and(|status| status.is_some());
+        if sleeping || gone || Instant::now() > deadline {
             break sleeping;
         }
         std::thread::sleep(Duration::from_millis(10));

@@ -610,6 +610,22 @@ mod tests {
     }
 
     #[test]
+    fn parses_comm_with_the_new_name() {
+        // COMM: pid, tid, "python3\0" padded to 8 bytes, then the trailer.
+        let mut bytes = header(PERF_RECORD_COMM, 0, 8 + 8 + 8 + 24);
+        bytes.extend(200u32.to_ne_bytes());
+        bytes.extend(201u32.to_ne_bytes());
+        bytes.extend(*b"python3\0");
+        bytes.extend(sample_id(200, 201, 7_000, 1));
+        let mut out = Vec::new();
+        parse_records(&bytes, &mut out);
+        assert_eq!(out.len(), 1);
+        assert_eq!((out[0].tid, out[0].time_ns, out[0].cpu), (201, 7_000, 1));
+        assert_eq!(out[0].kind.comm().as_deref(), Some("python3"));
+        assert_eq!(RecordKind::Exit.comm(), None);
+    }
+
+    #[test]
     fn drain_interval_follows_ring_size() {
         assert_eq!(drain_interval(64 * 4096), Duration::from_millis(10));
         assert_eq!(drain_interval(16 * 4096), Duration::from_micros(5_120));
