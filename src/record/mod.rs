@@ -23,7 +23,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, Sender, TryRecvError};
+use crossbeam_channel::{Receiver, Sender};
 
 use crate::environment::Environment;
 use crate::run::{Placement, Recording, RunConfig, failed};
@@ -89,16 +89,9 @@ impl RecordHandle {
 
     /// The events that arrived since the last call, without waiting.
     pub fn try_events(&mut self) -> Vec<RunEvent> {
-        let mut events = Vec::new();
-        loop {
-            match self.events.try_recv() {
-                Ok(event) => events.push(event),
-                Err(TryRecvError::Empty) => break,
-                Err(TryRecvError::Disconnected) => {
-                    events.extend(self.obituary());
-                    break;
-                }
-            }
+        let (mut events, closed) = crate::run::arrived(&self.events);
+        if closed {
+            events.extend(self.obituary());
         }
         events
     }
@@ -153,20 +146,7 @@ pub fn start(config: RecordConfig) -> RecordHandle {
 pub fn record_until(config: RecordConfig, stop: &Receiver<()>) -> Recording {
     let mut recording = Recording::new(program_config(config.sched));
     let mut handle = start(config);
-    let never = crossbeam_channel::never();
-    let mut stop = stop;
-    loop {
-        crossbeam_channel::select! {
-            recv(handle.events) -> event => match event {
-                Ok(event) => recording.ingest(event),
-                Err(_) => break,
-            },
-            recv(stop) -> _ => {
-                handle.stop();
-                stop = &never;
-            }
-        }
-    }
+    crate::run::ingest_until(&mut recording, &handle.events, stop, || handle.stop());
     for event in handle.obituary() {
         recording.ingest(event);
     }
