@@ -70,6 +70,9 @@ pub struct RecordArgs {
     /// Stop after this many seconds (the program runs on; a launched one gets Ctrl+C).
     #[arg(long, value_name = "S", value_parser = seconds)]
     pub seconds: Option<Duration>,
+    /// Kernel scheduler capture: auto (perf, else sampling /proc), perf or procfs [default: auto].
+    #[arg(long, default_value = "auto")]
+    pub sched: SchedMode,
     #[command(flatten)]
     pub out: OutputArgs,
     /// The command to launch and its arguments, after `--`.
@@ -351,7 +354,7 @@ fn record_program(args: &RecordArgs) -> anyhow::Result<ExitCode> {
         record::RecordConfig {
             program,
             duration: args.seconds,
-            sched: SchedMode::Auto,
+            sched: args.sched,
         },
         interrupts.stop(),
     );

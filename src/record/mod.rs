@@ -29,8 +29,8 @@ use crate::environment::Environment;
 use crate::run::{Placement, Recording, RunConfig, failed};
 use crate::sys;
 use crate::telemetry::events::{RunEvent, ThreadRecord};
-use crate::telemetry::sched::perf::Target;
-use crate::telemetry::sched::{Registry, SchedCapture, SchedMode, SchedReport};
+use crate::telemetry::sched::perf::{Target, threads_of};
+use crate::telemetry::sched::{Registry, SchedCapture, SchedMode, SchedReport, SchedSource};
 use crate::workload::WorkloadKind;
 
 /// Which program to record.
@@ -48,7 +48,8 @@ pub struct RecordConfig {
     pub program: Program,
     /// Stop after this long (the program keeps running).
     pub duration: Option<Duration>,
-    /// `Off` records nothing; any other mode is perf (see [`SchedCapture::start_for`]).
+    /// `Auto`: perf, else /proc sampling (coarse, and it sees a thread only
+    /// from the tick after it appears); `Perf` or `Procfs` alone; `Off`: nothing.
     pub sched: SchedMode,
 }
 
@@ -203,6 +204,25 @@ fn process_alive(pid: i32) -> bool {
     })
 }
 
+/// Every thread of process `pid` and of its descendants, now.
+fn process_tree(pid: i32) -> Vec<i32> {
+    let mut out = Vec::new();
+    let mut pending = vec![pid];
+    while let Some(pid) = pending.pop() {
+        for tid in threads_of(pid).unwrap_or_default() {
+            out.push(tid);
+            let children = std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/children"))
+                .unwrap_or_default();
+            pending.extend(
+                children
+                    .split_whitespace()
+                    .filter_map(|c| c.parse::<i32>().ok()),
+            );
+        }
+    }
+    out
+}
+
 /// The CPUs a program may run on: every online one (it may widen its own
 /// affinity beyond ours, and an attached one has its own).
 fn online_cpus() -> Vec<usize> {
@@ -321,7 +341,19 @@ fn control(config: &RecordConfig, stop: &AtomicBool, tx: &Sender<RunEvent>) {
     let mut stopped_at: Option<Instant> = None;
     let mut ended = false;
     let mut forwarded = false;
+    let sampled = capture.source() == SchedSource::Procfs;
     loop {
+        if sampled {
+            // No records tell of new threads: look for them, and for names
+            // changed at exec.
+            let now = sys::monotonic_ns();
+            for tid in process_tree(info.pid) {
+                let comm = std::fs::read_to_string(format!("/proc/{tid}/comm")).ok();
+                capture
+                    .registry()
+                    .discovered(tid, now, comm.map(|c| c.trim_end().to_owned()));
+            }
+        }
         for r in capture.registry().since(&mut seen) {
             let _ = tx.send(RunEvent::ThreadSeen(thread_record(
                 capture.registry(),

@@ -392,10 +392,10 @@ impl SchedCapture {
 
     /// As [`SchedCapture::start`], for `target`. Another program's threads
     /// are registered by the capture itself: those that exist now (attach:
-    /// in tid order; launch: the process), then each as it first appears in
-    /// the records. Only perf can follow another program (and its child
-    /// processes) from its first instruction, so there is no /proc fallback
-    /// for it: a refusal is the error.
+    /// in tid order; launch: the process), then, with perf, each as it first
+    /// appears in the records. The /proc fallback samples only the threads
+    /// registered: the caller registers the others as it finds them
+    /// ([`Registry::discovered`]).
     pub fn start_for(
         mode: SchedMode,
         cpus: &[usize],
@@ -414,11 +414,6 @@ impl SchedCapture {
                 }
             }
         }
-        let mode = match (target, mode) {
-            (perf::Target::Own, mode) => mode,
-            (_, SchedMode::Off) => SchedMode::Off,
-            _ => SchedMode::Perf,
-        };
         let all_cpus;
         let cpus = if cpus.is_empty() {
             all_cpus = sys::affinity_of_current_thread().unwrap_or_default();
