@@ -204,6 +204,13 @@ fn process_alive(pid: i32) -> bool {
     })
 }
 
+/// The effective uid of `/proc/WHO` (a pid, or "self"), from its status.
+fn effective_uid(who: &str) -> Option<u32> {
+    let status = std::fs::read_to_string(format!("/proc/{who}/status")).ok()?;
+    let line = status.lines().find_map(|l| l.strip_prefix("Uid:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
 /// Every thread of process `pid` and of its descendants, now.
 fn process_tree(pid: i32) -> Vec<i32> {
     let mut out = Vec::new();
@@ -275,6 +282,16 @@ fn begin(
             let _ = sys::process::raise_open_files_limit();
             let cmdline = std::fs::read(format!("/proc/{pid}/cmdline"))
                 .map_err(|e| format!("no process {pid} to attach to ({e})"))?;
+            if let (Some(theirs), Some(ours)) =
+                (effective_uid(&pid.to_string()), effective_uid("self"))
+                && theirs != ours
+                && ours != 0
+            {
+                return Err(format!(
+                    "process {pid} belongs to another user (uid {theirs}): the kernel lets a user \
+                     record only their own processes; run corelanes as that user, or as root"
+                ));
+            }
             let capture = SchedCapture::start_for(config.sched, cpus, Target::Attach(pid))
                 .map_err(|e| e.to_string())?;
             let args: Vec<OsString> = cmdline

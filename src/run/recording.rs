@@ -132,6 +132,11 @@ impl Recording {
             }
             RunEvent::Finished { wall_ns, cancelled } => {
                 self.wall_ns = wall_ns.max(self.wall_ns);
+                if self.program.is_some() {
+                    // The config's thread count, for what reads only the
+                    // config (a reopened session's title).
+                    self.config.threads = self.threads.len();
+                }
                 self.status = if cancelled {
                     RunStatus::Cancelled
                 } else {
