@@ -1,4 +1,4 @@
-//! The command line: `run`, `sweep`, `bench`, `open`, and `gui` (the default).
+//! The command line: `run`, `sweep`, `bench`, `open`, `record`, and `gui` (the default).
 //! Raw arguments are turned into a validated [`RunConfig`] before anything runs.
 
 use std::io::Write;
@@ -10,11 +10,12 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::export;
 use crate::interrupt::Interrupts;
-use crate::metrics::human_ns;
+use crate::metrics::{KernelFigures, human_ns};
 use crate::outputs::{Outputs, is_stdout};
+use crate::record;
 use crate::run::{self, ConfigError, Placement, Recording, RunConfig, RunStatus};
 use crate::session::{self, SavedRun};
-use crate::telemetry::sched::SchedMode;
+use crate::telemetry::sched::{SchedMode, SliceState};
 use crate::topology::Topology;
 use crate::workload::WorkloadKind;
 
@@ -55,6 +56,28 @@ pub enum Command {
     Bench(crate::bench::BenchArgs),
     /// Open a saved session (.pftrace): print its runs, or convert one.
     Open(OpenArgs),
+    /// Record another program's threads as the kernel scheduled them:
+    /// `record -- CMD ARGS...` launches it, `record --pid PID` attaches.
+    Record(RecordArgs),
+}
+
+/// `corelanes record`: which program, for how long, and the files to write.
+#[derive(Args, Debug, Clone)]
+pub struct RecordArgs {
+    /// Attach to this running process (of the same user) instead of launching a command.
+    #[arg(long, conflicts_with = "command")]
+    pub pid: Option<i32>,
+    /// Stop after this many seconds (the program runs on; a launched one gets Ctrl+C).
+    #[arg(long, value_name = "S", value_parser = seconds)]
+    pub seconds: Option<Duration>,
+    /// Kernel scheduler capture: auto (perf, else sampling /proc), perf or procfs [default: auto].
+    #[arg(long, default_value = "auto")]
+    pub sched: SchedMode,
+    #[command(flatten)]
+    pub out: OutputArgs,
+    /// The command to launch and its arguments, after `--`.
+    #[arg(last = true, value_name = "CMD", required_unless_present = "pid")]
+    pub command: Vec<std::ffi::OsString>,
 }
 
 /// The flags that describe one run (shared by `run`, `sweep` and `gui`).
@@ -279,6 +302,7 @@ pub fn run(cli: Cli) -> ExitCode {
             crate::gui::bench::print_figures(args.events);
         }),
         Some(Command::Open(args)) => open_session(&args),
+        Some(Command::Record(args)) => record_program(&args),
     };
     match result {
         Ok(code) => code,
@@ -315,6 +339,99 @@ fn run_once(args: &RunArgs, out: &OutputArgs) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::FAILURE
     })
+}
+
+fn record_program(args: &RecordArgs) -> anyhow::Result<ExitCode> {
+    let out = args.out.outputs();
+    out.check_writable()?;
+    let program = match args.pid {
+        Some(pid) => record::Program::Attach(pid),
+        None => record::Program::Launch(args.command.clone()),
+    };
+    let attached = args.pid.is_some();
+    let interrupts = Interrupts::install()?;
+    let rec = record::record_until(
+        record::RecordConfig {
+            program,
+            duration: args.seconds,
+            sched: args.sched,
+        },
+        interrupts.stop(),
+    );
+    let Some(program) = rec.program.clone() else {
+        // It never started (perf refused, no such command or process).
+        anyhow::bail!("{}", rec.failures.join("; "));
+    };
+    if !out.json_to_stdout() {
+        print!("{}", program_report(&rec, &program));
+    }
+    out.write(&rec)?;
+    for why in &rec.failures {
+        eprintln!("failure: {why}");
+    }
+    if attached {
+        return Ok(ExitCode::SUCCESS);
+    }
+    Ok(match program.exit_status {
+        Some(status) => ExitCode::from(u8::try_from(status).unwrap_or(1)),
+        None => interrupts.exit_code().unwrap_or(ExitCode::SUCCESS),
+    })
+}
+
+/// The human summary of another program's recording: figures from the
+/// kernel's slices alone, then one line per thread.
+pub fn program_report(rec: &Recording, program: &record::ProgramInfo) -> String {
+    let m = rec.metrics();
+    let k = KernelFigures::of(rec.slices(), rec.wall_ns);
+    let mut out = rec.title();
+    out += &match (program.exit_status, program.attached) {
+        (Some(status), _) => format!(" — exited with status {status}\n"),
+        (None, true) => " — attached\n".to_owned(),
+        (None, false) => " — still running when the recording stopped\n".to_owned(),
+    };
+    out += &format!(
+        "wall {}   CPU {}   parallelism {:.2} (threads running, on average)   \
+         concurrency {:.2} (running or waiting for a CPU)\n",
+        human_ns(m.wall_ns),
+        human_ns(m.cpu_ns),
+        k.parallelism,
+        k.concurrency
+    );
+    let share = |ns: u64| 100.0 * ns as f64 / rec.wall_ns.max(1) as f64;
+    out += "threads running at once:";
+    for (running, &ns) in k.profile_ns.iter().enumerate() {
+        out += &format!("  {running}: {:.0} %", share(ns));
+    }
+    out += "\n";
+    let per_thread = rec.sched.as_ref().map_or(&[][..], |s| &s.per_thread[..]);
+    for (t, sched) in rec.threads.iter().zip(per_thread) {
+        let mut cores: Vec<usize> = rec
+            .slices()
+            .iter()
+            .filter(|s| s.thread == t.index && s.state == SliceState::Running)
+            .map(|s| s.core)
+            .collect();
+        cores.sort_unstable();
+        cores.dedup();
+        out += &format!(
+            "  {:<15} tid {:<7} running {:>9}  waiting for CPU {:>9}  blocked {:>9}  \
+             switches {} preempted, {} voluntary  migrations {}  cores {}\n",
+            t.name,
+            t.tid,
+            human_ns(sched.running_ns),
+            human_ns(sched.runnable_ns),
+            human_ns(sched.blocked_ns),
+            sched.switches_out_preempted,
+            sched.switches_out_blocked,
+            sched.migrations,
+            if cores.is_empty() {
+                "none".to_owned()
+            } else {
+                crate::topology::compact_ranges(&cores)
+            }
+        );
+    }
+    out + &capture_lines(rec)
 }
 
 fn open_session(args: &OpenArgs) -> anyhow::Result<ExitCode> {
@@ -453,8 +570,13 @@ pub fn report(rec: &Recording) -> String {
             t.migrations
         );
     }
+    out + &capture_lines(rec)
+}
+
+/// The closing lines of a report: where the slices came from, and the machine.
+fn capture_lines(rec: &Recording) -> String {
     let lost = rec.sched.as_ref().map_or(0, |s| s.lost_records);
-    out += &format!("scheduler capture: {:?}", rec.sched_source).to_lowercase();
+    let mut out = format!("scheduler capture: {:?}", rec.sched_source).to_lowercase();
     if let Some(s) = &rec.sched {
         out += &format!(", {} slices, {lost} lost records", s.slices.len());
     }

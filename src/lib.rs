@@ -18,6 +18,7 @@
 //! - [`timeline`]: the drawing store: spans per lane, range queries, folding.
 //! - [`metrics`]: wall, CPU, parallelism, concurrency, speedup, Amdahl.
 //! - [`sweep`]: the same work on 1..N threads.
+//! - [`record`]: another program, launched with capture from its `exec` or attached by PID.
 //! - [`export`]: summary JSON, CSV, Chrome trace.
 //! - [`session`]: runs saved as a Perfetto trace (`.pftrace`) and opened again.
 //! - [`bench`]: the engine's own costs, for `corelanes bench` and `benches/`.
@@ -33,6 +34,7 @@ pub mod gui;
 pub mod interrupt;
 pub mod metrics;
 pub mod outputs;
+pub mod record;
 pub mod run;
 pub mod session;
 pub mod sweep;

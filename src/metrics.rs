@@ -2,6 +2,7 @@
 
 use crate::telemetry::events::{TaskRecord, ThreadRecord};
 use crate::telemetry::sched::slices::Totals;
+use crate::telemetry::sched::{SchedSlice, SliceState};
 
 /// Measured figures of one run.
 #[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -100,6 +101,57 @@ impl Metrics {
     }
 }
 
+/// Figures from the kernel's slices alone, for a program with no task
+/// stamps (`corelanes record`).
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct KernelFigures {
+    /// Σ running / wall: the average number of the threads running.
+    pub parallelism: f64,
+    /// Σ (running + waiting for a CPU) / wall: the average number that
+    /// wanted a CPU, whether they had one or not.
+    pub concurrency: f64,
+    /// `profile_ns[k]`: the time during which exactly k threads were running
+    /// (Visual Studio's CPU utilisation view, as a histogram), within the wall.
+    pub profile_ns: Vec<u64>,
+}
+
+impl KernelFigures {
+    pub fn of(slices: &[SchedSlice], wall_ns: u64) -> KernelFigures {
+        let sum = |keep: fn(SliceState) -> bool| -> u64 {
+            slices
+                .iter()
+                .filter(|s| keep(s.state))
+                .map(|s| s.end_ns.min(wall_ns).saturating_sub(s.start_ns))
+                .sum()
+        };
+        let running = sum(|s| s == SliceState::Running);
+        let wanting = sum(|s| s != SliceState::Blocked);
+        // Sweep the running slices' edges: +1 at a start, −1 at an end.
+        let mut edges: Vec<(u64, i64)> = slices
+            .iter()
+            .filter(|s| s.state == SliceState::Running && s.start_ns < wall_ns)
+            .flat_map(|s| [(s.start_ns, 1), (s.end_ns.min(wall_ns), -1)])
+            .collect();
+        edges.sort_unstable();
+        let mut profile_ns = vec![0u64; 1];
+        let (mut level, mut at) = (0usize, 0u64);
+        for (t, step) in edges {
+            profile_ns[level] += t - at;
+            at = t;
+            level = level.saturating_add_signed(step as isize);
+            if profile_ns.len() <= level {
+                profile_ns.resize(level + 1, 0);
+            }
+        }
+        profile_ns[level] += wall_ns.saturating_sub(at);
+        KernelFigures {
+            parallelism: ratio(running, wall_ns),
+            concurrency: ratio(wanting, wall_ns),
+            profile_ns,
+        }
+    }
+}
+
 fn ratio(a: u64, b: u64) -> f64 {
     if b == 0 { 0.0 } else { a as f64 / b as f64 }
 }
@@ -146,6 +198,32 @@ pub fn human_ns(ns: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn kernel_figures_count_threads_running_at_each_instant() {
+        let slice = |thread, state, start_ns, end_ns| SchedSlice {
+            thread,
+            core: thread,
+            state,
+            start_ns,
+            end_ns,
+        };
+        use SliceState::{Blocked, Runnable, Running};
+        // Over 100 ns: thread 0 runs 0-60, thread 1 waits 0-20, runs 20-80,
+        // blocks 80-100; nothing runs 80-100.
+        let slices = [
+            slice(0, Running, 0, 60),
+            slice(0, Blocked, 60, 100),
+            slice(1, Runnable, 0, 20),
+            slice(1, Running, 20, 80),
+            slice(1, Blocked, 80, 120),
+        ];
+        let k = KernelFigures::of(&slices, 100);
+        assert_eq!(k.profile_ns, vec![20, 40, 40], "0, 1 and 2 running");
+        assert!((k.parallelism - 1.2).abs() < 1e-9, "{k:?}");
+        assert!((k.concurrency - 1.4).abs() < 1e-9, "{k:?}");
+        assert_eq!(KernelFigures::of(&[], 50).profile_ns, vec![50]);
+    }
 
     #[test]
     fn a_run_in_progress_is_measured_so_far() {

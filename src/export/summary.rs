@@ -23,6 +23,16 @@ pub struct Summary<'a> {
     pub failures: &'a [String],
     /// The machine at the run's start; null where it was not recorded.
     pub environment: Option<&'a Environment>,
+    /// `corelanes record`: the program, and its figures from the kernel alone.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub program: Option<ProgramSummary<'a>>,
+}
+
+#[derive(serde::Serialize)]
+pub struct ProgramSummary<'a> {
+    #[serde(flatten)]
+    pub info: &'a crate::record::ProgramInfo,
+    pub kernel: crate::metrics::KernelFigures,
 }
 
 #[derive(serde::Serialize)]
@@ -67,6 +77,10 @@ impl<'a> Summary<'a> {
             },
             failures: &rec.failures,
             environment: rec.environment.as_ref(),
+            program: rec.program.as_ref().map(|info| ProgramSummary {
+                info,
+                kernel: crate::metrics::KernelFigures::of(rec.slices(), rec.wall_ns),
+            }),
         }
     }
 }

@@ -46,16 +46,9 @@ impl RunHandle {
     /// controller died, they end with the events that end the run as failed
     /// (see [`RunHandle::obituary`]), so the caller never waits forever.
     pub fn try_events(&mut self) -> Vec<RunEvent> {
-        let mut events = Vec::new();
-        loop {
-            match self.events.try_recv() {
-                Ok(event) => events.push(event),
-                Err(TryRecvError::Empty) => break,
-                Err(TryRecvError::Disconnected) => {
-                    events.extend(self.obituary());
-                    break;
-                }
-            }
+        let (mut events, closed) = arrived(&self.events);
+        if closed {
+            events.extend(self.obituary());
         }
         events
     }
@@ -159,25 +152,49 @@ pub fn run_to_end(valid: ValidConfig) -> Recording {
 pub fn run_until(valid: ValidConfig, stop: &Receiver<()>) -> Recording {
     let mut recording = Recording::new(valid.config.clone());
     let mut handle = start(valid);
-    let never = crossbeam_channel::never();
-    let mut stop = stop;
-    loop {
-        crossbeam_channel::select! {
-            recv(handle.events) -> event => match event {
-                Ok(event) => recording.ingest(event),
-                Err(_) => break,
-            },
-            recv(stop) -> _ => {
-                handle.cancel();
-                // Asked once; from now on only the run's events matter.
-                stop = &never;
-            }
-        }
-    }
+    ingest_until(&mut recording, &handle.events, stop, || handle.cancel());
     for event in handle.obituary() {
         recording.ingest(event);
     }
     recording
+}
+
+/// The events that arrived on `events` without waiting, and whether the
+/// channel has closed (the sender is done, or died).
+pub fn arrived(events: &Receiver<RunEvent>) -> (Vec<RunEvent>, bool) {
+    let mut out = Vec::new();
+    loop {
+        match events.try_recv() {
+            Ok(event) => out.push(event),
+            Err(TryRecvError::Empty) => return (out, false),
+            Err(TryRecvError::Disconnected) => return (out, true),
+        }
+    }
+}
+
+/// Ingests `events` into `recording` until the channel closes; once `stop`
+/// is ready (its sender dropped, or a message), calls `on_stop` once.
+pub fn ingest_until(
+    recording: &mut Recording,
+    events: &Receiver<RunEvent>,
+    stop: &Receiver<()>,
+    mut on_stop: impl FnMut(),
+) {
+    let never = crossbeam_channel::never();
+    let mut stop = stop;
+    loop {
+        crossbeam_channel::select! {
+            recv(events) -> event => match event {
+                Ok(event) => recording.ingest(event),
+                Err(_) => break,
+            },
+            recv(stop) -> _ => {
+                on_stop();
+                // Asked once; from now on only the events matter.
+                stop = &never;
+            }
+        }
+    }
 }
 
 fn control(

@@ -2,6 +2,7 @@
 
 use crate::environment::Environment;
 use crate::metrics::{Inputs, Metrics, TaskTotals};
+use crate::record::ProgramInfo;
 use crate::telemetry::events::{InFlight, RunEvent, TaskRecord, ThreadRecord};
 use crate::telemetry::sched::slices::Totals;
 use crate::telemetry::sched::{SchedReport, SchedSlice, SchedSource};
@@ -46,6 +47,8 @@ pub struct Recording {
     pub seen_ns: u64,
     /// Sums over `tasks`, kept as they arrive so figures cost nothing per frame.
     pub task_totals: TaskTotals,
+    /// Another program's recording (`corelanes record`): which one; `None` for a workload run.
+    pub program: Option<ProgramInfo>,
 }
 
 impl Recording {
@@ -67,6 +70,7 @@ impl Recording {
             in_flight: Vec::new(),
             seen_ns: 0,
             task_totals: TaskTotals::default(),
+            program: None,
         }
     }
 
@@ -99,12 +103,18 @@ impl Recording {
                 }
                 self.tasks.extend_from_slice(&batch);
             }
-            RunEvent::ThreadDone(thread) => {
+            // A recorded program's threads appear as it runs, and all of
+            // them end with `ThreadDone`, the last seen ones included.
+            RunEvent::ThreadDone(thread) | RunEvent::ThreadSeen(thread) => {
                 let index = thread.index;
+                if index >= self.threads.len() && self.program.is_some() {
+                    self.threads.resize_with(index + 1, ThreadRecord::default);
+                }
                 if let Some(slot) = self.threads.get_mut(index) {
                     *slot = thread;
                 }
             }
+            RunEvent::Program(info) => self.program = Some(info),
             RunEvent::Failure(why) => self.failures.push(why),
             RunEvent::Slices(batch) => {
                 for slice in &batch {
@@ -122,6 +132,11 @@ impl Recording {
             }
             RunEvent::Finished { wall_ns, cancelled } => {
                 self.wall_ns = wall_ns.max(self.wall_ns);
+                if self.program.is_some() {
+                    // The config's thread count, for what reads only the
+                    // config (a reopened session's title).
+                    self.config.threads = self.threads.len();
+                }
                 self.status = if cancelled {
                     RunStatus::Cancelled
                 } else {
@@ -170,7 +185,7 @@ impl Recording {
             .flatten()
             .map(|t| self.seen_ns.saturating_sub(t.start_ns))
             .sum();
-        Metrics::of(&Inputs {
+        let mut m = Metrics::of(&Inputs {
             wall_ns: self.elapsed_ns(),
             threads_ended: !self.is_running() && !self.threads.is_empty(),
             threads: &self.threads,
@@ -178,11 +193,27 @@ impl Recording {
             unfinished_ns,
             live_sched: (self.is_running() && !self.live_slices.is_empty())
                 .then_some(&self.live_sched),
-        })
+        });
+        if self.program.is_some() {
+            // No task stamps in another program: its threads running or
+            // waiting for a CPU are what is in flight.
+            m.concurrency =
+                crate::metrics::KernelFigures::of(self.slices(), self.elapsed_ns()).concurrency;
+        }
+        m
     }
 
     /// A one-line name for lists and legends, e.g. "cpu · 2 threads · one core (0)".
     pub fn title(&self) -> String {
+        if let Some(program) = &self.program {
+            let n = self.threads.len();
+            return format!(
+                "{} · pid {} · {n} thread{}",
+                program.command,
+                program.pid,
+                if n == 1 { "" } else { "s" }
+            );
+        }
         let c = &self.config;
         format!(
             "{} · {} thread{} · {}",

@@ -6,6 +6,7 @@
 #![allow(unsafe_code)]
 
 pub mod perf;
+pub mod process;
 
 use std::io;
 use std::sync::Mutex;

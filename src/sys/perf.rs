@@ -36,6 +36,8 @@ pub struct OpenError {
 /// A mapped perf ring buffer of context-switch records for one CPU.
 pub struct PerfSwitchRing {
     fd: OwnedFd,
+    /// Further events writing into this ring (see [`PerfSwitchRing::add`]).
+    more: Vec<OwnedFd>,
     base: NonNull<u8>,
     map_len: usize,
     data_offset: usize,
@@ -57,51 +59,86 @@ pub fn page_size() -> usize {
         .unwrap_or(4096)
 }
 
+/// Whose switches a ring records.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Watch {
+    /// The calling thread and the threads it spawns from now on, enabled at once.
+    Own,
+    /// Process `pid` (stopped before its `exec`) and every thread and child
+    /// process it starts, enabled by the kernel at its next `exec` so that
+    /// capture begins with the program's first instruction.
+    FromExec(i32),
+    /// Thread `tid` of another process and the threads it starts from now
+    /// on, enabled at once.
+    Thread(i32),
+}
+
+/// Opens a software dummy event on `cpu` for `watch` (see the module docs).
+fn open_event(watch: Watch, cpu: usize) -> Result<OwnedFd, OpenError> {
+    let fail = |source| OpenError {
+        step: OpenStep::Open,
+        cpu,
+        source,
+    };
+    let cpu_arg =
+        i32::try_from(cpu).map_err(|_| fail(io::Error::from(io::ErrorKind::InvalidInput)))?;
+    let mut attr = bindings::perf_event_attr {
+        size: std::mem::size_of::<bindings::perf_event_attr>() as u32,
+        type_: bindings::PERF_TYPE_SOFTWARE,
+        config: bindings::PERF_COUNT_SW_DUMMY as u64,
+        sample_type: (bindings::PERF_SAMPLE_TID
+            | bindings::PERF_SAMPLE_TIME
+            | bindings::PERF_SAMPLE_CPU) as u64,
+        clockid: libc::CLOCK_MONOTONIC,
+        ..Default::default()
+    };
+    let (pid, from_exec) = match watch {
+        Watch::Own => (0, false),
+        Watch::FromExec(pid) => (pid, true),
+        Watch::Thread(tid) => (tid, false),
+    };
+    attr.set_disabled(u64::from(from_exec));
+    attr.set_enable_on_exec(u64::from(from_exec));
+    attr.set_inherit(1);
+    attr.set_exclude_kernel(1);
+    attr.set_exclude_hv(1);
+    attr.set_context_switch(1);
+    attr.set_task(1);
+    // Another program's threads are named by their `comm`, which changes at
+    // exec and prctl(PR_SET_NAME): those records carry the new name.
+    attr.set_comm(u64::from(watch != Watch::Own));
+    attr.set_sample_id_all(1);
+    attr.set_use_clockid(1);
+
+    // SAFETY: `attr` is a fully initialised perf_event_attr with its size
+    // set; a dummy software event only produces side-band records.
+    let fd = unsafe {
+        pe::perf_event_open(
+            &mut attr,
+            pid,
+            cpu_arg,
+            -1,
+            bindings::PERF_FLAG_FD_CLOEXEC as libc::c_ulong,
+        )
+    };
+    if fd < 0 {
+        return Err(fail(io::Error::last_os_error()));
+    }
+    // SAFETY: `fd` was just returned by the kernel and is owned by no one else.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
 impl PerfSwitchRing {
     /// Opens the event on `cpu` for the calling thread and the threads it
     /// spawns from now on, enabled at once, with a ring of `data_pages` pages
     /// (rounded up to a power of two, as the kernel requires).
     pub fn open(cpu: usize, data_pages: usize) -> Result<Self, OpenError> {
-        let fail = |step, source| OpenError { step, cpu, source };
-        let cpu_arg = i32::try_from(cpu)
-            .map_err(|_| fail(OpenStep::Open, io::Error::from(io::ErrorKind::InvalidInput)))?;
+        Self::open_for(Watch::Own, cpu, data_pages)
+    }
 
-        let mut attr = bindings::perf_event_attr {
-            size: std::mem::size_of::<bindings::perf_event_attr>() as u32,
-            type_: bindings::PERF_TYPE_SOFTWARE,
-            config: bindings::PERF_COUNT_SW_DUMMY as u64,
-            sample_type: (bindings::PERF_SAMPLE_TID
-                | bindings::PERF_SAMPLE_TIME
-                | bindings::PERF_SAMPLE_CPU) as u64,
-            clockid: libc::CLOCK_MONOTONIC,
-            ..Default::default()
-        };
-        attr.set_disabled(0);
-        attr.set_inherit(1);
-        attr.set_exclude_kernel(1);
-        attr.set_exclude_hv(1);
-        attr.set_context_switch(1);
-        attr.set_task(1);
-        attr.set_sample_id_all(1);
-        attr.set_use_clockid(1);
-
-        // SAFETY: `attr` is a fully initialised perf_event_attr with its size
-        // set; a dummy software event only produces side-band records.
-        let fd = unsafe {
-            pe::perf_event_open(
-                &mut attr,
-                0,
-                cpu_arg,
-                -1,
-                bindings::PERF_FLAG_FD_CLOEXEC as libc::c_ulong,
-            )
-        };
-        if fd < 0 {
-            return Err(fail(OpenStep::Open, io::Error::last_os_error()));
-        }
-        // SAFETY: `fd` was just returned by the kernel and is owned by no one else.
-        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-
+    /// As [`PerfSwitchRing::open`], for whom `watch` names.
+    pub fn open_for(watch: Watch, cpu: usize, data_pages: usize) -> Result<Self, OpenError> {
+        let fd = open_event(watch, cpu)?;
         let page = page_size();
         let pages = data_pages.max(1).next_power_of_two();
         let map_len = (1 + pages) * page;
@@ -118,7 +155,11 @@ impl PerfSwitchRing {
             )
         };
         if ptr == libc::MAP_FAILED {
-            return Err(fail(OpenStep::Mmap, io::Error::last_os_error()));
+            return Err(OpenError {
+                step: OpenStep::Mmap,
+                cpu,
+                source: io::Error::last_os_error(),
+            });
         }
         let base = NonNull::new(ptr.cast::<u8>()).expect("mmap returned null");
         let meta = base.as_ptr().cast::<bindings::perf_event_mmap_page>();
@@ -138,12 +179,33 @@ impl PerfSwitchRing {
         };
         Ok(Self {
             fd,
+            more: Vec::new(),
             base,
             map_len,
             data_offset,
             data_size,
             cpu,
         })
+    }
+
+    /// Opens one more event on this ring's CPU for `watch` and sends its
+    /// records into this ring (`PERF_EVENT_IOC_SET_OUTPUT`): attaching to a
+    /// process takes one event per thread and CPU, and one ring each would
+    /// exhaust the locked-memory allowance after a few threads.
+    pub fn add(&mut self, watch: Watch) -> Result<(), OpenError> {
+        let fd = open_event(watch, self.cpu)?;
+        // SAFETY: both fds are live perf events on the same CPU with the same
+        // clock, as SET_OUTPUT requires; the kernel checks it and we check the result.
+        let rc = unsafe { pe::ioctls::SET_OUTPUT(fd.as_raw_fd(), self.fd.as_raw_fd()) };
+        if rc < 0 {
+            return Err(OpenError {
+                step: OpenStep::Open,
+                cpu: self.cpu,
+                source: io::Error::last_os_error(),
+            });
+        }
+        self.more.push(fd);
+        Ok(())
     }
 
     /// The CPU this ring records.
@@ -200,12 +262,14 @@ impl PerfSwitchRing {
         avail
     }
 
-    /// Stops recording (for this event and all its inherited children).
+    /// Stops recording (for these events and all their inherited children).
     pub fn disable(&self) -> io::Result<()> {
-        // SAFETY: the fd is a live perf event fd owned by `self`.
-        let rc = unsafe { pe::ioctls::DISABLE(self.fd.as_raw_fd(), 0) };
-        if rc < 0 {
-            return Err(io::Error::last_os_error());
+        for fd in std::iter::once(&self.fd).chain(&self.more) {
+            // SAFETY: the fd is a live perf event fd owned by `self`.
+            let rc = unsafe { pe::ioctls::DISABLE(fd.as_raw_fd(), 0) };
+            if rc < 0 {
+                return Err(io::Error::last_os_error());
+            }
         }
         Ok(())
     }

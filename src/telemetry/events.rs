@@ -73,9 +73,15 @@ pub enum RunEvent {
     Environment(Box<Environment>),
     /// A worker is pinned (or failed to be) and knows its kernel thread id.
     ThreadStarted { index: usize, tid: i32 },
+    /// A recorded program's thread appeared (index = next after those known).
+    ThreadSeen(ThreadRecord),
+    /// The recorded program (another program's recording only): at the start,
+    /// and again at the end with its exit status.
+    Program(crate::record::ProgramInfo),
     /// A batch of finished tasks.
     Tasks(Vec<TaskRecord>),
-    /// A worker finished; its counters are final.
+    /// A worker finished; its counters are final (a recorded program's
+    /// threads: all of them at the end, from the kernel's slices).
     ThreadDone(ThreadRecord),
     /// Something went wrong that the user must hear about (a panic, a failed pin).
     Failure(String),

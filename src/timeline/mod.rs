@@ -103,6 +103,8 @@ impl Timeline {
             RunEvent::Sched(report) => self.set_slices(&report.slices),
             RunEvent::Environment(_)
             | RunEvent::ThreadStarted { .. }
+            | RunEvent::ThreadSeen(_)
+            | RunEvent::Program(_)
             | RunEvent::ThreadDone(_)
             | RunEvent::Failure(_)
             | RunEvent::Finished { .. } => {}

@@ -14,6 +14,7 @@ mod gui;
 #[cfg(feature = "gui")]
 mod gui_sessions;
 mod live;
+mod record;
 mod robustness;
 mod sched;
 mod session;

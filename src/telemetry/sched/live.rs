@@ -83,6 +83,7 @@ impl LiveSlices {
                         builder.finish(Some(r.time_ns), false, r.time_ns, &mut out);
                     }
                 }
+                RecordKind::Comm { .. } => {}
             }
         }
         self.pending = keep;

@@ -147,6 +147,19 @@ pub enum SchedError {
          (kernel.perf_event_mlock_kb, ulimit -l) is used up"
     )]
     PerfMmap { cpu: usize, source: io::Error },
+    #[error("cannot read the threads of process {pid} ({source}): is it running?")]
+    Target { pid: i32, source: io::Error },
+    #[error(
+        "attaching to process {pid} ran out of file descriptors after {attached} threads \
+         (one per thread and CPU, {cpus} CPUs, even with the soft RLIMIT_NOFILE raised to the \
+         hard limit): raise the hard limit (`ulimit -Hn`, LimitNOFILE=) or record it from its start \
+         with `corelanes record -- CMD`, which needs one per CPU"
+    )]
+    TooManyThreads {
+        pid: i32,
+        attached: usize,
+        cpus: usize,
+    },
     #[error("could not start the scheduler capture thread: {0}")]
     Thread(io::Error),
 }
@@ -262,6 +275,8 @@ pub struct Registered {
 #[derive(Debug, Default)]
 pub struct Registry {
     workers: Mutex<Vec<Registered>>,
+    /// Names of discovered threads (another program's), by tid.
+    names: Mutex<HashMap<i32, String>>,
 }
 
 impl Registry {
@@ -275,6 +290,48 @@ impl Registry {
 
     pub fn snapshot(&self) -> Vec<Registered> {
         self.lock().clone()
+    }
+
+    /// Another program's thread `tid`, seen in a record at `time_ns`:
+    /// registered with the next index the first time (named from
+    /// `/proc/TID/comm` while it lives), renamed when a record carries its
+    /// new `comm`.
+    pub fn discovered(&self, tid: i32, time_ns: u64, comm: Option<String>) {
+        if tid <= 0 {
+            return; // the idle task: records of no thread of ours
+        }
+        let mut workers = self.lock();
+        let new = !workers.iter().any(|w| w.tid == tid);
+        if new {
+            let index = workers.len();
+            workers.push(Registered {
+                index,
+                tid,
+                registered_ns: time_ns,
+                first_sample: None,
+            });
+        }
+        drop(workers);
+        let name = comm.or_else(|| {
+            new.then(|| std::fs::read_to_string(format!("/proc/{tid}/comm")).ok())
+                .flatten()
+                .map(|n| n.trim_end().to_owned())
+        });
+        if let Some(name) = name {
+            self.names
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .insert(tid, name);
+        }
+    }
+
+    /// The name of discovered thread `tid`, if known.
+    pub fn name(&self, tid: i32) -> Option<String> {
+        self.names
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&tid)
+            .cloned()
     }
 
     /// Registrations after the first `*seen`; advances `*seen`.
@@ -330,7 +387,33 @@ impl SchedCapture {
     /// `Auto` tries perf and falls back to procfs (with a `note` saying why);
     /// `Perf` returns the error instead; `Off` captures nothing.
     pub fn start(mode: SchedMode, cpus: &[usize]) -> Result<Self, SchedError> {
+        Self::start_for(mode, cpus, perf::Target::Own)
+    }
+
+    /// As [`SchedCapture::start`], for `target`. Another program's threads
+    /// are registered by the capture itself: those that exist now (attach:
+    /// in tid order; launch: the process), then, with perf, each as it first
+    /// appears in the records. The /proc fallback samples only the threads
+    /// registered: the caller registers the others as it finds them
+    /// ([`Registry::discovered`]).
+    pub fn start_for(
+        mode: SchedMode,
+        cpus: &[usize],
+        target: perf::Target,
+    ) -> Result<Self, SchedError> {
         let registry = Arc::new(Registry::default());
+        let now = sys::monotonic_ns();
+        match target {
+            perf::Target::Own => {}
+            perf::Target::Launch(pid) => registry.discovered(pid, now, None),
+            perf::Target::Attach(pid) => {
+                let tids =
+                    perf::threads_of(pid).map_err(|e| SchedError::Target { pid, source: e })?;
+                for tid in tids {
+                    registry.discovered(tid, now, None);
+                }
+            }
+        }
         let all_cpus;
         let cpus = if cpus.is_empty() {
             all_cpus = sys::affinity_of_current_thread().unwrap_or_default();
@@ -346,11 +429,15 @@ impl SchedCapture {
                 Some(format!("{PROCFS_NOTE} {PERF_HINT}")),
             ),
             SchedMode::Perf => (
-                Backend::Perf(perf::PerfCapture::start(cpus, registry.clone())?),
+                Backend::Perf(perf::PerfCapture::start_for(
+                    cpus,
+                    registry.clone(),
+                    target,
+                )?),
                 SchedSource::Perf,
                 None,
             ),
-            SchedMode::Auto => match perf::PerfCapture::start(cpus, registry.clone()) {
+            SchedMode::Auto => match perf::PerfCapture::start_for(cpus, registry.clone(), target) {
                 Ok(p) => (Backend::Perf(p), SchedSource::Perf, None),
                 Err(e) => (
                     Backend::Procfs(procfs::ProcfsCapture::start(registry.clone())?),
@@ -380,6 +467,12 @@ impl SchedCapture {
     /// Which source is active and why, and how to enable the exact one.
     pub fn note(&self) -> Option<&str> {
         self.note.as_deref()
+    }
+
+    /// The threads registered so far (another program's: discovered), with
+    /// their names where known.
+    pub fn registry(&self) -> &Registry {
+        &self.registry
     }
 
     /// Each worker calls this from its own thread once it runs, before its
@@ -514,6 +607,7 @@ impl SchedCapture {
                 RecordKind::Exit => {
                     track.exit_ns = Some(track.exit_ns.map_or(r.time_ns, |e| e.max(r.time_ns)));
                 }
+                RecordKind::Comm { .. } => {}
             }
         }
         for w in workers {
@@ -522,8 +616,9 @@ impl SchedCapture {
             };
             // Records of different CPUs arrive ring by ring.
             track.events.sort_by_key(|e| e.time_ns);
+            // `/proc/TID` names any thread, of this process or another program.
             track.alive_at_end = track.exit_ns.is_none()
-                && std::fs::exists(format!("/proc/self/task/{}", w.tid)).unwrap_or(false);
+                && std::fs::exists(format!("/proc/{}", w.tid)).unwrap_or(false);
             let (preempted, blocked) =
                 slices::build_thread(w.index, &track, origin_ns, &mut report.slices);
             let t = &mut report.per_thread[w.index];

@@ -13,9 +13,10 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 
 use super::live::{LiveSlices, Sink};
 use super::{Registry, SchedError};
-use crate::sys::perf::{OpenError, OpenStep, PerfSwitchRing};
+use crate::sys::perf::{OpenError, OpenStep, PerfSwitchRing, Watch};
 
 const PERF_RECORD_LOST: u32 = 2;
+const PERF_RECORD_COMM: u32 = 3;
 const PERF_RECORD_EXIT: u32 = 4;
 const PERF_RECORD_FORK: u32 = 7;
 const PERF_RECORD_SWITCH: u32 = 14;
@@ -59,6 +60,23 @@ pub enum RecordKind {
     Fork,
     /// A thread exited (`tid` is the exiting thread).
     Exit,
+    /// A thread took a new name (at `exec` or `prctl`), NUL-padded.
+    Comm {
+        name: [u8; 16],
+    },
+}
+
+impl RecordKind {
+    /// The name a `Comm` record carries.
+    pub fn comm(&self) -> Option<String> {
+        match self {
+            RecordKind::Comm { name } => {
+                let len = name.iter().position(|&b| b == 0).unwrap_or(name.len());
+                Some(String::from_utf8_lossy(&name[..len]).into_owned())
+            }
+            _ => None,
+        }
+    }
 }
 
 /// One parsed record; `time_ns` is absolute `CLOCK_MONOTONIC`.
@@ -135,6 +153,22 @@ pub fn parse_records(bytes: &[u8], out: &mut Vec<PerfRecord>) -> u64 {
                     },
                 });
             }
+            PERF_RECORD_COMM => {
+                // Body: pid, tid (u32 each), comm (NUL-terminated, padded to 8 bytes).
+                let Some(t) = trailer.filter(|&t| t > 16) else {
+                    continue;
+                };
+                let mut name = [0u8; 16];
+                let comm = &rec[16..t];
+                let len = comm.len().min(name.len());
+                name[..len].copy_from_slice(&comm[..len]);
+                out.push(PerfRecord {
+                    tid: u32_at(rec, 12) as i32,
+                    time_ns: u64_at(rec, t + 8),
+                    cpu: u32_at(rec, t + 16),
+                    kind: RecordKind::Comm { name },
+                });
+            }
             // Body: id (u64), lost (u64).
             PERF_RECORD_LOST if size >= 24 => lost += u64_at(rec, 16),
             _ => {}
@@ -186,10 +220,90 @@ pub fn paranoid_level() -> String {
         .unwrap_or_else(|_| "unknown".to_owned())
 }
 
-fn open_ring(cpu: usize) -> Result<PerfSwitchRing, SchedError> {
+/// Whose scheduling a capture records.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Target {
+    /// The calling thread's future threads: the run's workers, which register.
+    Own,
+    /// A process stopped before `exec` (see [`crate::sys::process`]), from
+    /// its `exec` on, with every thread and child process it starts.
+    Launch(i32),
+    /// A running process: each of its threads now and those they start.
+    Attach(i32),
+}
+
+impl Target {
+    /// Whether the capture finds the threads itself (from the records),
+    /// rather than the threads registering.
+    fn discovers(self) -> bool {
+        self != Target::Own
+    }
+}
+
+/// The threads of process `pid` now (`/proc/PID/task`), ascending.
+pub fn threads_of(pid: i32) -> std::io::Result<Vec<i32>> {
+    let mut tids: Vec<i32> = std::fs::read_dir(format!("/proc/{pid}/task"))?
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .collect();
+    tids.sort_unstable();
+    Ok(tids)
+}
+
+/// Opens the rings for `target`, one per CPU. Attaching opens one event per
+/// existing thread and CPU, all of a CPU's writing into one ring, and lists
+/// the threads again until no new one appeared meanwhile (a thread started
+/// before its creator's events opened inherits none).
+fn open_rings(cpus: &[usize], target: Target) -> Result<Vec<PerfSwitchRing>, SchedError> {
+    let first = match target {
+        Target::Own => Watch::Own,
+        Target::Launch(pid) => Watch::FromExec(pid),
+        Target::Attach(pid) => {
+            let tids = threads_of(pid).map_err(|e| SchedError::Target { pid, source: e })?;
+            Watch::Thread(*tids.first().ok_or(SchedError::Target {
+                pid,
+                source: std::io::Error::from(std::io::ErrorKind::NotFound),
+            })?)
+        }
+    };
+    let mut rings: Vec<_> = cpus
+        .iter()
+        .map(|&cpu| open_ring(cpu, first))
+        .collect::<Result<_, _>>()?;
+    if let (Target::Attach(pid), Watch::Thread(tid)) = (target, first) {
+        let mut attached = HashSet::from([tid]);
+        loop {
+            let now = threads_of(pid).unwrap_or_default();
+            let new: Vec<i32> = now.into_iter().filter(|t| !attached.contains(t)).collect();
+            if new.is_empty() {
+                break;
+            }
+            for tid in new {
+                for ring in &mut rings {
+                    match ring.add(Watch::Thread(tid)) {
+                        Ok(()) => {}
+                        // It exited since it was listed.
+                        Err(e) if e.source.raw_os_error() == Some(libc::ESRCH) => {}
+                        Err(e) if e.source.raw_os_error() == Some(libc::EMFILE) => {
+                            return Err(SchedError::TooManyThreads {
+                                pid,
+                                attached: attached.len(),
+                                cpus: cpus.len(),
+                            });
+                        }
+                        Err(e) => return Err(open_error(e)),
+                    }
+                }
+                attached.insert(tid);
+            }
+        }
+    }
+    Ok(rings)
+}
+
+fn open_ring(cpu: usize, watch: Watch) -> Result<PerfSwitchRing, SchedError> {
     let mut last = None;
     for pages in RING_PAGES {
-        match PerfSwitchRing::open(cpu, pages) {
+        match PerfSwitchRing::open_for(watch, cpu, pages) {
             Ok(ring) => return Ok(ring),
             // Over the locked-memory allowance: try a smaller ring.
             Err(e) if e.step == OpenStep::Mmap => last = Some(e),
@@ -205,19 +319,29 @@ impl PerfCapture {
     /// spawned *before* the events are opened so that it does not inherit
     /// them and pollute the rings with its own wake-ups.
     pub fn start(cpus: &[usize], registry: Arc<Registry>) -> Result<Self, SchedError> {
+        Self::start_for(cpus, registry, Target::Own)
+    }
+
+    /// As [`PerfCapture::start`], for `target`. For another program the
+    /// drain thread registers each thread as its first record arrives, in
+    /// that order, and names it from its `comm`.
+    pub fn start_for(
+        cpus: &[usize],
+        registry: Arc<Registry>,
+        target: Target,
+    ) -> Result<Self, SchedError> {
         let (rings_tx, rings_rx) = crossbeam_channel::bounded::<Vec<PerfSwitchRing>>(1);
         let (stop_tx, stop_rx) = crossbeam_channel::bounded::<()>(1);
         let (live_tx, live_rx) = crossbeam_channel::bounded::<(u64, Sink)>(1);
         let handle = std::thread::Builder::new()
             .name("corelanes-sched".into())
             .spawn(move || match rings_rx.recv() {
-                Ok(rings) => drain_loop(rings, &stop_rx, &live_rx, &registry),
+                Ok(rings) => drain_loop(rings, target, &stop_rx, &live_rx, &registry),
                 Err(_) => Drained::default(),
             })
             .map_err(SchedError::Thread)?;
 
-        let opened: Result<Vec<_>, _> = cpus.iter().map(|&cpu| open_ring(cpu)).collect();
-        match opened {
+        match open_rings(cpus, target) {
             Ok(rings) => {
                 rings_tx
                     .send(rings)
@@ -264,15 +388,27 @@ impl Drop for PerfCapture {
     }
 }
 
-struct Drainer {
+struct Drainer<'a> {
     rings: Vec<PerfSwitchRing>,
     bytes: Vec<u8>,
     out: Drained,
     exited: HashSet<i32>,
+    /// Registers threads as they appear (another program's), else `None`.
+    discover: Option<&'a Registry>,
 }
 
-impl Drainer {
+impl Drainer<'_> {
     fn drain(&mut self) {
+        let from = self.out.records.len();
+        self.drain_rings();
+        if let Some(registry) = self.discover {
+            for r in &self.out.records[from..] {
+                registry.discovered(r.tid, r.time_ns, r.kind.comm());
+            }
+        }
+    }
+
+    fn drain_rings(&mut self) {
         for ring in &mut self.rings {
             self.bytes.clear();
             if ring.read_into(&mut self.bytes) == 0 {
@@ -292,6 +428,7 @@ impl Drainer {
 
 fn drain_loop(
     rings: Vec<PerfSwitchRing>,
+    target: Target,
     stop_rx: &Receiver<()>,
     live_rx: &Receiver<(u64, Sink)>,
     registry: &Registry,
@@ -312,6 +449,7 @@ fn drain_loop(
         bytes: Vec::with_capacity(capacity),
         out: Drained::default(),
         exited: HashSet::new(),
+        discover: target.discovers().then_some(registry),
     };
     let mut live: Option<LiveSlices> = None;
     let mut fed = 0;
@@ -469,6 +607,22 @@ mod tests {
                 },
             ]
         );
+    }
+
+    #[test]
+    fn parses_comm_with_the_new_name() {
+        // COMM: pid, tid, "python3\0" padded to 8 bytes, then the trailer.
+        let mut bytes = header(PERF_RECORD_COMM, 0, 8 + 8 + 8 + 24);
+        bytes.extend(200u32.to_ne_bytes());
+        bytes.extend(201u32.to_ne_bytes());
+        bytes.extend(*b"python3\0");
+        bytes.extend(sample_id(200, 201, 7_000, 1));
+        let mut out = Vec::new();
+        parse_records(&bytes, &mut out);
+        assert_eq!(out.len(), 1);
+        assert_eq!((out[0].tid, out[0].time_ns, out[0].cpu), (201, 7_000, 1));
+        assert_eq!(out[0].kind.comm().as_deref(), Some("python3"));
+        assert_eq!(RecordKind::Exit.comm(), None);
     }
 
     #[test]

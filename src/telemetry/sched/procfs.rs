@@ -1,4 +1,4 @@
-//! The fallback source: sampling `/proc/self/task/<tid>/…` at about 1 kHz.
+//! The fallback source: sampling `/proc/<tid>/…` at about 1 kHz.
 //!
 //! Each tick reads, per worker thread: its exact CPU time (the thread's CPU
 //! clock; schedstat's on-CPU total lags by up to a scheduler tick, 4 ms at
@@ -244,6 +244,8 @@ pub struct Sampled {
 
 struct Watched {
     out: Sampled,
+    /// A thread of this process: its CPU clock can be read, exact.
+    own: bool,
     schedstat: File,
     stat: File,
     status: File,
@@ -253,7 +255,10 @@ struct Watched {
 
 impl Watched {
     fn open(r: &Registered) -> std::io::Result<Self> {
-        let dir = format!("/proc/self/task/{}", r.tid);
+        // `/proc/TID` names a thread of this process or of another program
+        // (`corelanes record` with perf refused).
+        let dir = format!("/proc/{}", r.tid);
+        let own = std::fs::exists(format!("/proc/self/task/{}", r.tid)).unwrap_or(false);
         let mut track = ProcTrack::default();
         if let Some(first) = r.first_sample {
             track.push(first);
@@ -270,15 +275,21 @@ impl Watched {
             status: File::open(format!("{dir}/status"))?,
             first_switches: None,
             alive: true,
+            own,
         })
     }
 
     /// Takes one sample; marks the thread gone when it can no longer be read.
     fn sample(&mut self, buf: &mut [u8], with_status: bool) {
         let tid = self.out.tid;
-        let Some(cpu_ns) = sys::thread_cpu_ns_of(tid) else {
-            self.alive = false;
-            return;
+        let own_cpu_ns = if self.own {
+            let Some(cpu_ns) = sys::thread_cpu_ns_of(tid) else {
+                self.alive = false;
+                return;
+            };
+            Some(cpu_ns)
+        } else {
+            None // another process's thread clock cannot be read: schedstat's
         };
         let t_ns = sys::monotonic_ns();
         let read = |file: &File, buf: &mut [u8]| -> Option<usize> {
@@ -288,7 +299,7 @@ impl Watched {
             self.alive = false;
             return;
         };
-        let Some((_, run_delay_ns, timeslices)) = std::str::from_utf8(&buf[..n])
+        let Some((on_cpu_ns, run_delay_ns, timeslices)) = std::str::from_utf8(&buf[..n])
             .ok()
             .and_then(parse_schedstat)
         else {
@@ -306,7 +317,7 @@ impl Watched {
         };
         self.out.track.push(Sample {
             t_ns,
-            cpu_ns,
+            cpu_ns: own_cpu_ns.unwrap_or(on_cpu_ns),
             run_delay_ns,
             timeslices,
             processor,
