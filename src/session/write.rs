@@ -133,6 +133,10 @@ fn write_run(
         ..TracePacket::default()
     })?;
     let run_track = track_uuid(seq, None);
+    let window = counters::busy_window_ns(rec.wall_ns);
+    let busy = rec.sched.as_ref().map_or_else(Default::default, |report| {
+        counters::core_busy(&report.slices, window, rec.wall_ns)
+    });
     let descriptors = std::iter::once(TrackDescriptor {
         uuid: Some(run_track),
         parent_uuid: None,
@@ -144,6 +148,17 @@ fn write_run(
         parent_uuid: Some(run_track),
         name: Some(format!("{} tasks", t.name)),
         counter: None,
+    }))
+    .chain(busy.iter().map(|(&core, _)| TrackDescriptor {
+        uuid: Some(counter_uuid(seq, COUNTERS.len() + core)),
+        parent_uuid: Some(run_track),
+        name: Some(format!(
+            "cpu {core}: this run's threads (% of each {} ms)",
+            window / 1_000_000
+        )),
+        counter: Some(CounterDescriptor {
+            unit_name: Some("%".into()),
+        }),
     }))
     .chain(rec.sched.iter().flat_map(|_| {
         COUNTERS
@@ -234,20 +249,39 @@ fn write_run(
         for (k, (state, _)) in COUNTERS.iter().enumerate() {
             let track_uuid = Some(counter_uuid(seq, k));
             counters::count_changes(&report.slices, *state, |t, count| {
-                packets.event(
-                    origin + t,
-                    TrackEvent {
-                        r#type: Some(TrackEventType::Counter as i32),
-                        track_uuid,
-                        counter_value: Some(count),
-                        ..TrackEvent::default()
-                    },
-                )
+                packets.event(origin + t, counter(track_uuid, count))
             })?;
+        }
+        for (&core, per_window) in &busy {
+            let track_uuid = Some(counter_uuid(seq, COUNTERS.len() + core));
+            let mut shown = None;
+            // A value where it changes, and 0 from the run's end on.
+            for (w, &ns) in per_window.iter().enumerate() {
+                // The last window may end early, with the run.
+                let len = window.min(rec.wall_ns - w as u64 * window).max(1);
+                let percent = ((ns * 100 + len / 2) / len) as i64;
+                if shown != Some(percent) {
+                    shown = Some(percent);
+                    packets.event(origin + w as u64 * window, counter(track_uuid, percent))?;
+                }
+            }
+            if shown != Some(0) {
+                packets.event(origin + rec.wall_ns, counter(track_uuid, 0))?;
+            }
         }
         write_switches(packets, rec, &report.slices, origin + offset)?;
     }
     Ok(())
+}
+
+/// A counter's value on its track.
+fn counter(track_uuid: Option<u64>, value: i64) -> TrackEvent {
+    TrackEvent {
+        r#type: Some(TrackEventType::Counter as i32),
+        track_uuid,
+        counter_value: Some(value),
+        ..TrackEvent::default()
+    }
 }
 
 /// Per thread (the slices are sorted by thread, then start), what the

@@ -9,12 +9,16 @@ that `corelanes run --json` wrote for the same run:
 - timestamps are monotonic per CPU;
 - the run's counter tracks ("running threads", "runnable threads") exist,
   never count more threads than the run has, and at sample times (each
-  slice's middle, start and end) equal the slices in that state then.
+  slice's middle, start and end) equal the slices in that state then;
+- each core's utilisation counter ("cpu N: this run's threads (% of each W
+  ms)") holds, in every window, the rounded share of it that the run's
+  running slices on that core cover.
 
 Usage: check_pftrace.py SESSION.pftrace SUMMARY.json
 """
 
 import json
+import re
 import sys
 from collections import defaultdict
 
@@ -91,9 +95,36 @@ def main(trace_path, summary_path):
                 assert outs[key] == 1, f"blocked slice not marked S: {s}"
     pairs = sum(len(e) for e in switches.values()) // 2
     assert pairs == running, f"{pairs} switch pairs for {running} running slices"
-    samples = check_counters(counter_tracks, counts, slices, len(tids))
+    cores = {uuid: name for uuid, name in counter_tracks.items() if CORE.match(name)}
+    threads = {uuid: name for uuid, name in counter_tracks.items() if uuid not in cores}
+    samples = check_counters(threads, counts, slices, len(tids))
+    windows = check_core_busy(cores, counts, slices, summary["wall_ns"])
     print(f"pftrace ok: {running} running slices as sched_switch pairs on {len(switches)} CPU(s), "
-          f"pids = worker tids {sorted(seen_pids)}; counters agree at {samples} sample times")
+          f"pids = worker tids {sorted(seen_pids)}; counters agree at {samples} sample times; "
+          f"{len(cores)} core utilisation tracks agree in {windows} windows")
+
+
+CORE = re.compile(r"cpu (\d+): this run's threads \(% of each (\d+) ms\)$")
+
+
+def check_core_busy(tracks, counts, slices, wall):
+    running_cores = {s["core"] for s in slices if s["state"] == "running"}
+    named = {int(CORE.match(name).group(1)): uuid for uuid, name in tracks.items()}
+    assert set(named) == running_cores, f"core tracks {sorted(named)}, cores run on {sorted(running_cores)}"
+    windows = 0
+    for core, uuid in named.items():
+        window = int(CORE.match(tracks[uuid]).group(2)) * 1_000_000
+        values = counts[uuid]
+        mine = [s for s in slices if s["state"] == "running" and s["core"] == core]
+        for start in range(0, wall, window):
+            end = min(start + window, wall)
+            busy = sum(max(0, min(s["end_ns"], end) - max(s["start_ns"], start)) for s in mine)
+            expected = (busy * 100 + (end - start) // 2) // (end - start)
+            shown = [v for ts, v in values if ts <= start][-1]
+            assert shown == expected, f"cpu {core} at {start} ns: counter {shown} %, slices {expected} %"
+            windows += 1
+        assert values[-1][1] == 0 and values[-1][0] <= wall, f"cpu {core}: not 0 from the run's end"
+    return windows
 
 
 def check_counters(tracks, counts, slices, threads):
