@@ -19,6 +19,7 @@ use super::controls::{Action, Controls, estimated_ns};
 use super::export::ExportView;
 use super::figures;
 use super::history::History;
+use super::program::ProgramView;
 use super::running::Running;
 use super::script::{Script, ScriptReport};
 use super::sessions::{Offer, SessionsView};
@@ -64,6 +65,7 @@ pub struct App {
     utilisation: UtilisationView,
     export: ExportView,
     sessions: SessionsView,
+    program: ProgramView,
     /// Whether settings and runs are kept across launches: not for scripted
     /// sessions, whose pictures must not depend on what was saved before.
     remember: bool,
@@ -96,6 +98,7 @@ impl App {
             utilisation: UtilisationView::default(),
             export: ExportView::default(),
             sessions: SessionsView::default(),
+            program: ProgramView::default(),
             remember: false,
             keep_dir: None,
             kept: 0,
@@ -237,6 +240,11 @@ impl App {
                     if let Some(action) = self.controls.ui(ui, busy, topo) {
                         self.commands.push(action);
                     }
+                    egui::CollapsingHeader::new("Record a program").show(ui, |ui| {
+                        if let Some(action) = self.program.ui(ui, busy) {
+                            self.commands.push(action);
+                        }
+                    });
                     ui.separator();
                     self.history.ui(ui);
                 });
@@ -367,7 +375,16 @@ impl App {
                     self.queue.extend(configs);
                     self.start_next();
                 }
-                Action::Run(_) | Action::RunBoth(_) => {}
+                Action::Record(config) if self.running.is_none() => {
+                    self.batch = None;
+                    let rec = Recording::new(crate::record::program_config(config.sched));
+                    let index = self.history.push(rec);
+                    self.history.compare = None;
+                    self.timeline.fit();
+                    self.timeline.selected = None;
+                    self.running = Some(Running::record(index, config));
+                }
+                Action::Run(_) | Action::RunBoth(_) | Action::Record(_) => {}
                 Action::Stop => {
                     self.queue.clear();
                     self.batch = None;
@@ -518,6 +535,14 @@ impl App {
 
 /// "running: 12 of 40 tasks done · 1.2 s elapsed · about 3.4 s left".
 fn progress(rec: &Recording) -> String {
+    if rec.program.is_some() {
+        let n = rec.threads.len();
+        return format!(
+            "recording: {n} thread{} seen · {} elapsed",
+            if n == 1 { "" } else { "s" },
+            human_ns(rec.elapsed_ns())
+        );
+    }
     let done = rec.tasks.len();
     let planned = rec.config.tasks;
     let elapsed = rec.elapsed_ns();

@@ -34,6 +34,8 @@ pub enum Action {
     Run(ValidConfig),
     /// The concurrency preset, then the parallelism preset, then compare them.
     RunBoth(Vec<ValidConfig>),
+    /// Record a program instead of running a workload.
+    Record(crate::record::RecordConfig),
     Stop,
 }
 
@@ -359,7 +361,7 @@ impl Controls {
         let action = self.confirm.as_ref()?;
         let what = match action {
             Action::RunBoth(_) => "The two runs are",
-            Action::Run(_) | Action::Stop => "This run is",
+            Action::Run(_) | Action::Record(_) | Action::Stop => "This run is",
         };
         let about = long_duration(action_estimated_ns(action, topo));
         let modal = egui::Modal::new(egui::Id::unique("confirm-long-run")).show(ctx, |ui| {
@@ -580,7 +582,8 @@ fn action_estimated_ns(action: &Action, topo: &Topology) -> f64 {
     match action {
         Action::Run(valid) => estimated_ns(&valid.config, topo),
         Action::RunBoth(runs) => runs.iter().map(|v| estimated_ns(&v.config, topo)).sum(),
-        Action::Stop => 0.0,
+        // A program's length is its own; nothing to ask.
+        Action::Record(_) | Action::Stop => 0.0,
     }
 }
 

@@ -17,6 +17,7 @@ mod export;
 mod figures;
 mod history;
 pub mod palette;
+mod program;
 mod running;
 mod script;
 mod sessions;

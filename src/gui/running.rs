@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use crossbeam_channel::{Receiver, TryRecvError};
 
+use crate::record::{self, RecordConfig, RecordHandle};
 use crate::run::{self, RunHandle, ValidConfig};
 use crate::telemetry::events::{InFlight, RunEvent};
 
@@ -24,6 +25,8 @@ enum Launch {
     /// To be started by a helper thread after a pause.
     Waiting(Receiver<RunHandle>),
     Started(RunHandle),
+    /// A program being recorded (no tasks, no workers of ours).
+    Recording(RecordHandle),
     /// The helper thread died before handing the run over.
     Lost,
 }
@@ -43,11 +46,22 @@ impl Running {
         }
     }
 
+    /// Records a program, now.
+    pub fn record(index: usize, config: RecordConfig) -> Running {
+        Running {
+            index,
+            launch: Launch::Recording(record::start(config)),
+            stop: false,
+        }
+    }
+
     /// Stops the run (as soon as it has started).
     pub fn cancel(&mut self) {
         self.stop = true;
-        if let Launch::Started(handle) = &self.launch {
-            handle.cancel();
+        match &self.launch {
+            Launch::Started(handle) => handle.cancel(),
+            Launch::Recording(handle) => handle.stop(),
+            Launch::Waiting(_) | Launch::Lost => {}
         }
     }
 
@@ -76,6 +90,7 @@ impl Running {
         match &mut self.launch {
             // try_events: the frame never waits for a run.
             Launch::Started(handle) => handle.try_events(),
+            Launch::Recording(handle) => handle.try_events(),
             Launch::Waiting(_) | Launch::Lost => Vec::new(),
         }
     }
@@ -84,7 +99,7 @@ impl Running {
     pub fn in_flight(&self) -> Vec<Option<InFlight>> {
         match &self.launch {
             Launch::Started(handle) => handle.in_flight(),
-            Launch::Waiting(_) | Launch::Lost => Vec::new(),
+            Launch::Recording(_) | Launch::Waiting(_) | Launch::Lost => Vec::new(),
         }
     }
 

@@ -1,0 +1,80 @@
+//! The "Record a program" source in the window: a command launched, and a
+//! running process attached from the list, each recorded into the history.
+
+use std::time::{Duration, Instant};
+
+use corelanes::gui::App;
+use corelanes::run::{Placement, RunStatus};
+use corelanes::workload::WorkloadKind::Io;
+use eframe::egui;
+use egui_kittest::Harness;
+use egui_kittest::kittest::Queryable;
+
+use super::gui::{app_harness, type_into};
+use super::{config, cores, exclusive};
+
+fn open_section(harness: &mut Harness<'_, App>) {
+    harness.get_by_label("Record a program").click();
+    harness.run_steps(3);
+}
+
+/// Steps frames until the shown recording has ended.
+fn until_recorded(harness: &mut Harness<'_, App>) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    harness.run_steps(2);
+    while harness.state().is_busy() {
+        assert!(Instant::now() < deadline, "the recording never ended");
+        std::thread::sleep(Duration::from_millis(10));
+        harness.step();
+    }
+    harness.run_steps(2);
+}
+
+#[test]
+fn a_command_typed_in_the_window_is_recorded_into_the_history() {
+    let _machine = exclusive();
+    let (core, _) = cores();
+    let mut harness = app_harness(App::new(&config(Io, 1, 1, 10.0, Placement::OneCore(core))));
+    open_section(&mut harness);
+    type_into(&mut harness, "Program: command", "sleep 0.3");
+    harness.get_by_label("Record").click();
+    until_recorded(&mut harness);
+    let rec = harness.state().shown().expect("the recording is shown");
+    let program = rec.program.as_ref().expect("a program's recording");
+    assert_eq!(program.command, "sh -c sleep 0.3", "{program:?}");
+    assert_eq!(program.exit_status, Some(0));
+    assert_eq!(rec.status, RunStatus::Finished, "{:?}", rec.failures);
+    assert!(
+        rec.threads.iter().any(|t| t.name == "sleep"),
+        "{:?}",
+        rec.threads
+    );
+    harness.get_by_label_contains("sh -c sleep 0.3 · pid");
+}
+
+#[test]
+fn a_process_picked_from_the_list_is_attached_until_stop() {
+    let _machine = exclusive();
+    let (core, _) = cores();
+    let mut child = std::process::Command::new("sleep")
+        .arg("120")
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let mut harness = app_harness(App::new(&config(Io, 1, 1, 10.0, Placement::OneCore(core))));
+    open_section(&mut harness);
+    type_into(&mut harness, "Program: filter", &pid.to_string());
+    harness.get_by_label("sleep").click();
+    harness.run_steps(2);
+    harness.get_by_label("Attach").click();
+    harness.run_steps(20);
+    assert!(harness.state().is_busy(), "attached and recording");
+    harness.key_press(egui::Key::Escape);
+    until_recorded(&mut harness);
+    let _ = child.kill();
+    let _ = child.wait();
+    let rec = harness.state().shown().expect("the recording is shown");
+    let program = rec.program.as_ref().expect("a program's recording");
+    assert!(program.attached && program.pid == pid as i32, "{program:?}");
+    assert_eq!(rec.threads.len(), 1, "{:?}", rec.threads);
+}
