@@ -37,6 +37,10 @@ pub struct RunMeta {
     /// The machine at the run's start (absent from files saved before it was recorded).
     #[serde(default)]
     pub environment: Option<Environment>,
+    /// For a recorded program: its pid and exit, named by its first
+    /// thread's comm, never by its command line (sessions are shared).
+    #[serde(default)]
+    pub program: Option<crate::record::ProgramInfo>,
 }
 
 /// The parts of the kernel report that the `sched_switch` pairs do not carry.

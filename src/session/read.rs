@@ -442,6 +442,9 @@ impl RunBuilder {
         if let Some(environment) = meta.environment {
             rec.ingest(RunEvent::Environment(Box::new(environment)));
         }
+        if let Some(program) = meta.program {
+            rec.ingest(RunEvent::Program(program));
+        }
         rec.ingest(RunEvent::Tasks(self.tasks));
         for why in meta.failures {
             rec.ingest(RunEvent::Failure(why));

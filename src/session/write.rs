@@ -132,6 +132,20 @@ fn write_run(
         process_tree: Some(ProcessTree { threads }),
         ..TracePacket::default()
     })?;
+    // A recorded program is named by its first thread's comm, never by its
+    // command line: sessions are shared.
+    let program = rec.program.as_ref().map(|p| crate::record::ProgramInfo {
+        command: rec
+            .threads
+            .first()
+            .map_or("program", |t| &t.name)
+            .to_owned(),
+        ..p.clone()
+    });
+    let title = match &program {
+        Some(p) => format!("{} · pid {}", p.command, p.pid),
+        None => rec.title(),
+    };
     let run_track = track_uuid(seq, None);
     let window = counters::busy_window_ns(rec.wall_ns);
     let busy = rec.sched.as_ref().map_or_else(Default::default, |report| {
@@ -140,7 +154,7 @@ fn write_run(
     let descriptors = std::iter::once(TrackDescriptor {
         uuid: Some(run_track),
         parent_uuid: None,
-        name: Some(format!("corelanes run {seq}: {}", rec.title())),
+        name: Some(format!("corelanes run {seq}: {title}")),
         counter: None,
     })
     .chain(rec.threads.iter().map(|t| TrackDescriptor {
@@ -206,6 +220,7 @@ fn write_run(
         failures: rec.failures.clone(),
         tasks: rec.tasks.len(),
         environment: rec.environment.clone(),
+        program,
     };
     let json = serde_json::to_string(&meta).map_err(io::Error::other)?;
     packets.event(

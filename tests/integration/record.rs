@@ -312,3 +312,34 @@ fn ctrl_c_during_record_still_writes_the_files_and_exits_promptly() {
     assert!(!summary["sched"]["slices"].as_array().unwrap().is_empty());
     assert!(trace.exists(), "the trace was written");
 }
+
+#[test]
+fn a_session_keeps_the_programs_name_and_exit_but_never_its_command_line() {
+    let _machine = exclusive();
+    // A command line is private (its arguments may name files, hosts, keys).
+    let rec = record_with(
+        launch(&["sh", "-c", "exec sleep 0.2 # secret-argument"]),
+        None,
+        SchedMode::Auto,
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("program.pftrace");
+    let machine = corelanes::session::Machine::this();
+    corelanes::session::save(&file, &[(&rec, &machine)]).unwrap();
+    let bytes = std::fs::read(&file).unwrap();
+    assert!(
+        !bytes.windows(6).any(|w| w == b"secret"),
+        "the command line reached the session"
+    );
+    let back = corelanes::session::open(&file).unwrap().remove(0).recording;
+    let (was, is) = (
+        rec.program.unwrap(),
+        back.program.expect("the program is kept"),
+    );
+    assert_eq!(
+        is.command, rec.threads[0].name,
+        "named by its first thread's comm"
+    );
+    assert_eq!((is.pid, is.exit_status), (was.pid, Some(0)));
+    assert_eq!(back.threads, rec.threads);
+}
