@@ -108,12 +108,15 @@ const FIGURES: [Figure; 10] = [
     Figure {
         name: "tasks",
         definition: "Tasks that completed, out of all the tasks recorded (failed or stopped ones are outlined red).",
-        value: |s| {
-            Ok(format!(
+        value: |s| match &s.rec.program {
+            Some(_) => Err(
+                "A recorded program has no tasks of ours: only its threads, from the kernel".into(),
+            ),
+            None => Ok(format!(
                 "{} ok of {}",
                 s.metrics.tasks_ok,
                 s.rec.tasks.len()
-            ))
+            )),
         },
     },
     Figure {

@@ -673,10 +673,7 @@ fn rows<'a>(runs: &'a [RunView<'a>], texts: &Texts) -> Vec<Row<'a>> {
             true,
         ));
         for (i, lane) in tl.threads.iter().enumerate() {
-            let name = rec
-                .threads
-                .get(i)
-                .map_or_else(|| format!("worker-{i}"), |t| t.name.clone());
+            let name = thread_name(rec, i);
             rows.push(Row::Lane {
                 run,
                 label: name,
@@ -778,10 +775,15 @@ struct Legend {
 impl Legend {
     fn new(ui: &Ui, runs: &[RunView], width: f32) -> Legend {
         let threads = runs.iter().map(|r| r.rec.threads.len()).max().unwrap_or(0);
+        // Named by the run that has the thread (a program's threads have their own names).
+        let name = |i: usize| {
+            let run = runs.iter().find(|r| r.rec.threads.len() > i);
+            run.map_or_else(|| format!("worker-{i}"), |r| thread_name(r.rec, i))
+        };
         let states = runs.iter().any(|r| has_states(r.timeline));
         let kernel = runs.iter().any(|r| r.timeline.cores_from_kernel);
         let mut entries: Vec<(Swatch, String)> = (0..threads.min(palette::THREAD_COLOURS))
-            .map(|i| (Swatch::Fill(palette::thread(i)), format!("worker-{i}")))
+            .map(|i| (Swatch::Fill(palette::thread(i)), name(i)))
             .collect();
         if threads > palette::THREAD_COLOURS {
             entries.push((
@@ -910,13 +912,19 @@ fn format_ms(t_ns: f64, step_ns: f64) -> String {
     format!("{:.*}", decimals, t_ns / 1e6)
 }
 
+/// A thread's name in lanes, legend and hover: a recorded program's threads
+/// often share one name, so theirs carry the thread id too.
+fn thread_name(rec: &Recording, i: usize) -> String {
+    match rec.threads.get(i) {
+        Some(t) if rec.program.is_some() => format!("{} {}", t.name, t.tid),
+        Some(t) => t.name.clone(),
+        None => format!("worker-{i}"),
+    }
+}
+
 fn tooltip(ui: &mut Ui, run: &RunView, hit: &Hit) {
     let rec = run.rec;
-    let name = |thread: usize| {
-        rec.threads
-            .get(thread)
-            .map_or_else(|| format!("worker-{thread}"), |t| t.name.clone())
-    };
+    let name = |thread: usize| thread_name(rec, thread);
     match *hit {
         Hit::Span { kind, item } if kind.holds_tasks() => {
             if let Some(task) = rec.tasks.get(item as usize) {
