@@ -58,6 +58,7 @@ pub fn config(
         placement,
         serial: 0.25,
         sched: SchedMode::Off,
+        system_wide: false,
     }
 }
 
