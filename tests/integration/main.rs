@@ -18,6 +18,7 @@ mod record;
 mod robustness;
 mod sched;
 mod session;
+mod system_wide;
 mod topology;
 #[cfg(feature = "gui")]
 mod window;
