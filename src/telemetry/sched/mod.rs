@@ -197,7 +197,7 @@ pub enum SchedError {
         attached: usize,
         cpus: usize,
     },
-    #[error("{}", wide_denied(.paranoid, seccomp_filtered(), .cpu, .source))]
+    #[error("{}", wide_denied(.paranoid, seccomp_filtered(), .cpu))]
     WideDenied {
         cpu: usize,
         paranoid: String,
@@ -241,12 +241,13 @@ fn denied_advice(paranoid: &str, filtered: bool) -> String {
 }
 
 /// Why a CPU-wide event was refused, and what to do, in one sentence.
-fn wide_denied(paranoid: &str, filtered: bool, cpu: &usize, source: &io::Error) -> String {
+/// The kernel's error is the `source`, which the CLI prints after it.
+fn wide_denied(paranoid: &str, filtered: bool, cpu: &usize) -> String {
     let allowed_by_level = paranoid.parse::<i32>().is_ok_and(|p| p <= 0);
     if allowed_by_level {
         format!(
             "--system-wide was refused although kernel.perf_event_paranoid = {paranoid} allows it \
-             (CPU-wide perf_event_open on CPU {cpu}: {source}), most likely by a container's \
+             (CPU-wide perf_event_open on CPU {cpu}), most likely by a container's \
              seccomp policy{}: run outside the container or with a profile that allows perf_event_open",
             if filtered {
                 ", and this process does run under a seccomp filter"
@@ -257,7 +258,7 @@ fn wide_denied(paranoid: &str, filtered: bool, cpu: &usize, source: &io::Error) 
     } else {
         format!(
             "--system-wide needs CAP_PERFMON or root, or `sudo sysctl kernel.perf_event_paranoid=0` \
-             (it is {paranoid} here, and the kernel refused a CPU-wide perf_event_open on CPU {cpu}: {source})"
+             (it is {paranoid} here, and the kernel refused a CPU-wide perf_event_open on CPU {cpu})"
         )
     }
 }
