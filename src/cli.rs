@@ -15,7 +15,7 @@ use crate::outputs::{Outputs, is_stdout};
 use crate::record;
 use crate::run::{self, ConfigError, Placement, Recording, RunConfig, RunStatus};
 use crate::session::{self, SavedRun};
-use crate::telemetry::sched::{SchedMode, SliceState};
+use crate::telemetry::sched::{self, SchedMode, SliceState};
 use crate::topology::Topology;
 use crate::workload::WorkloadKind;
 
@@ -73,6 +73,11 @@ pub struct RecordArgs {
     /// Kernel scheduler capture: auto (perf, else sampling /proc), perf or procfs [default: auto].
     #[arg(long, default_value = "auto")]
     pub sched: SchedMode,
+    /// Also capture the other programs on the cores (CPU-wide context switches),
+    /// so that the cores' gaps are named: needs CAP_PERFMON or root, or
+    /// kernel.perf_event_paranoid=0. Never on unless given.
+    #[arg(long)]
+    pub system_wide: bool,
     #[command(flatten)]
     pub out: OutputArgs,
     /// The command to launch and its arguments, after `--`.
@@ -109,6 +114,11 @@ pub struct RunArgs {
     /// Kernel scheduler capture: auto (perf, else procfs), perf, procfs or off [default: auto].
     #[arg(long)]
     pub sched: Option<SchedMode>,
+    /// Also capture the other programs on the cores (CPU-wide context switches),
+    /// so that the cores' gaps are named: needs CAP_PERFMON or root, or
+    /// kernel.perf_event_paranoid=0. Never on unless given.
+    #[arg(long)]
+    pub system_wide: bool,
 }
 
 impl RunArgs {
@@ -127,6 +137,7 @@ impl RunArgs {
             placement,
             serial: self.serial.unwrap_or(d.serial),
             sched: self.sched.unwrap_or(d.sched),
+            system_wide: self.system_wide,
         })
     }
 
@@ -141,6 +152,7 @@ impl RunArgs {
             core,
             serial,
             sched,
+            system_wide,
         } = self;
         workload.is_some()
             || threads.is_some()
@@ -150,6 +162,7 @@ impl RunArgs {
             || core.is_some()
             || serial.is_some()
             || sched.is_some()
+            || *system_wide
     }
 }
 
@@ -317,6 +330,10 @@ fn run_once(args: &RunArgs, out: &OutputArgs) -> anyhow::Result<ExitCode> {
     let out = out.outputs();
     let topo = Topology::get();
     let valid = args.to_config(topo)?.validate(topo)?;
+    if valid.config.system_wide {
+        // Refused here, before anything runs, with the reason.
+        sched::check_system_wide(valid.config.sched, &topo.allowed)?;
+    }
     out.check_writable()?;
     let interrupts = Interrupts::install()?;
     let rec = run::run_until(valid, interrupts.stop());
@@ -343,6 +360,10 @@ fn run_once(args: &RunArgs, out: &OutputArgs) -> anyhow::Result<ExitCode> {
 
 fn record_program(args: &RecordArgs) -> anyhow::Result<ExitCode> {
     let out = args.out.outputs();
+    if args.system_wide {
+        // Refused here, before the program is started, with the reason.
+        sched::check_system_wide(args.sched, &[])?;
+    }
     out.check_writable()?;
     let program = match args.pid {
         Some(pid) => record::Program::Attach(pid),
@@ -355,6 +376,7 @@ fn record_program(args: &RecordArgs) -> anyhow::Result<ExitCode> {
             program,
             duration: args.seconds,
             sched: args.sched,
+            system_wide: args.system_wide,
         },
         interrupts.stop(),
     );
@@ -581,6 +603,9 @@ fn capture_lines(rec: &Recording) -> String {
         out += &format!(", {} slices, {lost} lost records", s.slices.len());
     }
     out += "\n";
+    if let Some(s) = rec.sched.as_ref().filter(|s| s.system_wide) {
+        out += &others_line(rec, s);
+    }
     if let Some(note) = &rec.sched_note {
         out += &format!("note: {note}\n");
     }
@@ -589,4 +614,33 @@ fn capture_lines(rec: &Recording) -> String {
         out += "\n";
     }
     out
+}
+
+/// `--system-wide`: the other programs that took the cores the run's threads
+/// ran on, most time first.
+fn others_line(rec: &Recording, s: &sched::SchedReport) -> String {
+    let mut cores: Vec<usize> = rec
+        .slices()
+        .iter()
+        .filter(|s| s.state == SliceState::Running)
+        .map(|s| s.core)
+        .collect();
+    cores.sort_unstable();
+    cores.dedup();
+    const SHOWN: usize = 5;
+    let top = s.others_on(&cores);
+    let mut line = format!(
+        "other programs on the run's cores ({}):",
+        crate::topology::compact_ranges(&cores)
+    );
+    if top.is_empty() {
+        line += " none";
+    }
+    for (i, (name, ns)) in top.iter().take(SHOWN).enumerate() {
+        line += &format!("{} {name} {}", if i == 0 { "" } else { "," }, human_ns(*ns));
+    }
+    if top.len() > SHOWN {
+        line += &format!(", {} more", top.len() - SHOWN);
+    }
+    line + "\n"
 }

@@ -90,6 +90,8 @@ pub fn synthetic_run(tasks: usize, slices: usize) -> Recording {
         slices: all,
         per_thread: vec![Default::default(); THREADS],
         note: None,
+        system_wide: false,
+        others: Vec::new(),
     }));
     rec.ingest(RunEvent::Finished {
         wall_ns,

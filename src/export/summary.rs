@@ -7,7 +7,7 @@ use crate::environment::Environment;
 use crate::metrics::Metrics;
 use crate::run::{Recording, RunConfig, RunStatus};
 use crate::telemetry::events::{TaskRecord, ThreadRecord};
-use crate::telemetry::sched::{SchedSlice, SchedSource};
+use crate::telemetry::sched::{OtherSlice, SchedSlice, SchedSource};
 
 #[derive(serde::Serialize)]
 pub struct Summary<'a> {
@@ -41,6 +41,10 @@ pub struct SchedSummary<'a> {
     pub lost_records: u64,
     pub note: Option<&'a str>,
     pub slices: &'a [SchedSlice],
+    /// Whether the other tasks on the CPUs were captured (`--system-wide`).
+    pub system_wide: bool,
+    /// With `system_wide`: what else ran on each core, and when.
+    pub others: &'a [OtherSlice],
 }
 
 impl<'a> Summary<'a> {
@@ -74,6 +78,8 @@ impl<'a> Summary<'a> {
                 lost_records: rec.sched.as_ref().map_or(0, |s| s.lost_records),
                 note: rec.sched_note.as_deref(),
                 slices: rec.sched.as_ref().map_or(&[], |s| &s.slices),
+                system_wide: rec.sched.as_ref().is_some_and(|s| s.system_wide),
+                others: rec.sched.as_ref().map_or(&[], |s| &s.others),
             },
             failures: &rec.failures,
             environment: rec.environment.as_ref(),

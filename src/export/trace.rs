@@ -233,6 +233,7 @@ mod tests {
             placement: Placement::OneCore(3),
             serial: 0.1,
             sched: crate::telemetry::sched::SchedMode::Auto,
+            system_wide: false,
         });
         let thread = |index: usize| ThreadRecord {
             index,
@@ -274,6 +275,8 @@ mod tests {
             ],
             per_thread: Vec::new(),
             note: None,
+            system_wide: false,
+            others: Vec::new(),
         }));
         rec
     }

@@ -111,6 +111,8 @@ pub fn synthetic(spans: usize, live: bool) -> Entry {
                 slices,
                 per_thread: Vec::new(),
                 note: None,
+                system_wide: false,
+                others: Vec::new(),
             }),
             RunEvent::Finished {
                 wall_ns: end_ns,

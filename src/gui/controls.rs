@@ -148,6 +148,9 @@ pub struct Controls {
     pub custom: Vec<usize>,
     pub serial: Field<f64>,
     pub sched: SchedMode,
+    /// `--system-wide`, kept from the configuration the app was given (no
+    /// control of its own yet).
+    pub system_wide: bool,
     /// A run estimated over [`ASK_ABOVE_NS`], waiting for the user to confirm it.
     confirm: Option<Action>,
 }
@@ -170,6 +173,7 @@ impl Controls {
             custom,
             serial: Field::new(config.serial),
             sched: config.sched,
+            system_wide: config.system_wide,
             confirm: None,
         };
         if controls.choice != PlacementChoice::Custom {
@@ -238,6 +242,7 @@ impl Controls {
                 .unwrap_or_else(|_| RunConfig::defaults(topo).serial),
             placement,
             sched: self.sched,
+            system_wide: self.system_wide,
         };
         Ok(config.validate(topo)?)
     }
@@ -761,6 +766,7 @@ mod tests {
                 placement: Placement::Spread,
                 serial: 0.5,
                 sched: SchedMode::Off,
+                system_wide: false,
             };
             estimated_ns(&config, &topo) / 1e9
         };

@@ -51,6 +51,8 @@ pub struct RecordConfig {
     /// `Auto`: perf, else /proc sampling (coarse, and it sees a thread only
     /// from the tick after it appears); `Perf` or `Procfs` alone; `Off`: nothing.
     pub sched: SchedMode,
+    /// Also capture the other tasks on the CPUs (`--system-wide`; only when asked).
+    pub system_wide: bool,
 }
 
 /// The recorded program, as the summary JSON and the report name it.
@@ -145,7 +147,7 @@ pub fn start(config: RecordConfig) -> RecordHandle {
 
 /// Records to the end, or until `stop` is ready (as [`RecordHandle::stop`]).
 pub fn record_until(config: RecordConfig, stop: &Receiver<()>) -> Recording {
-    let mut recording = Recording::new(program_config(config.sched));
+    let mut recording = Recording::new(program_config(config.sched, config.system_wide));
     let mut handle = start(config);
     crate::run::ingest_until(&mut recording, &handle.events, stop, || handle.stop());
     for event in handle.obituary() {
@@ -156,7 +158,7 @@ pub fn record_until(config: RecordConfig, stop: &Receiver<()>) -> Recording {
 
 /// The `config` of a program's recording: no workload of ours ran, no task,
 /// no pinning (the summary JSON's schema has the field, so it is filled plainly).
-pub fn program_config(sched: SchedMode) -> RunConfig {
+pub fn program_config(sched: SchedMode, system_wide: bool) -> RunConfig {
     RunConfig {
         workload: WorkloadKind::Cpu,
         threads: 0,
@@ -165,6 +167,7 @@ pub fn program_config(sched: SchedMode) -> RunConfig {
         placement: Placement::Unpinned,
         serial: 0.0,
         sched,
+        system_wide,
     }
 }
 
@@ -263,8 +266,13 @@ fn begin(
                 .map_err(|e| format!("cannot start {}: {e}", program.to_string_lossy()))?;
             let pid = gated.pid();
             // Dropping `gated` on error makes the child give up before exec.
-            let capture = SchedCapture::start_for(config.sched, cpus, Target::Launch(pid))
-                .map_err(|e| e.to_string())?;
+            let capture = SchedCapture::start_for(
+                config.sched,
+                cpus,
+                Target::Launch(pid),
+                config.system_wide,
+            )
+            .map_err(|e| e.to_string())?;
             let origin_ns = sys::monotonic_ns();
             let child = gated
                 .release()
@@ -292,8 +300,13 @@ fn begin(
                      record only their own processes; run corelanes as that user, or as root"
                 ));
             }
-            let capture = SchedCapture::start_for(config.sched, cpus, Target::Attach(pid))
-                .map_err(|e| e.to_string())?;
+            let capture = SchedCapture::start_for(
+                config.sched,
+                cpus,
+                Target::Attach(pid),
+                config.system_wide,
+            )
+            .map_err(|e| e.to_string())?;
             let args: Vec<OsString> = cmdline
                 .split(|&b| b == 0)
                 .filter(|a| !a.is_empty())

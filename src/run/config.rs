@@ -76,6 +76,11 @@ pub struct RunConfig {
     /// Amdahl's serial fraction of the total work, 0..=1 (other workloads ignore it).
     pub serial: f64,
     pub sched: SchedMode,
+    /// Also capture every other task's switches on the CPUs (`--system-wide`:
+    /// needs CAP_PERFMON, root or `perf_event_paranoid` ≤ 0), so that the
+    /// cores' gaps name the programs that took them. Only when asked.
+    #[serde(default)]
+    pub system_wide: bool,
 }
 
 impl RunConfig {
@@ -90,6 +95,7 @@ impl RunConfig {
             placement: Placement::Spread,
             serial: 0.1,
             sched: SchedMode::Auto,
+            system_wide: false,
         }
     }
 

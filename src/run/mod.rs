@@ -24,6 +24,7 @@ use crossbeam_channel::{Receiver, Sender, TryRecvError};
 use crate::environment::Environment;
 use crate::sys;
 use crate::telemetry::events::{InFlight, RunEvent, ThreadRecord};
+use crate::telemetry::sched::perf::Target;
 use crate::telemetry::sched::{SchedCapture, SchedSource};
 use crate::topology::Topology;
 use crate::workload::Plan;
@@ -221,7 +222,12 @@ fn control(
     // read while the run uses none; it costs `BUSY_WINDOW` (100 ms) per run.
     let environment = Environment::at_run_start();
     // Opened here, before the workers exist, so that they inherit the perf events.
-    let sched = match SchedCapture::start(valid.config.sched, &Topology::get().allowed) {
+    let sched = match SchedCapture::start_for(
+        valid.config.sched,
+        &Topology::get().allowed,
+        Target::Own,
+        valid.config.system_wide,
+    ) {
         Ok(capture) => capture,
         Err(e) => return finish_early(e.to_string()),
     };

@@ -5,7 +5,7 @@ use crate::environment::Environment;
 use crate::metrics::Metrics;
 use crate::run::{RunConfig, RunStatus};
 use crate::telemetry::events::ThreadRecord;
-use crate::telemetry::sched::{SchedSlice, SchedSource, ThreadSched};
+use crate::telemetry::sched::{OtherSlice, SchedSlice, SchedSource, ThreadSched};
 
 use super::Machine;
 
@@ -57,6 +57,11 @@ pub struct SchedMeta {
     pub extra: Vec<SchedSlice>,
     /// …and implied ones that were not there: (thread, start_ns).
     pub not_there: Vec<(usize, u64)>,
+    /// `--system-wide`: whether other tasks were captured, and their slices.
+    #[serde(default)]
+    pub system_wide: bool,
+    #[serde(default)]
+    pub others: Vec<OtherSlice>,
 }
 
 /// Reads only the version, so that a newer layout is named as such.

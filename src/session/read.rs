@@ -415,6 +415,8 @@ impl RunBuilder {
             slices: all,
             per_thread: meta.per_thread,
             note: meta.note,
+            system_wide: meta.system_wide,
+            others: meta.others,
         }))
     }
 

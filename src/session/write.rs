@@ -215,6 +215,8 @@ fn write_run(
                 slices: report.slices.len(),
                 extra,
                 not_there,
+                system_wide: report.system_wide,
+                others: report.others.clone(),
             }
         }),
         failures: rec.failures.clone(),

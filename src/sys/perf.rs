@@ -71,6 +71,10 @@ pub enum Watch {
     /// Thread `tid` of another process and the threads it starts from now
     /// on, enabled at once.
     Thread(i32),
+    /// Every task on the CPU (`pid = -1`), enabled at once: the kernel then
+    /// writes `PERF_RECORD_SWITCH_CPU_WIDE`, which names the other task too.
+    /// Needs CAP_PERFMON (or root) or `perf_event_paranoid` ≤ 0.
+    Cpu,
 }
 
 /// Opens a software dummy event on `cpu` for `watch` (see the module docs).
@@ -96,14 +100,18 @@ fn open_event(watch: Watch, cpu: usize) -> Result<OwnedFd, OpenError> {
         Watch::Own => (0, false),
         Watch::FromExec(pid) => (pid, true),
         Watch::Thread(tid) => (tid, false),
+        Watch::Cpu => (-1, false),
     };
+    let cpu_wide = watch == Watch::Cpu;
     attr.set_disabled(u64::from(from_exec));
     attr.set_enable_on_exec(u64::from(from_exec));
-    attr.set_inherit(1);
+    // A CPU-wide event has no task to pass on, and every task's fork and
+    // exit would only add noise: its switch records name the tasks.
+    attr.set_inherit(u64::from(!cpu_wide));
     attr.set_exclude_kernel(1);
     attr.set_exclude_hv(1);
     attr.set_context_switch(1);
-    attr.set_task(1);
+    attr.set_task(u64::from(!cpu_wide));
     // Another program's threads are named by their `comm`, which changes at
     // exec and prctl(PR_SET_NAME): those records carry the new name.
     attr.set_comm(u64::from(watch != Watch::Own));

@@ -20,6 +20,7 @@ mod record;
 mod robustness;
 mod sched;
 mod session;
+mod system_wide;
 mod topology;
 #[cfg(feature = "gui")]
 mod window;
@@ -60,6 +61,7 @@ pub fn config(
         placement,
         serial: 0.25,
         sched: SchedMode::Off,
+        system_wide: false,
     }
 }
 

@@ -24,6 +24,7 @@ fn record_with(program: Program, duration: Option<Duration>, sched: SchedMode) -
             program,
             duration,
             sched,
+            system_wide: false,
         },
         &crossbeam_channel::never(),
     );

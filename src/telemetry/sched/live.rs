@@ -101,6 +101,7 @@ mod tests {
 
     fn rec(tid: i32, cpu: u32, time_ns: u64, kind: RecordKind) -> PerfRecord {
         PerfRecord {
+            pid: tid,
             tid,
             cpu,
             time_ns,

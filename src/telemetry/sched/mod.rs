@@ -115,6 +115,20 @@ pub struct ThreadSched {
     pub switches_out_blocked: u64,
 }
 
+/// System-wide capture only: a stretch of time in which another task (of
+/// any program, this one's non-worker threads included) ran on a core.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct OtherSlice {
+    pub core: usize,
+    pub tid: i32,
+    /// Its process (thread group).
+    pub pid: i32,
+    /// Its `comm` when first seen (`/proc/TID/comm`), or `pid N` if it was gone.
+    pub name: String,
+    pub start_ns: u64,
+    pub end_ns: u64,
+}
+
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct SchedReport {
     pub source: SchedSource,
@@ -126,6 +140,29 @@ pub struct SchedReport {
     pub per_thread: Vec<ThreadSched>,
     /// Which source is active and why, and how to get the exact one.
     pub note: Option<String>,
+    /// Whether CPU-wide switches were captured (`--system-wide`).
+    #[serde(default)]
+    pub system_wide: bool,
+    /// With `system_wide`: what ran on the CPUs besides the run's threads
+    /// (the idle task left out), sorted by (core, start_ns). Empty otherwise.
+    #[serde(default)]
+    pub others: Vec<OtherSlice>,
+}
+
+impl SchedReport {
+    /// The other programs' time on `cores`, by name, longest first.
+    pub fn others_on(&self, cores: &[usize]) -> Vec<(String, u64)> {
+        let mut by_name: HashMap<&str, u64> = HashMap::new();
+        for o in self.others.iter().filter(|o| cores.contains(&o.core)) {
+            *by_name.entry(&o.name).or_default() += o.end_ns - o.start_ns;
+        }
+        let mut top: Vec<(String, u64)> = by_name
+            .into_iter()
+            .map(|(name, ns)| (name.to_owned(), ns))
+            .collect();
+        top.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        top
+    }
 }
 
 /// Why the capture could not start.
@@ -160,6 +197,17 @@ pub enum SchedError {
         attached: usize,
         cpus: usize,
     },
+    #[error("{}", wide_denied(.paranoid, seccomp_filtered(), .cpu))]
+    WideDenied {
+        cpu: usize,
+        paranoid: String,
+        source: io::Error,
+    },
+    #[error(
+        "--system-wide needs the perf scheduler capture (it reads the kernel's CPU-wide switch \
+         records), not --sched {0}"
+    )]
+    WideNeedsPerf(SchedMode),
     #[error("could not start the scheduler capture thread: {0}")]
     Thread(io::Error),
 }
@@ -190,6 +238,47 @@ fn denied_advice(paranoid: &str, filtered: bool) -> String {
             }
         )
     }
+}
+
+/// Why a CPU-wide event was refused, and what to do, in one sentence.
+/// The kernel's error is the `source`, which the CLI prints after it.
+fn wide_denied(paranoid: &str, filtered: bool, cpu: &usize) -> String {
+    let allowed_by_level = paranoid.parse::<i32>().is_ok_and(|p| p <= 0);
+    if allowed_by_level {
+        format!(
+            "--system-wide was refused although kernel.perf_event_paranoid = {paranoid} allows it \
+             (CPU-wide perf_event_open on CPU {cpu}), most likely by a container's \
+             seccomp policy{}: run outside the container or with a profile that allows perf_event_open",
+            if filtered {
+                ", and this process does run under a seccomp filter"
+            } else {
+                ""
+            }
+        )
+    } else {
+        format!(
+            "--system-wide needs CAP_PERFMON or root, or `sudo sysctl kernel.perf_event_paranoid=0` \
+             (it is {paranoid} here, and the kernel refused a CPU-wide perf_event_open on CPU {cpu})"
+        )
+    }
+}
+
+/// Checks, before anything runs, that a system-wide capture (`--system-wide`)
+/// can start with `mode` on `cpus` (empty: this thread's CPUs): opens one
+/// CPU-wide event and closes it.
+pub fn check_system_wide(mode: SchedMode, cpus: &[usize]) -> Result<(), SchedError> {
+    if !matches!(mode, SchedMode::Auto | SchedMode::Perf) {
+        return Err(SchedError::WideNeedsPerf(mode));
+    }
+    let cpu = match cpus.first() {
+        Some(&cpu) => cpu,
+        None => sys::affinity_of_current_thread()
+            .unwrap_or_default()
+            .first()
+            .copied()
+            .unwrap_or(0),
+    };
+    perf::check_system_wide(cpu)
 }
 
 /// Whether a seccomp filter applies to this process (`Seccomp: 2` in
@@ -364,6 +453,7 @@ enum State {
 pub struct SchedCapture {
     source: SchedSource,
     note: Option<String>,
+    system_wide: bool,
     registry: Arc<Registry>,
     state: Mutex<State>,
 }
@@ -387,7 +477,7 @@ impl SchedCapture {
     /// `Auto` tries perf and falls back to procfs (with a `note` saying why);
     /// `Perf` returns the error instead; `Off` captures nothing.
     pub fn start(mode: SchedMode, cpus: &[usize]) -> Result<Self, SchedError> {
-        Self::start_for(mode, cpus, perf::Target::Own)
+        Self::start_for(mode, cpus, perf::Target::Own, false)
     }
 
     /// As [`SchedCapture::start`], for `target`. Another program's threads
@@ -396,11 +486,21 @@ impl SchedCapture {
     /// appears in the records. The /proc fallback samples only the threads
     /// registered: the caller registers the others as it finds them
     /// ([`Registry::discovered`]).
+    ///
+    /// `system_wide` (only ever when the user asks: never because the process
+    /// happens to be privileged) also records every other task's switches on
+    /// `cpus`, for [`SchedReport::others`]. It needs the perf source and
+    /// CPU-wide events: `Auto` does not fall back then, a refusal is returned.
     pub fn start_for(
         mode: SchedMode,
         cpus: &[usize],
         target: perf::Target,
+        system_wide: bool,
     ) -> Result<Self, SchedError> {
+        if system_wide && !matches!(mode, SchedMode::Auto | SchedMode::Perf) {
+            return Err(SchedError::WideNeedsPerf(mode));
+        }
+        let mode = if system_wide { SchedMode::Perf } else { mode };
         let registry = Arc::new(Registry::default());
         let now = sys::monotonic_ns();
         match target {
@@ -433,28 +533,32 @@ impl SchedCapture {
                     cpus,
                     registry.clone(),
                     target,
+                    system_wide,
                 )?),
                 SchedSource::Perf,
                 None,
             ),
-            SchedMode::Auto => match perf::PerfCapture::start_for(cpus, registry.clone(), target) {
-                Ok(p) => (Backend::Perf(p), SchedSource::Perf, None),
-                Err(e) => (
-                    Backend::Procfs(procfs::ProcfsCapture::start(registry.clone())?),
-                    SchedSource::Procfs,
-                    Some(match e {
-                        // The message already says how to allow it.
-                        SchedError::PerfDenied { .. } => {
-                            format!("Exact capture is off: {e}. {PROCFS_NOTE}")
-                        }
-                        _ => format!("Exact capture is off: {e}. {PROCFS_NOTE} {PERF_HINT}"),
-                    }),
-                ),
-            },
+            SchedMode::Auto => {
+                match perf::PerfCapture::start_for(cpus, registry.clone(), target, false) {
+                    Ok(p) => (Backend::Perf(p), SchedSource::Perf, None),
+                    Err(e) => (
+                        Backend::Procfs(procfs::ProcfsCapture::start(registry.clone())?),
+                        SchedSource::Procfs,
+                        Some(match e {
+                            // The message already says how to allow it.
+                            SchedError::PerfDenied { .. } => {
+                                format!("Exact capture is off: {e}. {PROCFS_NOTE}")
+                            }
+                            _ => format!("Exact capture is off: {e}. {PROCFS_NOTE} {PERF_HINT}"),
+                        }),
+                    ),
+                }
+            }
         };
         Ok(Self {
             source,
             note,
+            system_wide,
             registry,
             state: Mutex::new(State::Capturing(backend)),
         })
@@ -528,6 +632,8 @@ impl SchedCapture {
             slices: Vec::new(),
             per_thread: vec![ThreadSched::default(); threads],
             note: self.note.clone(),
+            system_wide: self.system_wide,
+            others: Vec::new(),
         };
         match backend {
             Backend::Off => return report,
@@ -610,6 +716,9 @@ impl SchedCapture {
                 RecordKind::Comm { .. } => {}
             }
         }
+        let own: std::collections::HashSet<i32> = workers.iter().map(|w| w.tid).collect();
+        report.others =
+            slices::other_slices(&drained.wide, &drained.names, &own, origin_ns, end_ns);
         for w in workers {
             let Some(mut track) = tracks.remove(&w.tid) else {
                 continue; // registered twice with the same tid

@@ -4,7 +4,7 @@
 //! hand-made bytes); [`PerfCapture`] owns the per-CPU rings and the thread
 //! that drains them every few milliseconds.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -82,6 +82,8 @@ impl RecordKind {
 /// One parsed record; `time_ns` is absolute `CLOCK_MONOTONIC`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PerfRecord {
+    /// The process of `tid` (its thread group).
+    pub pid: i32,
     pub tid: i32,
     pub cpu: u32,
     pub time_ns: u64,
@@ -131,6 +133,7 @@ pub fn parse_records(bytes: &[u8], out: &mut Vec<PerfRecord>) -> u64 {
                     RecordKind::SwitchIn
                 };
                 out.push(PerfRecord {
+                    pid: u32_at(rec, t) as i32,
                     tid: u32_at(rec, t + 4) as i32,
                     time_ns: u64_at(rec, t + 8),
                     cpu: u32_at(rec, t + 16),
@@ -143,6 +146,7 @@ pub fn parse_records(bytes: &[u8], out: &mut Vec<PerfRecord>) -> u64 {
                     continue;
                 };
                 out.push(PerfRecord {
+                    pid: u32_at(rec, 8) as i32,
                     tid: u32_at(rec, 16) as i32,
                     time_ns: u64_at(rec, 24),
                     cpu: u32_at(rec, t + 16),
@@ -163,6 +167,7 @@ pub fn parse_records(bytes: &[u8], out: &mut Vec<PerfRecord>) -> u64 {
                 let len = comm.len().min(name.len());
                 name[..len].copy_from_slice(&comm[..len]);
                 out.push(PerfRecord {
+                    pid: u32_at(rec, 8) as i32,
                     tid: u32_at(rec, 12) as i32,
                     time_ns: u64_at(rec, t + 8),
                     cpu: u32_at(rec, t + 16),
@@ -182,6 +187,12 @@ pub fn parse_records(bytes: &[u8], out: &mut Vec<PerfRecord>) -> u64 {
 pub struct Drained {
     pub records: Vec<PerfRecord>,
     pub lost: u64,
+    /// System-wide capture only: the switch records of every task on the
+    /// CPUs (`PERF_RECORD_SWITCH_CPU_WIDE`), whoever it belongs to.
+    pub wide: Vec<PerfRecord>,
+    /// System-wide capture only: each task seen in `wide`, named when it
+    /// was first seen (`/proc/TID/comm`, or its `comm` record).
+    pub names: HashMap<i32, String>,
 }
 
 /// Running capture: the rings live in the drain thread.
@@ -210,6 +221,23 @@ fn open_error(e: OpenError) -> SchedError {
             cpu: e.cpu,
             source: e.source,
         },
+    }
+}
+
+/// As [`open_error`], for a CPU-wide event: a refusal says what the
+/// system-wide capture needs.
+fn wide_open_error(e: OpenError) -> SchedError {
+    match open_error(e) {
+        SchedError::PerfDenied {
+            cpu,
+            paranoid,
+            source,
+        } => SchedError::WideDenied {
+            cpu,
+            paranoid,
+            source,
+        },
+        other => other,
     }
 }
 
@@ -301,16 +329,27 @@ fn open_rings(cpus: &[usize], target: Target) -> Result<Vec<PerfSwitchRing>, Sch
 }
 
 fn open_ring(cpu: usize, watch: Watch) -> Result<PerfSwitchRing, SchedError> {
+    let error = if watch == Watch::Cpu {
+        wide_open_error
+    } else {
+        open_error
+    };
     let mut last = None;
     for pages in RING_PAGES {
         match PerfSwitchRing::open_for(watch, cpu, pages) {
             Ok(ring) => return Ok(ring),
             // Over the locked-memory allowance: try a smaller ring.
             Err(e) if e.step == OpenStep::Mmap => last = Some(e),
-            Err(e) => return Err(open_error(e)),
+            Err(e) => return Err(error(e)),
         }
     }
-    Err(open_error(last.expect("at least one size tried")))
+    Err(error(last.expect("at least one size tried")))
+}
+
+/// Whether this process may open CPU-wide events (CAP_PERFMON, root, or
+/// `perf_event_paranoid` ≤ 0): opens one on `cpu` and closes it again.
+pub fn check_system_wide(cpu: usize) -> Result<(), SchedError> {
+    open_ring(cpu, Watch::Cpu).map(drop)
 }
 
 impl PerfCapture {
@@ -319,29 +358,39 @@ impl PerfCapture {
     /// spawned *before* the events are opened so that it does not inherit
     /// them and pollute the rings with its own wake-ups.
     pub fn start(cpus: &[usize], registry: Arc<Registry>) -> Result<Self, SchedError> {
-        Self::start_for(cpus, registry, Target::Own)
+        Self::start_for(cpus, registry, Target::Own, false)
     }
 
     /// As [`PerfCapture::start`], for `target`. For another program the
     /// drain thread registers each thread as its first record arrives, in
     /// that order, and names it from its `comm`.
+    ///
+    /// `system_wide` adds one CPU-wide ring per CPU (opened first, so that a
+    /// refusal comes before anything else): the switches of every other task
+    /// on those CPUs, for [`Drained::wide`].
     pub fn start_for(
         cpus: &[usize],
         registry: Arc<Registry>,
         target: Target,
+        system_wide: bool,
     ) -> Result<Self, SchedError> {
-        let (rings_tx, rings_rx) = crossbeam_channel::bounded::<Vec<PerfSwitchRing>>(1);
+        let (rings_tx, rings_rx) = crossbeam_channel::bounded::<Rings>(1);
         let (stop_tx, stop_rx) = crossbeam_channel::bounded::<()>(1);
         let (live_tx, live_rx) = crossbeam_channel::bounded::<(u64, Sink)>(1);
         let handle = std::thread::Builder::new()
             .name("corelanes-sched".into())
             .spawn(move || match rings_rx.recv() {
-                Ok(rings) => drain_loop(rings, target, &stop_rx, &live_rx, &registry),
+                Ok((rings, wide)) => drain_loop(rings, wide, target, &stop_rx, &live_rx, &registry),
                 Err(_) => Drained::default(),
             })
             .map_err(SchedError::Thread)?;
 
-        match open_rings(cpus, target) {
+        let wide = if system_wide {
+            cpus.iter().map(|&cpu| open_ring(cpu, Watch::Cpu)).collect()
+        } else {
+            Ok(Vec::new())
+        };
+        match wide.and_then(|wide| Ok((open_rings(cpus, target)?, wide))) {
             Ok(rings) => {
                 rings_tx
                     .send(rings)
@@ -388,8 +437,12 @@ impl Drop for PerfCapture {
     }
 }
 
+/// The target's rings, and the CPU-wide ones (empty unless system-wide).
+type Rings = (Vec<PerfSwitchRing>, Vec<PerfSwitchRing>);
+
 struct Drainer<'a> {
     rings: Vec<PerfSwitchRing>,
+    wide: Vec<PerfSwitchRing>,
     bytes: Vec<u8>,
     out: Drained,
     exited: HashSet<i32>,
@@ -409,25 +462,45 @@ impl Drainer<'_> {
     }
 
     fn drain_rings(&mut self) {
-        for ring in &mut self.rings {
-            self.bytes.clear();
-            if ring.read_into(&mut self.bytes) == 0 {
-                continue;
+        let from = self.out.records.len();
+        self.out.lost += read_rings(&mut self.rings, &mut self.bytes, &mut self.out.records);
+        self.exited.extend(
+            self.out.records[from..]
+                .iter()
+                .filter(|r| r.kind == RecordKind::Exit)
+                .map(|r| r.tid),
+        );
+        let from = self.out.wide.len();
+        self.out.lost += read_rings(&mut self.wide, &mut self.bytes, &mut self.out.wide);
+        for r in &self.out.wide[from..] {
+            if let Some(name) = r.kind.comm() {
+                self.out.names.insert(r.tid, name);
+            } else if r.tid > 0 && !self.out.names.contains_key(&r.tid) {
+                // Named now, while it (most likely) still runs.
+                let name = std::fs::read_to_string(format!("/proc/{}/comm", r.tid))
+                    .map(|n| n.trim_end().to_owned())
+                    .unwrap_or_else(|_| format!("pid {}", r.pid));
+                self.out.names.insert(r.tid, name);
             }
-            let from = self.out.records.len();
-            self.out.lost += parse_records(&self.bytes, &mut self.out.records);
-            self.exited.extend(
-                self.out.records[from..]
-                    .iter()
-                    .filter(|r| r.kind == RecordKind::Exit)
-                    .map(|r| r.tid),
-            );
         }
     }
 }
 
+/// Appends the records of every ring to `out`; returns the records lost.
+fn read_rings(rings: &mut [PerfSwitchRing], bytes: &mut Vec<u8>, out: &mut Vec<PerfRecord>) -> u64 {
+    let mut lost = 0;
+    for ring in rings {
+        bytes.clear();
+        if ring.read_into(bytes) > 0 {
+            lost += parse_records(bytes, out);
+        }
+    }
+    lost
+}
+
 fn drain_loop(
     rings: Vec<PerfSwitchRing>,
+    wide: Vec<PerfSwitchRing>,
     target: Target,
     stop_rx: &Receiver<()>,
     live_rx: &Receiver<(u64, Sink)>,
@@ -435,17 +508,20 @@ fn drain_loop(
 ) -> Drained {
     let capacity = rings
         .iter()
+        .chain(&wide)
         .map(crate::sys::perf::PerfSwitchRing::capacity)
         .max()
         .unwrap_or(0);
     let smallest = rings
         .iter()
+        .chain(&wide)
         .map(crate::sys::perf::PerfSwitchRing::capacity)
         .min()
         .unwrap_or(0);
     let interval = drain_interval(smallest);
     let mut d = Drainer {
         rings,
+        wide,
         bytes: Vec::with_capacity(capacity),
         out: Drained::default(),
         exited: HashSet::new(),
@@ -483,7 +559,7 @@ fn drain_loop(
         }
         std::thread::sleep(Duration::from_millis(1));
     }
-    for ring in &d.rings {
+    for ring in d.rings.iter().chain(&d.wide) {
         let _ = ring.disable();
     }
     // Everything written before the disable is now below data_head.
@@ -531,18 +607,21 @@ mod tests {
             out,
             vec![
                 PerfRecord {
+                    pid: 100,
                     tid: 101,
                     cpu: 1,
                     time_ns: 1_000,
                     kind: RecordKind::SwitchIn
                 },
                 PerfRecord {
+                    pid: 100,
                     tid: 101,
                     cpu: 1,
                     time_ns: 2_000,
                     kind: RecordKind::SwitchOut { preempted: false }
                 },
                 PerfRecord {
+                    pid: 100,
                     tid: 102,
                     cpu: 0,
                     time_ns: 3_000,
@@ -588,18 +667,21 @@ mod tests {
             out,
             vec![
                 PerfRecord {
+                    pid: 100,
                     tid: 103,
                     cpu: 1,
                     time_ns: 5_000,
                     kind: RecordKind::SwitchOut { preempted: false }
                 },
                 PerfRecord {
+                    pid: 100,
                     tid: 104,
                     cpu: 0,
                     time_ns: 6_000,
                     kind: RecordKind::Fork
                 },
                 PerfRecord {
+                    pid: 100,
                     tid: 104,
                     cpu: 1,
                     time_ns: 9_000,

@@ -6,7 +6,10 @@
 //! lock), each lasting until the next switch-in. Times in events are absolute
 //! `CLOCK_MONOTONIC` ns; slices come out relative to the run origin.
 
-use super::{SchedSlice, SliceState, ThreadSched};
+use std::collections::{HashMap, HashSet};
+
+use super::perf::{PerfRecord, RecordKind};
+use super::{OtherSlice, SchedSlice, SliceState, ThreadSched};
 
 /// What happened to the thread at one instant.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -233,6 +236,69 @@ impl Totals {
     }
 }
 
+/// The stretches in which tasks other than `own` ran, from the CPU-wide
+/// switch records of a system-wide capture (any order), clipped to
+/// [`origin_ns`, `end_ns`] and made relative to `origin_ns`, sorted by
+/// (core, start). On each core a task runs from its switch-in to its
+/// switch-out; the task already running when the capture began runs from
+/// the origin to its first switch-out, the one still running at the end
+/// until `end_ns`. The idle task (tid 0) is left out.
+pub fn other_slices(
+    wide: &[PerfRecord],
+    names: &HashMap<i32, String>,
+    own: &HashSet<i32>,
+    origin_ns: u64,
+    end_ns: u64,
+) -> Vec<OtherSlice> {
+    let mut records: Vec<&PerfRecord> = wide
+        .iter()
+        .filter(|r| matches!(r.kind, RecordKind::SwitchIn | RecordKind::SwitchOut { .. }))
+        .collect();
+    records.sort_by_key(|r| (r.cpu, r.time_ns));
+    let mut out = Vec::new();
+    let mut emit = |r: &PerfRecord, start: u64, end: u64| {
+        let (start, end) = (start.max(origin_ns), end.min(end_ns));
+        if r.tid > 0 && !own.contains(&r.tid) && end > start {
+            out.push(OtherSlice {
+                core: r.cpu as usize,
+                tid: r.tid,
+                pid: r.pid,
+                name: names
+                    .get(&r.tid)
+                    .cloned()
+                    .unwrap_or_else(|| format!("pid {}", r.pid)),
+                start_ns: start - origin_ns,
+                end_ns: end - origin_ns,
+            });
+        }
+    };
+    for core in records.chunk_by(|a, b| a.cpu == b.cpu) {
+        // The task on the core and since when; the origin for the one that
+        // was already running when the capture began.
+        let mut running: Option<(&PerfRecord, u64)> = None;
+        for (i, &r) in core.iter().enumerate() {
+            match r.kind {
+                RecordKind::SwitchOut { .. } => {
+                    let since = match running {
+                        Some((on, since)) if on.tid == r.tid => Some(since),
+                        None if i == 0 => Some(origin_ns),
+                        _ => None, // records lost in between: no guess
+                    };
+                    if let Some(since) = since {
+                        emit(r, since, r.time_ns);
+                    }
+                    running = None;
+                }
+                _ => running = Some((r, r.time_ns)),
+            }
+        }
+        if let Some((r, since)) = running {
+            emit(r, since, end_ns);
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -428,5 +494,53 @@ mod tests {
         assert_eq!(per[4].migrations, 0);
         assert_eq!(per[3].running_ns, 40);
         assert_eq!(per[4].running_ns, 10);
+    }
+
+    #[test]
+    fn other_slices_name_who_took_each_core() {
+        let rec = |pid, tid, cpu, time_ns, out: bool| PerfRecord {
+            pid,
+            tid,
+            cpu,
+            time_ns,
+            kind: if out {
+                RecordKind::SwitchOut { preempted: true }
+            } else {
+                RecordKind::SwitchIn
+            },
+        };
+        // Core 1: "busy" (tid 50) runs from before the origin (1000) until
+        // 1500, then the run's worker (7), then idle (0), then busy again
+        // until after the end (3000). Core 0: a kworker 2000..2100, given
+        // out of order (the rings are read one by one).
+        let wide = vec![
+            rec(40, 41, 0, 2100, true),
+            rec(50, 50, 1, 1500, true),
+            rec(1, 7, 1, 1500, false),
+            rec(1, 7, 1, 1800, true),
+            rec(0, 0, 1, 1800, false),
+            rec(0, 0, 1, 1900, true),
+            rec(50, 50, 1, 1900, false),
+            rec(40, 41, 0, 2000, false),
+        ];
+        let names = HashMap::from([(50, "busy".to_owned()), (7, "worker".to_owned())]);
+        let own = HashSet::from([7]);
+        let got = other_slices(&wide, &names, &own, 1000, 3000);
+        let o = |core, tid, pid, name: &str, start_ns, end_ns| OtherSlice {
+            core,
+            tid,
+            pid,
+            name: name.to_owned(),
+            start_ns,
+            end_ns,
+        };
+        assert_eq!(
+            got,
+            vec![
+                o(0, 41, 40, "pid 40", 1000, 1100),
+                o(1, 50, 50, "busy", 0, 500),
+                o(1, 50, 50, "busy", 900, 2000),
+            ]
+        );
     }
 }
