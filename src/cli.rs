@@ -603,8 +603,9 @@ fn capture_lines(rec: &Recording) -> String {
         out += &format!(", {} slices, {lost} lost records", s.slices.len());
     }
     out += "\n";
-    if let Some(s) = rec.sched.as_ref().filter(|s| s.system_wide) {
-        out += &others_line(rec, s);
+    if let Some(line) = rec.others_line() {
+        out += &line;
+        out += "\n";
     }
     if let Some(note) = &rec.sched_note {
         out += &format!("note: {note}\n");
@@ -614,33 +615,4 @@ fn capture_lines(rec: &Recording) -> String {
         out += "\n";
     }
     out
-}
-
-/// `--system-wide`: the other programs that took the cores the run's threads
-/// ran on, most time first.
-fn others_line(rec: &Recording, s: &sched::SchedReport) -> String {
-    let mut cores: Vec<usize> = rec
-        .slices()
-        .iter()
-        .filter(|s| s.state == SliceState::Running)
-        .map(|s| s.core)
-        .collect();
-    cores.sort_unstable();
-    cores.dedup();
-    const SHOWN: usize = 5;
-    let top = s.others_on(&cores);
-    let mut line = format!(
-        "other programs on the run's cores ({}):",
-        crate::topology::compact_ranges(&cores)
-    );
-    if top.is_empty() {
-        line += " none";
-    }
-    for (i, (name, ns)) in top.iter().take(SHOWN).enumerate() {
-        line += &format!("{} {name} {}", if i == 0 { "" } else { "," }, human_ns(*ns));
-    }
-    if top.len() > SHOWN {
-        line += &format!(", {} more", top.len() - SHOWN);
-    }
-    line + "\n"
 }

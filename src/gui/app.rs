@@ -375,9 +375,11 @@ impl App {
                     self.queue.extend(configs);
                     self.start_next();
                 }
-                Action::Record(config) if self.running.is_none() => {
+                Action::Record(mut config) if self.running.is_none() => {
                     self.batch = None;
-                    let rec = Recording::new(crate::record::program_config(config.sched));
+                    config.system_wide = self.controls.system_wide;
+                    let config_of = crate::record::program_config(config.sched, config.system_wide);
+                    let rec = Recording::new(config_of);
                     let index = self.history.push(rec);
                     self.history.compare = None;
                     self.timeline.fit();

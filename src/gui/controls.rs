@@ -148,8 +148,7 @@ pub struct Controls {
     pub custom: Vec<usize>,
     pub serial: Field<f64>,
     pub sched: SchedMode,
-    /// `--system-wide`, kept from the configuration the app was given (no
-    /// control of its own yet).
+    /// Also capture what else ran on the cores (privileged, opt-in).
     pub system_wide: bool,
     /// A run estimated over [`ASK_ABOVE_NS`], waiting for the user to confirm it.
     confirm: Option<Action>,
@@ -453,6 +452,12 @@ impl Controls {
             &SchedMode::ALL,
             |m| (m.as_str(), describe_sched(m)),
         );
+        ui.checkbox(&mut self.system_wide, "Name other programs on the cores")
+            .on_hover_text(
+                "System-wide capture: the figures name the programs that took the run's cores. \
+                 It needs root, CAP_PERFMON or kernel.perf_event_paranoid ≤ 0; without, the run fails with the reason and nothing else is lost. \
+                 Off, the capture sees only the run's own threads, as any user may.",
+            );
     }
 
     fn placement_ui(&mut self, ui: &mut Ui, topo: &Topology) {

@@ -203,6 +203,11 @@ fn capture_ui(ui: &mut Ui, prefix: &str, rec: &Recording, dropped: u64) {
         .on_hover_text(
             "Where the kernel's scheduling of the threads (core lanes, state strips) came from",
         );
+    if let Some(line) = rec.others_line() {
+        ui.label(line).on_hover_text(
+            "System-wide capture: what the kernel ran on the run's cores besides its threads (the gaps in the core lanes)",
+        );
+    }
     if let Some(note) = &rec.sched_note {
         ui.label(RichText::new(note).small().weak());
     }

@@ -171,5 +171,7 @@ fn record_action(program: Program) -> Action {
         program,
         duration: None,
         sched: SchedMode::Auto,
+        // The app sets it from the run controls' checkbox.
+        system_wide: false,
     })
 }

@@ -204,6 +204,38 @@ impl Recording {
     }
 
     /// A one-line name for lists and legends, e.g. "cpu · 2 threads · one core (0)".
+    /// With `--system-wide`: "other programs on the run's cores (0-1): sh
+    /// 468.1 ms, …", the programs that took the cores its threads ran on,
+    /// most time first.
+    pub fn others_line(&self) -> Option<String> {
+        const SHOWN: usize = 5;
+        let report = self.sched.as_ref().filter(|s| s.system_wide)?;
+        let mut cores: Vec<usize> = report
+            .slices
+            .iter()
+            .filter(|s| s.state == crate::telemetry::sched::SliceState::Running)
+            .map(|s| s.core)
+            .collect();
+        cores.sort_unstable();
+        cores.dedup();
+        let top = report.others_on(&cores);
+        let mut line = format!(
+            "other programs on the run's cores ({}):",
+            crate::topology::compact_ranges(&cores)
+        );
+        if top.is_empty() {
+            line += " none";
+        }
+        for (i, (name, ns)) in top.iter().take(SHOWN).enumerate() {
+            let sep = if i == 0 { "" } else { "," };
+            line += &format!("{sep} {name} {}", crate::metrics::human_ns(*ns));
+        }
+        if top.len() > SHOWN {
+            line += &format!(", {} more", top.len() - SHOWN);
+        }
+        Some(line)
+    }
+
     pub fn title(&self) -> String {
         if let Some(program) = &self.program {
             let n = self.threads.len();

@@ -5,7 +5,8 @@ use std::time::{Duration, Instant};
 
 use corelanes::gui::App;
 use corelanes::run::{Placement, RunStatus};
-use corelanes::workload::WorkloadKind::Io;
+use corelanes::telemetry::sched::SchedMode;
+use corelanes::workload::WorkloadKind::{Cpu, Io};
 use eframe::egui;
 use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable;
@@ -77,4 +78,36 @@ fn a_process_picked_from_the_list_is_attached_until_stop() {
     let program = rec.program.as_ref().expect("a program's recording");
     assert!(program.attached && program.pid == pid as i32, "{program:?}");
     assert_eq!(rec.threads.len(), 1, "{:?}", rec.threads);
+}
+
+#[test]
+fn the_checkbox_names_other_programs_on_the_cores_or_says_why_it_cannot() {
+    let _machine = exclusive();
+    let (core, _) = cores();
+    let dir = tempfile::tempdir().unwrap();
+    let _busy = super::system_wide::BusyLoop::start(dir.path(), core);
+    let mut run = config(Cpu, 1, 2, 100.0, Placement::OneCore(core));
+    run.sched = SchedMode::Auto;
+    let mut harness = app_harness(App::new(&run));
+    harness
+        .get_by_label("Name other programs on the cores")
+        .click();
+    harness.run_steps(2);
+    harness.get_by_label("Run").click();
+    until_recorded(&mut harness);
+    let allowed = corelanes::telemetry::sched::check_system_wide(SchedMode::Auto, &[core]).is_ok();
+    if allowed {
+        harness.get_by_label_contains(&format!(
+            "other programs on the run's cores ({core}): busyloop"
+        ));
+    } else {
+        // Where it is not allowed, the run says why, in the window.
+        let rec = harness.state().shown().expect("the run is shown");
+        assert!(
+            rec.failures.iter().any(|f| f.contains("CAP_PERFMON")),
+            "{:?}",
+            rec.failures
+        );
+        harness.get_by_label_contains("CAP_PERFMON");
+    }
 }

@@ -48,10 +48,10 @@ impl Drop for Scratch {
 
 /// A shell busy loop pinned to `core`, under its own name (`busyloop`, a
 /// copy of /bin/sh) so that the report can be checked for it by name.
-struct BusyLoop(Child);
+pub(super) struct BusyLoop(Child);
 
 impl BusyLoop {
-    fn start(dir: &Path, core: usize) -> BusyLoop {
+    pub(super) fn start(dir: &Path, core: usize) -> BusyLoop {
         let shell = dir.join("busyloop");
         std::fs::copy("/bin/sh", &shell).unwrap();
         let child = Command::new("taskset")
