@@ -1019,6 +1019,21 @@ fn tooltip(ui: &mut Ui, run: &RunView, hit: &Hit) {
                         .then(|| name(thread))
                 })
                 .collect();
+            if let Some(report) = rec.sched.as_ref().filter(|s| s.system_wide) {
+                let there: Vec<String> = report
+                    .others
+                    .iter()
+                    .filter(|o| o.core == core && o.start_ns <= t && t < o.end_ns)
+                    .map(|o| format!("{} (pid {})", o.name, o.pid))
+                    .collect();
+                ui.label(match there.is_empty() {
+                    true => "System-wide capture: the core was idle then.".to_string(),
+                    false => format!(
+                        "System-wide capture: the core ran {} then.",
+                        there.join(", ")
+                    ),
+                });
+            }
             if waiting.is_empty() {
                 ui.label("None of this run's threads was waiting for this core then.");
             } else {
