@@ -57,8 +57,10 @@ pub struct FtraceEvent {
 
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct SchedSwitchFtraceEvent {
-    #[prost(string, optional, tag = "1")]
-    pub prev_comm: Option<String>,
+    /// Comms are `bytes` here (the same wire form as `string`), so that a
+    /// thread's name is shared by its millions of switches, not copied.
+    #[prost(bytes = "bytes", optional, tag = "1")]
+    pub prev_comm: Option<bytes::Bytes>,
     #[prost(int32, optional, tag = "2")]
     pub prev_pid: Option<i32>,
     #[prost(int32, optional, tag = "3")]
@@ -66,8 +68,8 @@ pub struct SchedSwitchFtraceEvent {
     /// The kernel's task state bits: 0 = R (still runnable: preempted), 1 = S (sleeping).
     #[prost(int64, optional, tag = "4")]
     pub prev_state: Option<i64>,
-    #[prost(string, optional, tag = "5")]
-    pub next_comm: Option<String>,
+    #[prost(bytes = "bytes", optional, tag = "5")]
+    pub next_comm: Option<bytes::Bytes>,
     #[prost(int32, optional, tag = "6")]
     pub next_pid: Option<i32>,
     #[prost(int32, optional, tag = "7")]

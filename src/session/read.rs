@@ -203,7 +203,9 @@ impl Reader {
             if field != u64::from(TRACE_PACKET_FIELD) {
                 continue;
             }
-            let packet = TracePacket::decode(buf.as_slice())
+            // Decoded from a shared buffer: byte fields (comms) then slice it
+            // rather than each taking an allocation of its own.
+            let packet = TracePacket::decode(bytes::Bytes::from(std::mem::take(buf)))
                 .map_err(|e| self.damaged_or_foreign(&format!("a packet does not decode: {e}")))?;
             self.packets += 1;
             return Ok(Some(packet));

@@ -331,17 +331,21 @@ fn write_switches(
         .filter(|&i| all[i as usize].state == SliceState::Running)
         .collect();
     running.sort_by_key(|&i| (all[i as usize].core, all[i as usize].start_ns));
-    let who = |thread: usize| {
-        rec.threads
-            .get(thread)
-            .map_or((0, String::new()), |t| (t.tid, t.name.clone()))
+    let names: Vec<bytes::Bytes> = rec
+        .threads
+        .iter()
+        .map(|t| bytes::Bytes::copy_from_slice(t.name.as_bytes()))
+        .collect();
+    let who = |thread: usize| match (rec.threads.get(thread), names.get(thread)) {
+        (Some(t), Some(name)) => (t.tid, name.clone()),
+        _ => (0, bytes::Bytes::new()),
     };
     let switch = |ts: u64, slice: usize, switching_in: bool| {
         let s = &all[slice];
         let (tid, comm) = who(s.thread);
         let (worker, other) = (
             (Some(comm), Some(tid), Some(NORMAL_PRIO)),
-            (Some(String::new()), Some(0), Some(NORMAL_PRIO)),
+            (Some(bytes::Bytes::new()), Some(0), Some(NORMAL_PRIO)),
         );
         let ((prev_comm, prev_pid, prev_prio), (next_comm, next_pid, next_prio)) = if switching_in {
             (other, worker)
