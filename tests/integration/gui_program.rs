@@ -9,7 +9,7 @@ use corelanes::telemetry::sched::SchedMode;
 use corelanes::workload::WorkloadKind::{Cpu, Io};
 use eframe::egui;
 use egui_kittest::Harness;
-use egui_kittest::kittest::Queryable;
+use egui_kittest::kittest::{NodeT, Queryable};
 
 use super::gui::{app_harness, type_into};
 use super::{config, cores, exclusive};
@@ -97,9 +97,13 @@ fn the_checkbox_names_other_programs_on_the_cores_or_says_why_it_cannot() {
     until_recorded(&mut harness);
     let allowed = corelanes::telemetry::sched::check_system_wide(SchedMode::Auto, &[core]).is_ok();
     if allowed {
-        harness.get_by_label_contains(&format!(
-            "other programs on the run's cores ({core}): busyloop"
-        ));
+        // Named among the others (beside other load, not always first).
+        let line = harness
+            .get_by_label_contains(&format!("other programs on the run's cores ({core}):"))
+            .accesskit_node()
+            .value()
+            .unwrap_or_default();
+        assert!(line.contains(" busyloop "), "{line}");
     } else {
         // Where it is not allowed, the run says why, in the window.
         let rec = harness.state().shown().expect("the run is shown");
