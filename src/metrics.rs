@@ -115,6 +115,47 @@ pub struct KernelFigures {
     pub profile_ns: Vec<u64>,
 }
 
+/// Calls `each(time_ns, count)` with the number of `slices` in `state` at
+/// each instant that number changes, in time order (slices are half-open,
+/// `[start, end)`, so one ending as another starts changes nothing). The
+/// first call is at time 0, the start of the run.
+pub fn count_changes<E>(
+    slices: &[SchedSlice],
+    state: SliceState,
+    mut each: impl FnMut(u64, i64) -> Result<(), E>,
+) -> Result<(), E> {
+    // Two sorted lists of instants and a merge: 16 B a slice in state, where
+    // sorting (time, ±1) pairs would take 16 B a boundary.
+    let (mut starts, mut ends): (Vec<u64>, Vec<u64>) = slices
+        .iter()
+        .filter(|s| s.state == state)
+        .map(|s| (s.start_ns, s.end_ns.max(s.start_ns)))
+        .unzip();
+    starts.sort_unstable();
+    ends.sort_unstable();
+    let (mut s, mut e, mut count, mut shown) = (0, 0, 0i64, None);
+    if starts.first().is_none_or(|&t| t > 0) {
+        each(0, 0)?;
+        shown = Some(0);
+    }
+    while e < ends.len() {
+        let now = starts.get(s).map_or(ends[e], |&t| t.min(ends[e]));
+        while starts.get(s) == Some(&now) {
+            count += 1;
+            s += 1;
+        }
+        while ends.get(e) == Some(&now) {
+            count -= 1;
+            e += 1;
+        }
+        if shown != Some(count) {
+            each(now, count)?;
+            shown = Some(count);
+        }
+    }
+    Ok(())
+}
+
 impl KernelFigures {
     pub fn of(slices: &[SchedSlice], wall_ns: u64) -> KernelFigures {
         let sum = |keep: fn(SliceState) -> bool| -> u64 {
@@ -126,23 +167,18 @@ impl KernelFigures {
         };
         let running = sum(|s| s == SliceState::Running);
         let wanting = sum(|s| s != SliceState::Blocked);
-        // Sweep the running slices' edges: +1 at a start, −1 at an end.
-        let mut edges: Vec<(u64, i64)> = slices
-            .iter()
-            .filter(|s| s.state == SliceState::Running && s.start_ns < wall_ns)
-            .flat_map(|s| [(s.start_ns, 1), (s.end_ns.min(wall_ns), -1)])
-            .collect();
-        edges.sort_unstable();
+        // Time at each level of the running count, clipped to the wall.
         let mut profile_ns = vec![0u64; 1];
         let (mut level, mut at) = (0usize, 0u64);
-        for (t, step) in edges {
+        let _ = count_changes::<()>(slices, SliceState::Running, |t, count| {
+            let t = t.min(wall_ns);
             profile_ns[level] += t - at;
-            at = t;
-            level = level.saturating_add_signed(step as isize);
+            (level, at) = (count as usize, t);
             if profile_ns.len() <= level {
                 profile_ns.resize(level + 1, 0);
             }
-        }
+            Ok(())
+        });
         profile_ns[level] += wall_ns.saturating_sub(at);
         KernelFigures {
             parallelism: ratio(running, wall_ns),

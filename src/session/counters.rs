@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 
+pub use crate::metrics::count_changes;
 use crate::telemetry::sched::{SchedSlice, SliceState};
 
 /// The most values a core's utilisation counter gets: windows widen on long
@@ -36,47 +37,6 @@ pub fn core_busy(slices: &[SchedSlice], window_ns: u64, end_ns: u64) -> BTreeMap
         }
     }
     busy
-}
-
-/// Calls `each(time_ns, count)` with the number of `slices` in `state` at
-/// each instant that number changes, in time order (slices are half-open,
-/// `[start, end)`, so one ending as another starts changes nothing). The
-/// first call is at time 0, the start of the run.
-pub fn count_changes<E>(
-    slices: &[SchedSlice],
-    state: SliceState,
-    mut each: impl FnMut(u64, i64) -> Result<(), E>,
-) -> Result<(), E> {
-    // Two sorted lists of instants and a merge: 16 B a slice in state, where
-    // sorting (time, ±1) pairs would take 16 B a boundary.
-    let (mut starts, mut ends): (Vec<u64>, Vec<u64>) = slices
-        .iter()
-        .filter(|s| s.state == state)
-        .map(|s| (s.start_ns, s.end_ns.max(s.start_ns)))
-        .unzip();
-    starts.sort_unstable();
-    ends.sort_unstable();
-    let (mut s, mut e, mut count, mut shown) = (0, 0, 0i64, None);
-    if starts.first().is_none_or(|&t| t > 0) {
-        each(0, 0)?;
-        shown = Some(0);
-    }
-    while e < ends.len() {
-        let now = starts.get(s).map_or(ends[e], |&t| t.min(ends[e]));
-        while starts.get(s) == Some(&now) {
-            count += 1;
-            s += 1;
-        }
-        while ends.get(e) == Some(&now) {
-            count -= 1;
-            e += 1;
-        }
-        if shown != Some(count) {
-            each(now, count)?;
-            shown = Some(count);
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]
