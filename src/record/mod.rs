@@ -20,12 +20,12 @@ use std::os::unix::process::ExitStatusExt;
 use std::process::{Child, Command};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
 
 use crate::environment::Environment;
+use crate::run::controller::Controller;
 use crate::run::{Placement, Recording, RunConfig, failed};
 use crate::sys;
 use crate::telemetry::events::{RunEvent, ThreadRecord};
@@ -80,32 +80,24 @@ const TICK: Duration = Duration::from_millis(20);
 
 /// A recording in progress: read its events as a run's.
 pub struct RecordHandle {
-    events: Receiver<RunEvent>,
+    controller: Controller,
     stop: Arc<AtomicBool>,
-    controller: Option<JoinHandle<()>>,
 }
 
 impl RecordHandle {
     pub fn events(&self) -> &Receiver<RunEvent> {
-        &self.events
+        self.controller.events()
     }
 
     /// The events that arrived since the last call, without waiting.
     pub fn try_events(&mut self) -> Vec<RunEvent> {
-        let (mut events, closed) = crate::run::arrived(&self.events);
-        if closed {
-            events.extend(self.obituary());
-        }
-        events
+        self.controller.try_events()
     }
 
     /// Call once the events channel has closed: the events that end the
     /// recording as failed if its controller thread panicked, else none.
     pub fn obituary(&mut self) -> Vec<RunEvent> {
-        match self.controller.take().map(JoinHandle::join) {
-            Some(Err(_)) => failed("the recording's controller thread panicked".into()).into(),
-            _ => Vec::new(),
-        }
+        self.controller.obituary()
     }
 
     /// Ends the recording: a launched program gets SIGINT (as Ctrl+C in its
@@ -118,30 +110,13 @@ impl RecordHandle {
 
 /// Starts recording `config.program`.
 pub fn start(config: RecordConfig) -> RecordHandle {
-    let (tx, rx) = crossbeam_channel::unbounded();
     let stop = Arc::new(AtomicBool::new(false));
     let flag = stop.clone();
-    let controller = std::thread::Builder::new()
-        .name("corelanes-record".into())
-        .spawn(move || control(&config, &flag, &tx));
-    let controller = match controller {
-        Ok(handle) => Some(handle),
-        Err(e) => {
-            let (tx, rx) = crossbeam_channel::unbounded();
-            for event in failed(format!("cannot start the recording's thread: {e}")) {
-                let _ = tx.send(event);
-            }
-            return RecordHandle {
-                events: rx,
-                stop,
-                controller: None,
-            };
-        }
-    };
     RecordHandle {
-        events: rx,
+        controller: Controller::spawn("corelanes-record", "recording", move |tx| {
+            control(&config, &flag, &tx);
+        }),
         stop,
-        controller,
     }
 }
 
@@ -149,7 +124,7 @@ pub fn start(config: RecordConfig) -> RecordHandle {
 pub fn record_until(config: RecordConfig, stop: &Receiver<()>) -> Recording {
     let mut recording = Recording::new(program_config(config.sched, config.system_wide));
     let mut handle = start(config);
-    crate::run::ingest_until(&mut recording, &handle.events, stop, || handle.stop());
+    crate::run::ingest_until(&mut recording, handle.events(), stop, || handle.stop());
     for event in handle.obituary() {
         recording.ingest(event);
     }

@@ -5,6 +5,7 @@
 //! CLI) only read events: nothing a worker does ever waits for them.
 
 mod config;
+pub mod controller;
 mod live;
 mod recording;
 mod worker;
@@ -17,7 +18,6 @@ pub use recording::{Recording, RunStatus};
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::thread::JoinHandle;
 
 use crossbeam_channel::{Receiver, Sender, TryRecvError};
 
@@ -32,43 +32,27 @@ use crate::workload::Plan;
 /// A run in progress. Read its events; dropping the handle does not stop the
 /// run (call [`RunHandle::cancel`] for that).
 pub struct RunHandle {
-    events: Receiver<RunEvent>,
+    controller: controller::Controller,
     cancel: Arc<AtomicBool>,
-    controller: Option<JoinHandle<()>>,
     in_flight: Arc<[live::Slot]>,
 }
 
 impl RunHandle {
     pub fn events(&self) -> &Receiver<RunEvent> {
-        &self.events
+        self.controller.events()
     }
 
-    /// The events that arrived since the last call, without waiting. If the
-    /// controller died, they end with the events that end the run as failed
-    /// (see [`RunHandle::obituary`]), so the caller never waits forever.
+    /// The events that arrived since the last call, without waiting; if the
+    /// controller died, they end the run as failed, so the caller never
+    /// waits forever.
     pub fn try_events(&mut self) -> Vec<RunEvent> {
-        let (mut events, closed) = arrived(&self.events);
-        if closed {
-            events.extend(self.obituary());
-        }
-        events
+        self.controller.try_events()
     }
 
-    /// Call once the events channel has closed. If the controller thread died
-    /// (a panic) instead of sending `Finished`, the events that end the run
-    /// as failed, with its message; else none (and none a second time).
+    /// Call once the events channel has closed: the events that end the run
+    /// as failed if its controller thread panicked, else none.
     pub fn obituary(&mut self) -> Vec<RunEvent> {
-        let Some(controller) = self.controller.take() else {
-            return Vec::new();
-        };
-        match controller.join() {
-            Ok(()) => Vec::new(),
-            Err(panic) => failed(format!(
-                "the run's controller thread panicked ({}); the run was stopped",
-                worker::panic_text(&panic)
-            ))
-            .into(),
-        }
+        self.controller.obituary()
     }
 
     /// The task each worker is running now, by worker index (no channel involved).
@@ -82,10 +66,8 @@ impl RunHandle {
     }
 
     /// Waits for the controller thread to end (all events have been sent by then).
-    pub fn join(mut self) {
-        if let Some(controller) = self.controller.take() {
-            let _ = controller.join();
-        }
+    pub fn join(self) {
+        self.controller.join();
     }
 }
 
@@ -98,35 +80,17 @@ pub fn start(valid: ValidConfig) -> RunHandle {
 
 /// Starts a run whose tasks are `plan`'s (a custom [`crate::workload::TaskBody`]).
 pub fn start_plan(valid: ValidConfig, plan: Result<Plan, String>) -> RunHandle {
-    let (tx, rx) = crossbeam_channel::unbounded();
     let cancel = Arc::new(AtomicBool::new(false));
     let flag = cancel.clone();
     let in_flight: Arc<[live::Slot]> = (0..valid.cores.len())
         .map(|_| live::Slot::default())
         .collect();
     let slots = in_flight.clone();
-    let controller = std::thread::Builder::new()
-        .name("corelanes-run".into())
-        .spawn(move || control(valid, plan, flag, tx, slots));
-    let controller = match controller {
-        Ok(handle) => Some(handle),
-        Err(e) => {
-            let (tx, rx2) = crossbeam_channel::unbounded();
-            for event in failed(format!("cannot start the run's thread: {e}")) {
-                let _ = tx.send(event);
-            }
-            return RunHandle {
-                events: rx2,
-                cancel,
-                controller: None,
-                in_flight,
-            };
-        }
-    };
     RunHandle {
-        events: rx,
+        controller: controller::Controller::spawn("corelanes-run", "run", move |tx| {
+            control(valid, plan, flag, tx, slots);
+        }),
         cancel,
-        controller,
         in_flight,
     }
 }
@@ -153,7 +117,7 @@ pub fn run_to_end(valid: ValidConfig) -> Recording {
 pub fn run_until(valid: ValidConfig, stop: &Receiver<()>) -> Recording {
     let mut recording = Recording::new(valid.config.clone());
     let mut handle = start(valid);
-    ingest_until(&mut recording, &handle.events, stop, || handle.cancel());
+    ingest_until(&mut recording, handle.events(), stop, || handle.cancel());
     for event in handle.obituary() {
         recording.ingest(event);
     }
