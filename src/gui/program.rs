@@ -51,11 +51,7 @@ impl ProgramView {
             let record = ui
                 .add_enabled(ready, egui::Button::new("Record"))
                 .on_hover_text("Start the command (run by sh -c) with capture on from its first instruction; Stop or its exit ends the recording")
-                .on_disabled_hover_text(if busy {
-                    "Wait for the run in progress, or stop it"
-                } else {
-                    "Type a command line first"
-                })
+                .on_disabled_hover_text(why_not(busy, "Type a command line first"))
                 .clicked();
             let field = egui::TextEdit::singleline(&mut self.command)
                 .hint_text("command, e.g. xz -T2 -k big.file")
@@ -75,11 +71,7 @@ impl ProgramView {
             let attach = ui
                 .add_enabled(!busy && self.chosen.is_some(), egui::Button::new("Attach"))
                 .on_hover_text("Record the chosen process's threads, and those it starts, until Stop or until it exits")
-                .on_disabled_hover_text(if busy {
-                    "Wait for the run in progress, or stop it"
-                } else {
-                    "Choose a process in the list first"
-                })
+                .on_disabled_hover_text(why_not(busy, "Choose a process in the list first"))
                 .clicked();
             let field = egui::TextEdit::singleline(&mut self.filter)
                 .hint_text("filter by name or PID")
@@ -163,6 +155,15 @@ impl ProgramView {
             .collect();
         rows.sort_by(|a, b| b.cpu.total_cmp(&a.cpu).then(a.pid.cmp(&b.pid)));
         self.rows = rows;
+    }
+}
+
+/// Why a start button is disabled: a run in progress, or `missing`.
+fn why_not(busy: bool, missing: &'static str) -> &'static str {
+    if busy {
+        "Wait for the run in progress, or stop it"
+    } else {
+        missing
     }
 }
 
