@@ -18,6 +18,7 @@
 //! - [`timeline`]: the drawing store: spans per lane, range queries, folding.
 //! - [`metrics`]: wall, CPU, parallelism, concurrency, speedup, Amdahl.
 //! - [`sweep`]: the same work on 1..N threads.
+//! - [`lesson`]: each claim (time-slicing, parallelism, Amdahl…) measured, with a verdict.
 //! - [`record`]: another program, launched with capture from its `exec` or attached by PID.
 //! - [`export`]: summary JSON, CSV, Chrome trace.
 //! - [`session`]: runs saved as a Perfetto trace (`.pftrace`) and opened again.
@@ -32,6 +33,7 @@ pub mod export;
 #[cfg(feature = "gui")]
 pub mod gui;
 pub mod interrupt;
+pub mod lesson;
 pub mod metrics;
 pub mod outputs;
 pub mod record;

@@ -1,0 +1,179 @@
+//! Lessons: each claim about concurrency and parallelism, measured on this
+//! machine in one go. A lesson runs real workloads (the same engine as
+//! `corelanes run`), then judges a criterion stated before measuring.
+//!
+//! No GUI types here: the app's Experiments view and `corelanes lesson`
+//! both drive [`run`] and read its [`Progress`] and [`Outcome`].
+
+use std::collections::BTreeMap;
+
+use crossbeam_channel::Receiver;
+
+use crate::run::Recording;
+use crate::topology::Topology;
+
+/// The lessons, in the order they are taught.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LessonId {
+    TimeSlicing,
+    Parallelism,
+    IoOverlap,
+    Responsiveness,
+    Server,
+    Lock,
+    Async,
+    Amdahl,
+    Smt,
+}
+
+impl LessonId {
+    pub const ALL: [LessonId; 9] = [
+        LessonId::TimeSlicing,
+        LessonId::Parallelism,
+        LessonId::IoOverlap,
+        LessonId::Responsiveness,
+        LessonId::Server,
+        LessonId::Lock,
+        LessonId::Async,
+        LessonId::Amdahl,
+        LessonId::Smt,
+    ];
+
+    /// The id on the command line and in the JSON.
+    pub fn id(self) -> &'static str {
+        match self {
+            LessonId::TimeSlicing => "time-slicing",
+            LessonId::Parallelism => "parallelism",
+            LessonId::IoOverlap => "io-overlap",
+            LessonId::Responsiveness => "responsiveness",
+            LessonId::Server => "server",
+            LessonId::Lock => "lock",
+            LessonId::Async => "async",
+            LessonId::Amdahl => "amdahl",
+            LessonId::Smt => "smt",
+        }
+    }
+
+    /// A short title for the lesson list.
+    pub fn title(self) -> &'static str {
+        match self {
+            LessonId::TimeSlicing => "Time-slicing (the barista)",
+            LessonId::Parallelism => "Parallelism (more baristas)",
+            LessonId::IoOverlap => "Waiting work overlaps on one core",
+            LessonId::Responsiveness => "Responsiveness",
+            LessonId::Server => "A server uses both",
+            LessonId::Lock => "Threads are not parallelism",
+            LessonId::Async => "Concurrency without threads",
+            LessonId::Amdahl => "Amdahl's limit",
+            LessonId::Smt => "SMT siblings are not full cores",
+        }
+    }
+}
+
+impl std::fmt::Display for LessonId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.id())
+    }
+}
+
+impl std::str::FromStr for LessonId {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        LessonId::ALL
+            .into_iter()
+            .find(|l| l.id() == s)
+            .ok_or_else(|| {
+                let ids: Vec<&str> = LessonId::ALL.iter().map(|l| l.id()).collect();
+                format!(
+                    "unknown lesson '{s}': choose all or one of {}",
+                    ids.join(", ")
+                )
+            })
+    }
+}
+
+/// A chart a lesson draws (speedup against cores, a latency histogram…):
+/// plain data, drawn by the app with egui_plot and ignored by the CLI.
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
+pub struct Chart {
+    pub title: String,
+    pub x_label: String,
+    pub y_label: String,
+    pub series: Vec<Series>,
+}
+
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct Series {
+    pub name: String,
+    pub style: SeriesStyle,
+    pub points: Vec<[f64; 2]>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SeriesStyle {
+    /// Measured points, with markers.
+    Points,
+    /// A formula or ideal, drawn as a line.
+    Line,
+    /// A histogram or grouped bars.
+    Bars,
+}
+
+/// What a lesson reports while it runs.
+#[derive(Clone, Debug)]
+pub enum Progress {
+    /// One sentence: what it is doing now ("2 threads on core 0…").
+    Step(String),
+    /// A run finished: it lands in the history like any other.
+    Run(Box<Recording>),
+    /// The charts so far, redrawn as each point arrives.
+    Charts(Vec<Chart>),
+}
+
+/// The measured verdict of one lesson.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Outcome {
+    pub id: LessonId,
+    pub claim: String,
+    /// The test in one sentence, with its thresholds, fixed before measuring.
+    pub criterion: String,
+    /// `None` where the lesson cannot run on this machine (see `reason`).
+    pub holds: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// The verdict in words, with its numbers.
+    pub verdict: String,
+    /// The numbers behind the verdict.
+    pub figures: BTreeMap<String, serde_json::Value>,
+    #[serde(skip)]
+    pub charts: Vec<Chart>,
+    /// The runs it made, for the timelines (not in the JSON: `--json` of
+    /// `corelanes run` is the place for a run's detail).
+    #[serde(skip)]
+    pub runs: Vec<Recording>,
+}
+
+/// Runs lesson `id` on this machine's allowed cores, reporting to
+/// `progress` as it goes, until done or `stop` is ready (then `holds` is
+/// `None` and the reason says it was stopped).
+pub fn run(
+    id: LessonId,
+    topo: &Topology,
+    stop: &Receiver<()>,
+    progress: &mut dyn FnMut(Progress),
+) -> Outcome {
+    let _ = (topo, stop, progress);
+    Outcome {
+        id,
+        claim: String::new(),
+        criterion: String::new(),
+        holds: None,
+        reason: Some("not built yet".into()),
+        verdict: String::new(),
+        figures: BTreeMap::new(),
+        charts: Vec::new(),
+        runs: Vec::new(),
+    }
+}
