@@ -164,16 +164,104 @@ pub fn run(
     stop: &Receiver<()>,
     progress: &mut dyn FnMut(Progress),
 ) -> Outcome {
-    let _ = (topo, stop, progress);
-    Outcome {
-        id,
-        claim: String::new(),
-        criterion: String::new(),
-        holds: None,
-        reason: Some("not built yet".into()),
-        verdict: String::new(),
-        figures: BTreeMap::new(),
-        charts: Vec::new(),
+    let mut lab = Lab {
+        topo,
+        stop,
+        progress,
         runs: Vec::new(),
+    };
+    let judged = match id {
+        LessonId::TimeSlicing => time_slicing::run(&mut lab),
+        LessonId::Parallelism => parallelism::run(&mut lab),
+        LessonId::IoOverlap => io_overlap::run(&mut lab),
+        LessonId::Responsiveness => responsiveness::run(&mut lab),
+        LessonId::Server => server::run(&mut lab),
+        LessonId::Lock => lock::run(&mut lab),
+        LessonId::Async => asynchronous::run(&mut lab),
+        LessonId::Amdahl => amdahl::run(&mut lab),
+        LessonId::Smt => smt::run(&mut lab),
+    };
+    judged.into_outcome(id, lab.runs)
+}
+
+mod amdahl;
+mod asynchronous;
+mod io_overlap;
+mod lock;
+mod parallelism;
+mod responsiveness;
+mod server;
+mod smt;
+mod time_slicing;
+
+/// What a lesson's body returns; [`run`] adds its id and runs.
+pub(crate) struct Judged {
+    pub claim: String,
+    pub criterion: String,
+    pub holds: Option<bool>,
+    pub reason: Option<String>,
+    pub verdict: String,
+    pub figures: BTreeMap<String, serde_json::Value>,
+    pub charts: Vec<Chart>,
+}
+
+impl Judged {
+    fn into_outcome(self, id: LessonId, runs: Vec<Recording>) -> Outcome {
+        Outcome {
+            id,
+            claim: self.claim,
+            criterion: self.criterion,
+            holds: self.holds,
+            reason: self.reason,
+            verdict: self.verdict,
+            figures: self.figures,
+            charts: self.charts,
+            runs,
+        }
+    }
+}
+
+/// What every lesson body works with: the machine, the stop signal, and
+/// where progress goes. Runs made through [`Lab::run`] are kept for the outcome.
+pub(crate) struct Lab<'a> {
+    pub topo: &'a Topology,
+    pub stop: &'a Receiver<()>,
+    progress: &'a mut dyn FnMut(Progress),
+    runs: Vec<Recording>,
+}
+
+/// Why a lesson could not finish its measurements.
+#[derive(Debug)]
+pub(crate) enum Interrupted {
+    /// The user stopped it.
+    Stopped,
+    /// A run failed: the sentence says why.
+    Failed(String),
+}
+
+impl Lab<'_> {
+    pub fn step(&mut self, what: impl Into<String>) {
+        (self.progress)(Progress::Step(what.into()));
+    }
+
+    pub fn charts(&mut self, charts: &[Chart]) {
+        (self.progress)(Progress::Charts(charts.to_vec()));
+    }
+
+    /// Validates and runs `config` to its end, reports it, and keeps it.
+    pub fn run(&mut self, config: crate::run::RunConfig) -> Result<Recording, Interrupted> {
+        let valid = config
+            .validate(self.topo)
+            .map_err(|e| Interrupted::Failed(e.to_string()))?;
+        let rec = crate::run::run_until(valid, self.stop);
+        if rec.status == crate::run::RunStatus::Cancelled && rec.failures.is_empty() {
+            return Err(Interrupted::Stopped);
+        }
+        if let Some(why) = rec.failures.first() {
+            return Err(Interrupted::Failed(why.clone()));
+        }
+        (self.progress)(Progress::Run(Box::new(rec.clone())));
+        self.runs.push(rec.clone());
+        Ok(rec)
     }
 }
