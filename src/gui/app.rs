@@ -15,7 +15,7 @@ use crossbeam_channel::{Receiver, TryRecvError};
 use eframe::egui;
 use egui::{Context, Key, Modifiers, RichText, Ui};
 
-use super::controls::{Action, Controls, estimated_ns};
+use super::controls::{Action, Controls};
 use super::export::ExportView;
 use super::figures;
 use super::history::History;
@@ -23,11 +23,10 @@ use super::program::ProgramView;
 use super::running::Running;
 use super::script::{Script, ScriptReport};
 use super::sessions::{Offer, SessionsView};
-use super::timeline::{RunView, TimelineView};
+use super::timeline::TimelineView;
 use super::utilisation::UtilisationView;
 use crate::export;
-use crate::metrics::human_ns;
-use crate::run::{Recording, RunConfig, RunStatus, ValidConfig};
+use crate::run::{Recording, RunConfig, ValidConfig};
 use crate::topology::Topology;
 
 /// How often the window is redrawn unasked, during a run and between runs
@@ -309,31 +308,7 @@ impl App {
                 RichText::new("No GPU: a run starts 0.6 s after Run and the window is redrawn once a second during it, so that drawing takes little CPU from the run.").weak(),
             );
         }
-        let views: Vec<RunView> = shown
-            .iter()
-            .filter_map(|&i| {
-                let entry = self.history.get(i)?;
-                let m = &entry.metrics;
-                let status = match entry.rec.status {
-                    RunStatus::Running => format!(" · {}", progress(&entry.rec)),
-                    RunStatus::Cancelled => " · stopped".into(),
-                    RunStatus::Finished => String::new(),
-                };
-                let caption = format!(
-                    "{} — wall {} · parallelism {:.2} · concurrency {:.2}{status}",
-                    entry.name(i),
-                    human_ns(m.wall_ns),
-                    m.parallelism,
-                    m.concurrency
-                );
-                Some(RunView {
-                    index: i,
-                    rec: &entry.rec,
-                    timeline: &entry.timeline,
-                    caption,
-                })
-            })
-            .collect();
+        let views = self.history.views(&shown);
         egui::ScrollArea::vertical()
             .id_salt("timeline")
             .show(ui, |ui| self.timeline.ui(ui, &views));
@@ -533,32 +508,6 @@ impl App {
             })
             .ok();
     }
-}
-
-/// "running: 12 of 40 tasks done · 1.2 s elapsed · about 3.4 s left".
-fn progress(rec: &Recording) -> String {
-    if rec.program.is_some() {
-        let n = rec.threads.len();
-        return format!(
-            "recording: {n} thread{} seen · {} elapsed",
-            if n == 1 { "" } else { "s" },
-            human_ns(rec.elapsed_ns())
-        );
-    }
-    let done = rec.tasks.len();
-    let planned = rec.config.tasks;
-    let elapsed = rec.elapsed_ns();
-    // At the rate so far; before any task ended, from the estimate.
-    let left = if done > 0 {
-        elapsed as f64 / done as f64 * planned.saturating_sub(done) as f64
-    } else {
-        (estimated_ns(&rec.config, Topology::get()) - elapsed as f64).max(0.0)
-    };
-    format!(
-        "running: {done} of {planned} tasks done · {} elapsed · about {} left",
-        human_ns(elapsed),
-        human_ns(left as u64)
-    )
 }
 
 impl eframe::App for App {

@@ -6,6 +6,8 @@ use std::sync::Arc;
 use eframe::egui;
 use egui::{RichText, Ui};
 
+use super::controls::estimated_ns;
+use super::timeline::RunView;
 use crate::metrics::{Metrics, human_ns};
 use crate::run::{Recording, RunConfig, RunStatus};
 use crate::session::{Machine, SavedRun};
@@ -81,6 +83,24 @@ impl Entry {
         let rec = Arc::make_mut(&mut self.rec);
         rec.observe(now_ns, in_flight);
         self.metrics = rec.metrics();
+    }
+
+    /// The line above the run's lanes: its name, wall, parallelism,
+    /// concurrency, and how far it has got while it runs.
+    pub fn caption(&self, index: usize) -> String {
+        let m = &self.metrics;
+        let status = match self.rec.status {
+            RunStatus::Running => format!(" · {}", progress(&self.rec)),
+            RunStatus::Cancelled => " · stopped".into(),
+            RunStatus::Finished => String::new(),
+        };
+        format!(
+            "{} — wall {} · parallelism {:.2} · concurrency {:.2}{status}",
+            self.name(index),
+            human_ns(m.wall_ns),
+            m.parallelism,
+            m.concurrency
+        )
     }
 
     /// "#3 cpu · 2 threads · one core (0)": what lists, legends and captions call a run.
@@ -215,6 +235,22 @@ impl History {
         self.runs.is_empty()
     }
 
+    /// The timeline's view of runs `indices` (those that exist).
+    pub fn views(&self, indices: &[usize]) -> Vec<RunView<'_>> {
+        indices
+            .iter()
+            .filter_map(|&index| {
+                let entry = self.get(index)?;
+                Some(RunView {
+                    index,
+                    rec: &entry.rec,
+                    timeline: &entry.timeline,
+                    caption: entry.caption(index),
+                })
+            })
+            .collect()
+    }
+
     /// The runs to draw: the selected one, then the compared one if any.
     pub fn shown(&self) -> Vec<usize> {
         let mut shown: Vec<usize> = self.selected.into_iter().collect();
@@ -329,6 +365,32 @@ fn same_work(a: &RunConfig, b: &RunConfig) -> bool {
         && a.tasks == b.tasks
         && a.task_ms == b.task_ms
         && (a.workload != WorkloadKind::Amdahl || a.serial == b.serial)
+}
+
+/// "running: 12 of 40 tasks done · 1.2 s elapsed · about 3.4 s left".
+fn progress(rec: &Recording) -> String {
+    if rec.program.is_some() {
+        let n = rec.threads.len();
+        return format!(
+            "recording: {n} thread{} seen · {} elapsed",
+            if n == 1 { "" } else { "s" },
+            human_ns(rec.elapsed_ns())
+        );
+    }
+    let done = rec.tasks.len();
+    let planned = rec.config.tasks;
+    let elapsed = rec.elapsed_ns();
+    // At the rate so far; before any task ended, from the estimate.
+    let left = if done > 0 {
+        elapsed as f64 / done as f64 * planned.saturating_sub(done) as f64
+    } else {
+        (estimated_ns(&rec.config, Topology::get()) - elapsed as f64).max(0.0)
+    };
+    format!(
+        "running: {done} of {planned} tasks done · {} elapsed · about {} left",
+        human_ns(elapsed),
+        human_ns(left as u64)
+    )
 }
 
 #[cfg(test)]
