@@ -222,6 +222,10 @@ pub struct GuiArgs {
     /// then the parallelism preset (one thread per core), and stack them.
     #[arg(long, requires = "autorun", conflicts_with_all = ["screenshot_at", "json", "csv", "trace", "pftrace"])]
     pub run_both: bool,
+    /// Open the Experiments view on this lesson; with --autorun, run it, and
+    /// with --screenshot, save its slide (claim, verdict, pictures).
+    #[arg(long, value_name = "NAME", conflicts_with_all = ["run_both", "screenshot_at", "json", "csv", "trace", "pftrace"])]
+    pub lesson: Option<crate::lesson::LessonId>,
     /// Save the timeline as PNG to FILE once the run has finished and been drawn.
     #[arg(long, value_name = "FILE")]
     pub screenshot: Option<PathBuf>,
@@ -272,6 +276,7 @@ impl GuiArgs {
             open: self.file.clone(),
             autorun: self.autorun,
             run_both: self.run_both,
+            lesson: self.lesson,
             screenshot: self.screenshot.clone(),
             screenshot_at: self.screenshot_at,
             whole_window: self.whole_window,

@@ -16,12 +16,13 @@ use eframe::egui;
 use egui::{Context, Key, Modifiers, RichText, Ui};
 
 use super::controls::{Action, Controls};
+use super::experiments::ExperimentsView;
 use super::export::ExportView;
 use super::figures;
 use super::history::History;
 use super::program::ProgramView;
 use super::running::Running;
-use super::script::{Script, ScriptReport};
+use super::script::{Script, ScriptReport, Start};
 use super::sessions::{Offer, SessionsView};
 use super::timeline::TimelineView;
 use super::utilisation::UtilisationView;
@@ -57,7 +58,16 @@ const SOFTWARE: Cadence = Cadence {
 /// How often a scripted session that pictures the finished run redraws during it.
 const SCRIPTED_LIVE: Duration = Duration::from_secs(5);
 
+/// What the central area shows: the workbench (one's own runs) or the lessons.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Mode {
+    #[default]
+    Workbench,
+    Experiments,
+}
+
 pub struct App {
+    pub mode: Mode,
     pub controls: Controls,
     pub history: History,
     pub timeline: TimelineView,
@@ -65,6 +75,7 @@ pub struct App {
     export: ExportView,
     sessions: SessionsView,
     program: ProgramView,
+    pub experiments: ExperimentsView,
     /// Whether settings and runs are kept across launches: not for scripted
     /// sessions, whose pictures must not depend on what was saved before.
     remember: bool,
@@ -98,6 +109,8 @@ impl App {
             export: ExportView::default(),
             sessions: SessionsView::default(),
             program: ProgramView::default(),
+            experiments: ExperimentsView::default(),
+            mode: Mode::default(),
             remember: false,
             keep_dir: None,
             kept: 0,
@@ -139,13 +152,18 @@ impl App {
             export::check_writable(path)?;
         }
         args.outputs.check_writable()?;
-        let autorun = match (args.autorun, args.run_both) {
-            (false, _) => Vec::new(),
-            (true, false) => vec![config.validate(topo)?],
-            (true, true) => vec![
+        if let Some(id) = args.lesson {
+            app.mode = Mode::Experiments;
+            app.experiments.selected = id;
+        }
+        let autorun = match (args.autorun, args.run_both, args.lesson) {
+            (false, _, _) => Start::Runs(Vec::new()),
+            (true, _, Some(id)) => Start::Lesson(id),
+            (true, false, None) => Start::Runs(vec![config.validate(topo)?]),
+            (true, true, None) => Start::Runs(vec![
                 app.controls.concurrency_preset(topo).validate(topo)?,
                 app.controls.parallelism_preset(topo).validate(topo)?,
-            ],
+            ]),
         };
         app.script = Some(Script::new(autorun, args));
         Ok(app)
@@ -165,6 +183,7 @@ impl App {
     /// True while a run is in progress or waiting to start.
     pub fn is_busy(&self) -> bool {
         self.running.is_some()
+            || self.experiments.is_running()
             || !self.queue.is_empty()
             || self.commands.iter().any(|c| !matches!(c, Action::Stop))
     }
@@ -215,7 +234,11 @@ impl App {
             self.timeline.selected = None;
         }
         let saved = self.export.poll(ctx);
-        let idle = self.running.is_none() && self.queue.is_empty() && self.commands.is_empty();
+        let lesson_ended = self.experiments.poll(&mut self.history, &saved);
+        let idle = self.running.is_none()
+            && !self.experiments.is_running()
+            && self.queue.is_empty()
+            && self.commands.is_empty();
         let last = self
             .history
             .len()
@@ -223,6 +246,9 @@ impl App {
             .and_then(|i| self.history.get(i));
         if let Some(script) = &mut self.script {
             script.poll(ctx, last.map(|e| &*e.rec), idle, &saved);
+            if let Some(id) = lesson_ended {
+                script.lesson_ended(ctx, self.experiments.outcome(id));
+            }
         }
     }
 
@@ -231,6 +257,20 @@ impl App {
         self.keys(ui);
         let busy = self.is_busy();
         let topo = Topology::get();
+        egui::Panel::top("mode").show(ui, |ui| {
+            ui.horizontal(|ui| {
+                ui.selectable_value(&mut self.mode, Mode::Workbench, "Workbench")
+                    .on_hover_text("Set up your own runs, watch them, compare them (Ctrl+1)");
+                ui.selectable_value(&mut self.mode, Mode::Experiments, "Experiments")
+                    .on_hover_text(
+                        "Lessons: each claim measured on this machine, with a verdict (Ctrl+2)",
+                    );
+            });
+        });
+        if self.mode == Mode::Experiments {
+            self.experiments_ui(ui, busy);
+            return;
+        }
         egui::Panel::left("controls")
             .resizable(true)
             .default_size(330.0)
@@ -280,14 +320,49 @@ impl App {
             });
         self.timeline.quiet = self.script.as_ref().is_some_and(Script::is_active);
         egui::CentralPanel::default().show(ui, |ui| self.timeline_ui(ui));
+        self.after_frame(ui, self.timeline.rect);
+    }
+
+    /// The Experiments mode: the lessons and the runs on the left, the
+    /// selected lesson's page in the middle.
+    fn experiments_ui(&mut self, ui: &mut Ui, busy: bool) {
+        egui::Panel::left("lessons")
+            .resizable(true)
+            .default_size(300.0)
+            .show(ui, |ui| {
+                egui::ScrollArea::vertical()
+                    .id_salt("lessons")
+                    .show(ui, |ui| {
+                        self.experiments.list_ui(ui);
+                        ui.separator();
+                        self.history.ui(ui);
+                    });
+            });
+        self.experiments.quiet = self.script.as_ref().is_some_and(Script::is_active);
+        egui::CentralPanel::default().show(ui, |ui| {
+            egui::ScrollArea::vertical()
+                .id_salt("lesson")
+                .show(ui, |ui| {
+                    if let Some(action) = self.experiments.page_ui(ui, &self.history, busy) {
+                        self.commands.push(action);
+                    }
+                });
+        });
+        self.after_frame(ui, self.experiments.slide_rect);
+    }
+
+    /// Applies the frame's commands; a script may then start its runs or
+    /// take its picture (of `picture`: where the timeline or slide was drawn).
+    fn after_frame(&mut self, ui: &Ui, picture: Option<egui::Rect>) {
         let ctx = ui.ctx().clone();
         self.apply(&ctx);
         if let Some(script) = &mut self.script
-            && let Some(mut runs) = script.after_frame(&ctx, self.timeline.rect, &mut self.export)
+            && let Some(start) = script.after_frame(&ctx, picture, &mut self.export)
         {
-            self.commands.push(match runs.len() {
-                1 => Action::Run(runs.remove(0)),
-                _ => Action::RunBoth(runs),
+            self.commands.push(match start {
+                Start::Lesson(id) => Action::Lesson(id),
+                Start::Runs(mut runs) if runs.len() == 1 => Action::Run(runs.remove(0)),
+                Start::Runs(runs) => Action::RunBoth(runs),
             });
         }
     }
@@ -321,6 +396,26 @@ impl App {
         if ctx.text_edit_focused() || self.controls.confirming() {
             return;
         }
+        let (workbench, experiments) = ctx.input_mut(|i| {
+            (
+                i.consume_key(Modifiers::COMMAND, Key::Num1),
+                i.consume_key(Modifiers::COMMAND, Key::Num2),
+            )
+        });
+        if workbench {
+            self.mode = Mode::Workbench;
+        }
+        if experiments {
+            self.mode = Mode::Experiments;
+        }
+        if self.mode == Mode::Experiments {
+            if ctx.input_mut(|i| i.consume_key(Modifiers::NONE, Key::Escape)) && self.is_busy() {
+                self.commands.push(Action::Stop);
+            }
+            let busy = self.is_busy();
+            self.commands.extend(self.experiments.keys(ui, busy));
+            return;
+        }
         let (run, stop) = ctx.input_mut(|i| {
             let run = i.consume_key(Modifiers::NONE, Key::Space)
                 || i.consume_key(Modifiers::NONE, Key::Enter);
@@ -336,21 +431,26 @@ impl App {
         }
     }
 
+    /// Whether nothing runs (no run, no recording, no lesson), so something may start.
+    fn can_start(&self) -> bool {
+        self.running.is_none() && !self.experiments.is_running()
+    }
+
     /// Applies the commands recorded while drawing.
     fn apply(&mut self, ctx: &Context) {
         for command in std::mem::take(&mut self.commands) {
             match command {
-                Action::Run(valid) if self.running.is_none() => {
+                Action::Run(valid) if self.can_start() => {
                     self.batch = None;
                     self.queue.push_back(valid);
                     self.start_next();
                 }
-                Action::RunBoth(configs) if self.running.is_none() => {
+                Action::RunBoth(configs) if self.can_start() => {
                     self.batch = Some(Vec::new());
                     self.queue.extend(configs);
                     self.start_next();
                 }
-                Action::Record(mut config) if self.running.is_none() => {
+                Action::Record(mut config) if self.can_start() => {
                     self.batch = None;
                     config.system_wide = self.controls.system_wide;
                     let config_of = crate::record::program_config(config.sched, config.system_wide);
@@ -361,10 +461,22 @@ impl App {
                     self.timeline.selected = None;
                     self.running = Some(Running::record(index, config));
                 }
-                Action::Run(_) | Action::RunBoth(_) | Action::Record(_) => {}
+                Action::Lesson(id) if self.can_start() => {
+                    self.batch = None;
+                    self.experiments.start(id, ctx);
+                }
+                Action::SaveSlide(path) => match export::check_writable(&path) {
+                    Ok(()) => {
+                        let job = self.export.save_png(ctx, self.experiments.slide_rect, path);
+                        self.experiments.saving(job);
+                    }
+                    Err(why) => self.experiments.slide_failed(why.to_string()),
+                },
+                Action::Run(_) | Action::RunBoth(_) | Action::Record(_) | Action::Lesson(_) => {}
                 Action::Stop => {
                     self.queue.clear();
                     self.batch = None;
+                    self.experiments.stop();
                     if let Some(running) = &mut self.running {
                         running.cancel();
                     }

@@ -36,6 +36,10 @@ pub enum Action {
     RunBoth(Vec<ValidConfig>),
     /// Record a program instead of running a workload.
     Record(crate::record::RecordConfig),
+    /// Run a lesson of the Experiments view.
+    Lesson(crate::lesson::LessonId),
+    /// Save the lesson's page (claim, verdict, pictures) as PNG here.
+    SaveSlide(std::path::PathBuf),
     Stop,
 }
 
@@ -365,7 +369,7 @@ impl Controls {
         let action = self.confirm.as_ref()?;
         let what = match action {
             Action::RunBoth(_) => "The two runs are",
-            Action::Run(_) | Action::Record(_) | Action::Stop => "This run is",
+            _ => "This run is",
         };
         let about = long_duration(action_estimated_ns(action, topo));
         let modal = egui::Modal::new(egui::Id::unique("confirm-long-run")).show(ctx, |ui| {
@@ -593,7 +597,7 @@ fn action_estimated_ns(action: &Action, topo: &Topology) -> f64 {
         Action::Run(valid) => estimated_ns(&valid.config, topo),
         Action::RunBoth(runs) => runs.iter().map(|v| estimated_ns(&v.config, topo)).sum(),
         // A program's length is its own; nothing to ask.
-        Action::Record(_) | Action::Stop => 0.0,
+        Action::Record(_) | Action::Lesson(_) | Action::SaveSlide(_) | Action::Stop => 0.0,
     }
 }
 

@@ -13,6 +13,7 @@ use eframe::egui;
 pub mod app;
 pub mod bench;
 mod controls;
+mod experiments;
 mod export;
 mod figures;
 mod history;
@@ -51,6 +52,8 @@ pub struct Launch {
     pub autorun: bool,
     /// With `autorun`: the concurrency preset, then the parallelism one, stacked.
     pub run_both: bool,
+    /// Open the Experiments view on this lesson (and, with `autorun`, run it).
+    pub lesson: Option<crate::lesson::LessonId>,
     /// Save the timeline (or the window) as PNG here.
     pub screenshot: Option<std::path::PathBuf>,
     /// Take the picture this long after the run started, while it runs.
@@ -73,6 +76,7 @@ impl Launch {
             open: None,
             autorun: false,
             run_both: false,
+            lesson: None,
             screenshot: None,
             screenshot_at: None,
             whole_window: false,
@@ -84,7 +88,11 @@ impl Launch {
 
     /// Whether anything is scripted (then the session reports and may close by itself).
     pub fn is_scripted(&self) -> bool {
-        self.autorun || self.screenshot.is_some() || self.exit || self.outputs.any()
+        self.autorun
+            || self.lesson.is_some()
+            || self.screenshot.is_some()
+            || self.exit
+            || self.outputs.any()
     }
 }
 

@@ -46,10 +46,24 @@ pub struct Moment {
     pub running: bool,
 }
 
+/// What a script starts once the window has settled.
+pub enum Start {
+    /// `--autorun`: one run; two, stacked, with `--run-both`; none without it.
+    Runs(Vec<ValidConfig>),
+    /// `--lesson NAME --autorun`: a lesson, which ends when its verdict comes.
+    Lesson(crate::lesson::LessonId),
+}
+
+impl Start {
+    fn is_empty(&self) -> bool {
+        matches!(self, Start::Runs(runs) if runs.is_empty())
+    }
+}
+
 pub struct Script {
-    /// The runs to start once the window has settled (`--autorun`; two,
-    /// stacked, with `--run-both`); empty when nothing is to be started.
-    autorun: Vec<ValidConfig>,
+    autorun: Start,
+    /// A lesson is run: its runs' ends are not the end (see [`Script::lesson_ended`]).
+    lesson: bool,
     screenshot: Option<PathBuf>,
     /// `--screenshot-at`: the picture is taken this long after the run's
     /// origin, while it runs, rather than once it has ended.
@@ -80,14 +94,15 @@ enum Step {
 }
 
 impl Script {
-    /// `autorun`: the validated runs `args` asks to start.
-    pub fn new(autorun: Vec<ValidConfig>, args: &Launch) -> Script {
+    /// `autorun`: what `args` asks to start, validated.
+    pub fn new(autorun: Start, args: &Launch) -> Script {
         Script {
             step: if !autorun.is_empty() {
                 Step::Warmup(0)
             } else {
                 Script::waiting(args.screenshot_at)
             },
+            lesson: matches!(autorun, Start::Lesson(_)),
             autorun,
             screenshot: args.screenshot.clone(),
             at: args.screenshot_at,
@@ -130,7 +145,7 @@ impl Script {
         ctx: &Context,
         timeline: Option<Rect>,
         export: &mut ExportView,
-    ) -> Option<Vec<ValidConfig>> {
+    ) -> Option<Start> {
         let mut start = None;
         match self.step {
             Step::Warmup(n) if n < WARMUP_FRAMES => {
@@ -140,7 +155,8 @@ impl Script {
             }
             Step::Warmup(_) => {
                 self.step = Script::waiting(self.at);
-                start = Some(std::mem::take(&mut self.autorun)).filter(|runs| !runs.is_empty());
+                let autorun = std::mem::replace(&mut self.autorun, Start::Runs(Vec::new()));
+                start = Some(autorun).filter(|s| !s.is_empty());
             }
             Step::Settle(n) if n < SETTLE_FRAMES => self.step = Step::Settle(n + 1),
             Step::Shoot | Step::Settle(_) => self.shoot(ctx, timeline, export),
@@ -195,6 +211,7 @@ impl Script {
                     _ => self.step = Step::Shoot,
                 }
             }
+            Step::WaitForRun if self.lesson => {}
             Step::WaitForRun => {
                 if let Some(rec) = ended {
                     self.run_ended(ctx, rec);
@@ -244,6 +261,22 @@ impl Script {
         }
     }
 
+    /// The lesson has ended (`outcome`: its verdict, if it gave one): its
+    /// slide is pictured once drawn. A lesson that could not judge its
+    /// claim on this machine still has a slide that says why.
+    pub fn lesson_ended(&mut self, ctx: &Context, outcome: Option<&crate::lesson::Outcome>) {
+        match outcome {
+            None => self.fail("the lesson ended without a verdict".into()),
+            Some(o) if o.reason.as_deref() == Some(crate::lesson::STOPPED) => {
+                self.fail("the lesson was stopped before it finished".into());
+            }
+            Some(_) => {}
+        }
+        self.ended = true;
+        self.step = Step::Settle(0);
+        ctx.request_repaint();
+    }
+
     /// A picture taken during the run waits for its end (and its files).
     fn after_picture(&mut self, ctx: &Context) {
         if self.ended {
@@ -258,7 +291,7 @@ impl Script {
     /// run in progress (`busy`), there is nothing to wait for.
     pub fn interrupt(&mut self, ctx: &Context, busy: bool) {
         self.exit = true;
-        self.autorun.clear();
+        self.autorun = Start::Runs(Vec::new());
         match self.step {
             Step::Warmup(_) | Step::WaitForRun if !busy => {
                 self.fail("stopped before a run had started".into());

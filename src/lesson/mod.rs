@@ -194,6 +194,9 @@ mod server;
 mod smt;
 mod time_slicing;
 
+/// The `reason` of a lesson the user stopped.
+pub const STOPPED: &str = "stopped";
+
 /// What a lesson's body returns; [`run`] adds its id and runs.
 pub(crate) struct Judged {
     pub claim: String,

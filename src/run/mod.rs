@@ -15,6 +15,7 @@ pub use config::{
     ValidConfig,
 };
 pub use recording::{Recording, RunStatus};
+pub use worker::panic_text;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};

@@ -141,7 +141,7 @@ pub(super) fn work(shared: &Shared, mut me: ThreadRecord, tx: Sender<RunEvent>) 
     let _ = tx.send(RunEvent::ThreadDone(me));
 }
 
-pub(super) fn panic_text(panic: &Box<dyn std::any::Any + Send>) -> String {
+pub fn panic_text(panic: &Box<dyn std::any::Any + Send>) -> String {
     panic
         .downcast_ref::<&str>()
         .map(std::string::ToString::to_string)
