@@ -3,9 +3,11 @@
 //! summary, so that a view gets the exact time share of every thread or
 //! state in any pixel column without walking the spans inside it.
 
+mod counts;
 mod lane;
 mod summary;
 
+pub use counts::{Counts, Level};
 pub use lane::{Class, Lane, Span};
 pub use summary::Mix;
 
@@ -63,6 +65,8 @@ pub struct Timeline {
     pub core_tasks: Vec<Vec<Lane>>,
     /// True once the core lanes hold the kernel's running slices.
     pub cores_from_kernel: bool,
+    /// How many threads ran and waited over time (all slices, stored or not).
+    pub counts: Counts,
     /// Spans stored (pieces of very long spans aside), kept to check the cap cheaply.
     stored: usize,
     /// Task lifetimes and scheduler spans not stored because the cap was reached.
@@ -80,6 +84,7 @@ impl Default for Timeline {
             cores: Vec::new(),
             core_tasks: Vec::new(),
             cores_from_kernel: false,
+            counts: Counts::default(),
             stored: 0,
             dropped_tasks: 0,
             dropped_slices: 0,
@@ -180,6 +185,7 @@ impl Timeline {
     pub fn set_slices(&mut self, slices: &[SchedSlice]) {
         self.thread_states.fill(Lane::default());
         self.cores.clear();
+        self.counts = Counts::default();
         self.stored = self.len();
         self.dropped_slices = 0;
         // Counted first, so each lane is allocated once, at its size.
@@ -219,6 +225,9 @@ impl Timeline {
         let to_state = lanes != Lanes::Core;
         let to_core = lanes != Lanes::State && running;
         let needed = usize::from(to_state) + usize::from(to_core);
+        if to_state {
+            self.counts.add(slice.state, slice.start_ns, slice.end_ns);
+        }
         if self.stored + needed > self.cap || slice.core >= MAX_CORES {
             self.dropped_slices += needed as u64;
             return;
@@ -259,7 +268,7 @@ impl Timeline {
 
     /// Bytes the lanes hold on the heap, summaries and spare capacity included.
     pub fn heap_bytes(&self) -> usize {
-        self.lanes().map(Lane::heap_bytes).sum()
+        self.lanes().map(Lane::heap_bytes).sum::<usize>() + self.counts.heap_bytes()
     }
 }
 

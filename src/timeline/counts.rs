@@ -1,0 +1,152 @@
+//! How many of a run's threads were running, and how many waited for a CPU,
+//! over time: the many-core view's summary lane. Kept as thread-time per
+//! fixed-width bucket, so slices may arrive in any order (a live capture
+//! streams them by end, threads interleaved) and memory stays bounded
+//! however long the run: when the run outgrows the buckets, their width
+//! doubles and neighbours merge. A column's average count is its
+//! buckets' thread-time over its width, each bucket spread evenly.
+
+use crate::telemetry::sched::SliceState;
+
+/// Most buckets kept: 2 × 8 B each, 1 MiB in all.
+const MAX_BUCKETS: usize = 1 << 16;
+/// The finest bucket: below it a column's count is spread evenly anyway.
+const FIRST_WIDTH_NS: u64 = 10_000;
+
+#[derive(Clone, Debug)]
+pub struct Counts {
+    width_ns: u64,
+    /// Thread-ns spent running, and runnable, in each bucket.
+    running: Vec<u64>,
+    runnable: Vec<u64>,
+}
+
+impl Default for Counts {
+    fn default() -> Counts {
+        Counts {
+            width_ns: FIRST_WIDTH_NS,
+            running: Vec::new(),
+            runnable: Vec::new(),
+        }
+    }
+}
+
+/// Average counts over one column.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Level {
+    pub running: f64,
+    pub runnable: f64,
+}
+
+impl Counts {
+    /// The time each bucket covers: the resolution of the summary.
+    pub fn resolution_ns(&self) -> u64 {
+        self.width_ns
+    }
+
+    pub fn heap_bytes(&self) -> usize {
+        (self.running.capacity() + self.runnable.capacity()) * 8
+    }
+
+    /// Adds one thread's `[start_ns, end_ns)` in `state` (blocked time is not counted).
+    pub fn add(&mut self, state: SliceState, start_ns: u64, end_ns: u64) {
+        if end_ns <= start_ns || state == SliceState::Blocked {
+            return;
+        }
+        while end_ns.div_ceil(self.width_ns) as usize > MAX_BUCKETS {
+            self.coarsen();
+        }
+        let needed = end_ns.div_ceil(self.width_ns) as usize;
+        if self.running.len() < needed {
+            self.running.resize(needed, 0);
+            self.runnable.resize(needed, 0);
+        }
+        let into = match state {
+            SliceState::Running => &mut self.running,
+            _ => &mut self.runnable,
+        };
+        let w = self.width_ns;
+        let mut t = start_ns;
+        while t < end_ns {
+            let b = (t / w) as usize;
+            let edge = ((b as u64) + 1) * w;
+            let upto = edge.min(end_ns);
+            into[b] += upto - t;
+            t = upto;
+        }
+    }
+
+    /// Doubles the buckets' width, merging neighbours.
+    fn coarsen(&mut self) {
+        for v in [&mut self.running, &mut self.runnable] {
+            let merged: Vec<u64> = v.chunks(2).map(|c| c.iter().sum()).collect();
+            *v = merged;
+        }
+        self.width_ns *= 2;
+    }
+
+    /// Each column's average counts: `bounds` ascending, `out` gets one less.
+    pub fn columns(&self, bounds: &[u64], out: &mut Vec<Level>) {
+        out.clear();
+        out.extend(bounds.windows(2).map(|c| {
+            let width = c[1].saturating_sub(c[0]).max(1) as f64;
+            Level {
+                running: self.integral(&self.running, c[0], c[1]) / width,
+                runnable: self.integral(&self.runnable, c[0], c[1]) / width,
+            }
+        }));
+    }
+
+    /// Thread-ns in `[a, b)`, a bucket's time spread evenly over it.
+    fn integral(&self, buckets: &[u64], a: u64, b: u64) -> f64 {
+        let w = self.width_ns;
+        let first = (a / w) as usize;
+        let last = (b.div_ceil(w) as usize).min(buckets.len());
+        (first..last)
+            .map(|i| {
+                let (s, e) = (i as u64 * w, (i as u64 + 1) * w);
+                let overlap = e.min(b).saturating_sub(s.max(a));
+                buckets[i] as f64 * overlap as f64 / w as f64
+            })
+            .sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_are_the_threads_on_average_in_any_order() {
+        let mut c = Counts::default();
+        // Two threads running over [0, 1 ms), a third waiting over [0.5, 1 ms), end first.
+        c.add(SliceState::Runnable, 500_000, 1_000_000);
+        c.add(SliceState::Running, 0, 1_000_000);
+        c.add(SliceState::Running, 0, 1_000_000);
+        c.add(SliceState::Blocked, 0, 1_000_000);
+        let mut out = Vec::new();
+        c.columns(&[0, 500_000, 1_000_000, 2_000_000], &mut out);
+        assert_eq!(out[0], Level { running: 2.0, runnable: 0.0 });
+        assert_eq!(out[1], Level { running: 2.0, runnable: 1.0 });
+        assert_eq!(out[2], Level::default());
+    }
+
+    #[test]
+    fn a_long_run_stays_within_its_buckets_and_keeps_its_time() {
+        let mut c = Counts::default();
+        let hour = 3_600_000_000_000;
+        c.add(SliceState::Running, 0, hour);
+        c.add(SliceState::Runnable, hour / 2, hour);
+        assert!(c.running.len() <= MAX_BUCKETS, "{}", c.running.len());
+        assert_eq!(c.running.iter().sum::<u64>(), hour, "no time lost in merging");
+        assert_eq!(c.runnable.iter().sum::<u64>(), hour / 2);
+        let mut out = Vec::new();
+        c.columns(&[0, hour / 2, hour], &mut out);
+        // A bucket cut by a column's edge is spread evenly: each edge may
+        // misplace up to one bucket's time.
+        let slack = 2.0 * c.resolution_ns() as f64 / (hour / 2) as f64;
+        let close = |a: f64, b: f64| (a - b).abs() <= slack;
+        assert!(close(out[0].running, 1.0) && close(out[1].running, 1.0), "{out:?}");
+        assert!(close(out[0].runnable, 0.0) && close(out[1].runnable, 1.0), "{out:?}");
+    }
+}
