@@ -135,7 +135,9 @@ mod tests {
     fn a_long_run_stays_within_its_buckets_and_keeps_its_time() {
         let mut c = Counts::default();
         let hour = 3_600_000_000_000;
-        c.add(SliceState::Running, 0, hour);
+        // Fine buckets first, then a run long enough to merge them many times.
+        c.add(SliceState::Running, 0, 1_000_000);
+        c.add(SliceState::Running, 1_000_000, hour);
         c.add(SliceState::Runnable, hour / 2, hour);
         assert!(c.running.len() <= MAX_BUCKETS, "{}", c.running.len());
         assert_eq!(c.running.iter().sum::<u64>(), hour, "no time lost in merging");
