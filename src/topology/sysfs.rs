@@ -68,7 +68,38 @@ struct Raw {
     capacity: Option<u64>,
 }
 
+/// A run pinned to more cores than this is not shown as one group of its own.
+pub const OWN_GROUP_UP_TO: usize = 16;
+
 impl Layout {
+    /// A machine of `packages` × `cores` × `threads` CPUs, numbered as Linux
+    /// numbers them (SMT siblings `packages × cores` apart), each package's
+    /// cores sharing a last-level cache `llc_cores` at a time. Synthetic: for
+    /// scale tests and the labelled many-core demonstration only.
+    pub fn synthetic(packages: usize, cores: usize, threads: usize, llc_cores: usize) -> Layout {
+        let per_thread = packages * cores;
+        let llc_cores = llc_cores.clamp(1, cores.max(1));
+        let llcs_per_package = cores.div_ceil(llc_cores);
+        let mut cpus: Vec<CpuPlace> = (0..per_thread * threads)
+            .map(|cpu| {
+                let (thread, rest) = (cpu / per_thread, cpu % per_thread);
+                let (package, core) = (rest / cores, rest % cores);
+                CpuPlace {
+                    cpu,
+                    package,
+                    core,
+                    core_id: Some(core),
+                    thread,
+                    llc: package * llcs_per_package + core / llc_cores,
+                    llc_level: 3,
+                    kind: None,
+                }
+            })
+            .collect();
+        cpus.sort_by_key(|p| p.cpu);
+        Layout { cpus }
+    }
+
     /// The machine under `root`. `fallback_cpus` is used when the kernel
     /// lists no CPU at all (no `/sys`): each then is a core of its own.
     pub fn read(root: &Path, fallback_cpus: usize) -> Layout {
@@ -218,7 +249,9 @@ impl Layout {
     /// `cpus` in the order their lanes are shown. On a machine of one cache
     /// group: ascending, one group without caption (a small machine's view
     /// stays as it was). Else the run's `own` cores first, then the others
-    /// by package and cache group, each group with a caption.
+    /// by package and cache group, each group with a caption. A run that
+    /// owns more than [`OWN_GROUP_UP_TO`] cores keeps the cache groups (its
+    /// cores would make one unreadable group): those it uses come first.
     pub fn lane_groups(&self, cpus: &[usize], own: &[usize]) -> Vec<LaneGroup> {
         let mut cpus = cpus.to_vec();
         cpus.sort_unstable();
@@ -229,6 +262,13 @@ impl Layout {
                 cpus,
             }];
         }
+        let own: BTreeSet<usize> = own.iter().copied().collect();
+        if own.len() > OWN_GROUP_UP_TO {
+            let mut groups = self.cache_groups(cpus);
+            // Stable: among used and unused groups, machine order stays.
+            groups.sort_by_key(|g| !g.cpus.iter().any(|c| own.contains(c)));
+            return groups;
+        }
         let (mine, others): (Vec<usize>, Vec<usize>) =
             cpus.into_iter().partition(|c| own.contains(c));
         let mut groups = Vec::new();
@@ -238,9 +278,16 @@ impl Layout {
                 cpus: mine,
             });
         }
-        // Unknown CPUs (offline when read) go last, in a group of their own.
+        groups.extend(self.cache_groups(others));
+        groups
+    }
+
+    /// `cpus` by package and cache group, each group with a caption; unknown
+    /// CPUs (offline when read) last, in a group of their own.
+    fn cache_groups(&self, cpus: Vec<usize>) -> Vec<LaneGroup> {
+        let mut groups = Vec::new();
         let mut by_group: BTreeMap<Option<(usize, usize)>, Vec<usize>> = BTreeMap::new();
-        for cpu in others {
+        for cpu in cpus {
             let key = self.place(cpu).map(|p| (p.package, p.llc));
             by_group.entry(key).or_default().push(cpu);
         }

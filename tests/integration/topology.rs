@@ -150,3 +150,41 @@ fn lanes_group_by_cache_with_the_runs_cores_first() {
         "one L3 for P and E"
     );
 }
+
+#[test]
+fn a_run_on_many_cores_keeps_the_cache_groups_its_own_first() {
+    let all: Vec<usize> = (0..128).collect();
+    // Pinned to the second half of the epyc's cores: more than one group's worth.
+    let own: Vec<usize> = (32..64).chain(96..128).collect();
+    let epyc = shown_groups(&fixture("epyc-64"), &all, &own);
+    assert_eq!(epyc.len(), 16, "{epyc:?}");
+    assert!(
+        epyc.iter()
+            .all(|(c, _)| c.as_deref() != Some("this run's cores"))
+    );
+    assert_eq!(epyc[0].1, "32-35,96-99", "the first group the run used");
+    assert_eq!(
+        epyc[8].1, "0-3,64-67",
+        "then the unused ones, in machine order"
+    );
+}
+
+#[test]
+fn a_synthetic_layout_is_numbered_and_grouped_as_linux_does() {
+    // 2 packages × 64 cores × 2 threads, an L3 per 8 cores: 256 CPUs in 16 groups.
+    let layout = Layout::synthetic(2, 64, 2, 8);
+    assert_eq!(layout.cpus.len(), 256);
+    assert_eq!((layout.packages(), layout.threads_per_core()), (2, 2));
+    assert_eq!(layout.smt_groups()[0], vec![0, 128], "siblings 128 apart");
+    let all: Vec<usize> = (0..256).collect();
+    let groups = shown_groups(&layout, &all, &[]);
+    assert_eq!(groups.len(), 16);
+    assert_eq!(
+        groups[8],
+        (
+            Some("package 1 · L3 of cpus 64-71,192-199".into()),
+            "64-71,192-199".into()
+        )
+    );
+    assert_eq!(layout.label(200), "cpu 200 · 1:8:1");
+}
