@@ -4,7 +4,7 @@
 
 use std::hint::black_box;
 
-use corelanes::gui::bench::{Frame, synthetic};
+use corelanes::gui::bench::{Frame, many_core, synthetic};
 use criterion::{Criterion, criterion_group, criterion_main};
 
 fn frame(c: &mut Criterion) {
@@ -31,6 +31,16 @@ fn frame(c: &mut Criterion) {
             },
         );
     }
+    // 256 CPUs in 16 cache groups, 1 000 threads: the many-core view
+    // (summary lane, folded groups), synthetic.
+    let mut frame = Frame::new(many_core(10_000_000));
+    group.bench_function("256 cpus, 1000 threads, 10000000 spans, fit", |b| {
+        b.iter(|| black_box(frame.run()));
+    });
+    frame.zoom(0.5, 0.501);
+    group.bench_function("256 cpus, 1000 threads, 10000000 spans, zoomed", |b| {
+        b.iter(|| black_box(frame.run()));
+    });
     group.finish();
 }
 

@@ -226,6 +226,10 @@ pub struct GuiArgs {
     /// with --screenshot, save its slide (claim, verdict, pictures).
     #[arg(long, value_name = "NAME", conflicts_with_all = ["run_both", "screenshot_at", "json", "csv", "trace", "pftrace"])]
     pub lesson: Option<crate::lesson::LessonId>,
+    /// Show a synthetic recording of 1 000 threads on 256 CPUs (generated,
+    /// not measured, and labelled so) to see how the many-core view reads.
+    #[arg(long, conflicts_with_all = ["autorun", "lesson"])]
+    pub synthetic_many_core: bool,
     /// Save the timeline as PNG to FILE once the run has finished and been drawn.
     #[arg(long, value_name = "FILE")]
     pub screenshot: Option<PathBuf>,
@@ -277,6 +281,7 @@ impl GuiArgs {
             autorun: self.autorun,
             run_both: self.run_both,
             lesson: self.lesson,
+            synthetic_many_core: self.synthetic_many_core,
             screenshot: self.screenshot.clone(),
             screenshot_at: self.screenshot_at,
             whole_window: self.whole_window,

@@ -143,6 +143,9 @@ impl App {
             let runs = crate::session::open(path)?;
             app.history.push_saved(runs, path);
         }
+        if args.synthetic_many_core {
+            app.history.push_entry(super::bench::many_core(3_000_000));
+        }
         if !args.is_scripted() {
             app.remember = true;
             app.keep_dir = eframe::storage_dir("corelanes");
@@ -315,7 +318,10 @@ impl App {
                         RichText::new(format!("The shown run was reopened from {file}: utilisation is sampled live and not kept in sessions, so this is the machine now.")).weak(),
                     );
                 }
-                let live = entry.filter(|e| e.file.is_none());
+                if entry.is_some_and(|e| e.synthetic.is_some()) {
+                    ui.label(RichText::new("The shown run is synthetic: this is this machine's utilisation now, not its.").weak());
+                }
+                let live = entry.filter(|e| e.file.is_none() && e.synthetic.is_none());
                 self.utilisation.ui(ui, live.map(|e| &*e.rec));
             });
         self.timeline.quiet = self.script.as_ref().is_some_and(Script::is_active);

@@ -123,6 +123,129 @@ pub fn synthetic(spans: usize, live: bool) -> Entry {
     rec
 }
 
+/// The synthetic many-core machine: 2 packages × 64 cores × 2 threads,
+/// an L3 per 8 cores (256 CPUs in 16 groups), running 1 000 threads.
+pub const MANY_CPUS: usize = 256;
+pub const MANY_THREADS: usize = 1_000;
+/// How long the synthetic many-core recording lasts.
+const MANY_NS: u64 = 10_000_000_000;
+
+/// A synthetic recording of [`MANY_THREADS`] unpinned threads on
+/// [`MANY_CPUS`] CPUs, holding about `spans` spans, labelled synthetic
+/// wherever it is shown. Each CPU time-slices its four or so threads; the
+/// cache groups are busy in different patterns (some always, some in
+/// phases, some mostly idle), so that grouping and the summary have
+/// something to show.
+pub fn many_core(spans: usize) -> Entry {
+    let layout = crate::topology::Layout::synthetic(2, 64, 2, 8);
+    let topo = Topology::with_layout((0..MANY_CPUS).collect(), MANY_CPUS, layout);
+    let mut run = Entry::new(Recording::new(RunConfig {
+        threads: MANY_THREADS,
+        tasks: MANY_THREADS,
+        placement: Placement::Unpinned,
+        ..RunConfig::defaults(Topology::get())
+    }));
+    run.ingest([RunEvent::Started {
+        origin_ns: 1,
+        threads: (0..MANY_THREADS)
+            .map(|index| ThreadRecord {
+                index,
+                name: format!("worker-{index}"),
+                ..ThreadRecord::default()
+            })
+            .collect(),
+        sched_source: SchedSource::Perf,
+        sched_note: None,
+    }]);
+    // Three spans a busy turn: the running slice (core lane and state
+    // strip) and the runnable slice of the thread it replaced; idle
+    // phases make fewer, about 2.4 a turn over the whole pattern.
+    let turns = (spans as f64 / (2.4 * MANY_CPUS as f64)).max(1.0) as u64;
+    let turn_ns = (MANY_NS / turns).max(1);
+    let mut slices = Vec::with_capacity(spans);
+    let mut per_thread = vec![crate::telemetry::sched::ThreadSched::default(); MANY_THREADS];
+    for cpu in 0..MANY_CPUS {
+        let group = topo.layout.place(cpu).map_or(0, |p| p.llc);
+        let threads: Vec<usize> = (cpu..MANY_THREADS).step_by(MANY_CPUS).collect();
+        // Each thread's state and since when, emitted as a slice when it changes.
+        let mut state: Vec<(SliceState, u64)> = vec![(SliceState::Blocked, 0); threads.len()];
+        for k in 0..turns {
+            let t = k * turn_ns;
+            let phase = (t / 400_000_000) as usize;
+            let busy = group < 6
+                || (group < 12 && !(phase + group).is_multiple_of(3))
+                || (phase + group).is_multiple_of(5);
+            let runner = (k as usize) % threads.len();
+            for (j, &thread) in threads.iter().enumerate() {
+                let now = match (busy, j == runner) {
+                    (true, true) => SliceState::Running,
+                    (true, false) => SliceState::Runnable,
+                    (false, _) => SliceState::Blocked,
+                };
+                let (was, since) = state[j];
+                if now != was || now == SliceState::Running {
+                    if t > since {
+                        slices.push(SchedSlice {
+                            thread,
+                            core: cpu,
+                            state: was,
+                            start_ns: since,
+                            end_ns: t,
+                        });
+                        if was == SliceState::Running {
+                            per_thread[thread].running_ns += t - since;
+                        }
+                    }
+                    state[j] = (now, t);
+                }
+            }
+        }
+        for (j, &thread) in threads.iter().enumerate() {
+            let (was, since) = state[j];
+            slices.push(SchedSlice {
+                thread,
+                core: cpu,
+                state: was,
+                start_ns: since,
+                end_ns: MANY_NS,
+            });
+        }
+    }
+    slices.sort_by_key(|s| (s.thread, s.start_ns));
+    // One task per thread over the whole run, its CPU time the thread's running time.
+    run.ingest([RunEvent::Tasks(
+        (0..MANY_THREADS)
+            .map(|thread| TaskRecord {
+                id: thread as u32,
+                thread: thread as u32,
+                start_ns: 0,
+                end_ns: MANY_NS,
+                core_at_start: (thread % MANY_CPUS) as u32,
+                core_at_end: (thread % MANY_CPUS) as u32,
+                cpu_ns: per_thread[thread].running_ns,
+                ok: true,
+            })
+            .collect(),
+    )]);
+    run.ingest([
+        RunEvent::Sched(SchedReport {
+            source: SchedSource::Perf,
+            lost_records: 0,
+            slices,
+            per_thread,
+            note: None,
+            system_wide: false,
+            others: Vec::new(),
+        }),
+        RunEvent::Finished {
+            wall_ns: MANY_NS,
+            cancelled: false,
+        },
+    ]);
+    run.synthetic = Some(std::sync::Arc::new(topo));
+    run
+}
+
 /// A headless egui context drawing the timeline of one recording.
 pub struct Frame {
     ctx: Context,
@@ -178,6 +301,8 @@ impl Frame {
             index: 0,
             rec: &run.rec,
             timeline: &run.timeline,
+            colours: &run.colours,
+            topo: Topology::get(),
             caption: run.rec.title(),
         }];
         let mut output = self.ctx.run_ui(input, |ui| {
@@ -265,6 +390,20 @@ pub fn frame_times(spans: &[usize]) -> Vec<FrameTimes> {
         .collect()
 }
 
+/// Frame times of the synthetic many-core recording ([`many_core`]):
+/// (fit, zoomed to a thousandth) in median ms.
+pub fn many_core_frame_times(spans: usize) -> (f64, f64) {
+    let mut frame = Frame::new(many_core(spans));
+    let fit_ms = median_ms(|| {
+        std::hint::black_box(frame.run());
+    });
+    frame.zoom(0.5, 0.501);
+    let zoomed_ms = median_ms(|| {
+        std::hint::black_box(frame.run());
+    });
+    (fit_ms, zoomed_ms)
+}
+
 /// A run about to take `tasks` task events on `threads` threads.
 pub fn started(threads: usize, tasks: usize) -> Entry {
     let config = RunConfig {
@@ -325,6 +464,11 @@ pub fn print_figures(events: usize) {
             f.spans, f.fit_ms, f.zoomed_ms, f.live_ms, f.live_ingest_ms
         );
     }
+    let (fit_ms, zoomed_ms) = many_core_frame_times(10_000_000);
+    println!(
+        "one UI frame, synthetic {MANY_CPUS} cpus in 16 cache groups, {MANY_THREADS} threads, 10 M spans \
+         (summary lane, folded groups): fit {fit_ms:.2} ms, zoomed {zoomed_ms:.2} ms   (target ≤ 8 ms)"
+    );
     let run = synthetic(10_000_000, false);
     let tl = &run.timeline;
     println!(
@@ -337,6 +481,27 @@ pub fn print_figures(events: usize) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_many_core_recording_is_labelled_and_draws_folded() {
+        let run = many_core(100_000);
+        let topo = run.synthetic.clone().expect("labelled synthetic");
+        assert_eq!(topo.allowed.len(), MANY_CPUS);
+        assert!(
+            run.caption(0).starts_with("SYNTHETIC"),
+            "{}",
+            run.caption(0)
+        );
+        let spans = run.timeline.len();
+        assert!((80_000..130_000).contains(&spans), "{spans} spans");
+        // Every CPU ran some of it, and the summary counts all of it.
+        assert_eq!(run.timeline.busy_cores().len(), MANY_CPUS);
+        let mut levels = Vec::new();
+        run.timeline.counts.columns(&[0, MANY_NS], &mut levels);
+        let running = levels[0].running;
+        assert!(running > 100.0 && running <= MANY_CPUS as f64, "{running}");
+        assert!(Frame::new(run).run() > 0);
+    }
 
     #[test]
     fn synthetic_recordings_store_the_asked_spans_and_draw() {

@@ -7,7 +7,7 @@ use eframe::egui;
 use egui::{RichText, Ui};
 
 use super::controls::estimated_ns;
-use super::timeline::RunView;
+use super::timeline::{Colours, RunView};
 use crate::metrics::{Metrics, human_ns};
 use crate::run::{Recording, RunConfig, RunStatus};
 use crate::session::{Machine, SavedRun};
@@ -27,6 +27,10 @@ pub struct Entry {
     pub machine: Arc<Machine>,
     /// The session file a reopened run came from.
     pub file: Option<String>,
+    /// Which threads have a colour of their own, kept in step with `rec`.
+    pub colours: Colours,
+    /// The machine a synthetic recording pretends to be (`None`: this one).
+    pub synthetic: Option<Arc<Topology>>,
 }
 
 impl Entry {
@@ -53,6 +57,8 @@ impl Entry {
         }
         Entry {
             metrics: rec.metrics(),
+            colours: Colours::of(&rec),
+            synthetic: None,
             rec: Arc::new(rec),
             timeline,
             machine: Arc::new(machine),
@@ -75,6 +81,7 @@ impl Entry {
             rec.ingest(event);
         }
         self.metrics = rec.metrics();
+        self.colours = Colours::of(rec);
     }
 
     /// Notes what the running run looks like now (its unfinished tasks, the
@@ -94,8 +101,15 @@ impl Entry {
             RunStatus::Cancelled => " · stopped".into(),
             RunStatus::Finished => String::new(),
         };
+        let synthetic = match &self.synthetic {
+            Some(topo) => format!(
+                "SYNTHETIC, generated to show scale, not measured ({} cpus): ",
+                topo.allowed.len()
+            ),
+            None => String::new(),
+        };
         format!(
-            "{} — wall {} · parallelism {:.2} · concurrency {:.2}{status}",
+            "{synthetic}{} — wall {} · parallelism {:.2} · concurrency {:.2}{status}",
             self.name(index),
             human_ns(m.wall_ns),
             m.parallelism,
@@ -179,6 +193,13 @@ impl History {
         index
     }
 
+    /// Adds a finished entry (a synthetic recording) and shows it.
+    pub fn push_entry(&mut self, entry: Entry) -> usize {
+        self.runs.push(entry);
+        self.selected = Some(self.runs.len() - 1);
+        self.runs.len() - 1
+    }
+
     /// Adds runs read back from the session `file` and shows the first.
     pub fn push_saved(&mut self, runs: Vec<SavedRun>, file: &std::path::Path) {
         let first = self.runs.len();
@@ -245,6 +266,8 @@ impl History {
                     index,
                     rec: &entry.rec,
                     timeline: &entry.timeline,
+                    colours: &entry.colours,
+                    topo: entry.synthetic.as_deref().unwrap_or(Topology::get()),
                     caption: entry.caption(index),
                 })
             })

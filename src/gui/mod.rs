@@ -54,6 +54,8 @@ pub struct Launch {
     pub run_both: bool,
     /// Open the Experiments view on this lesson (and, with `autorun`, run it).
     pub lesson: Option<crate::lesson::LessonId>,
+    /// Show a synthetic 256-CPU, 1 000-thread recording (labelled as such).
+    pub synthetic_many_core: bool,
     /// Save the timeline (or the window) as PNG here.
     pub screenshot: Option<std::path::PathBuf>,
     /// Take the picture this long after the run started, while it runs.
@@ -77,6 +79,7 @@ impl Launch {
             autorun: false,
             run_both: false,
             lesson: None,
+            synthetic_many_core: false,
             screenshot: None,
             screenshot_at: None,
             whole_window: false,

@@ -126,8 +126,20 @@ mod tests {
         c.add(SliceState::Blocked, 0, 1_000_000);
         let mut out = Vec::new();
         c.columns(&[0, 500_000, 1_000_000, 2_000_000], &mut out);
-        assert_eq!(out[0], Level { running: 2.0, runnable: 0.0 });
-        assert_eq!(out[1], Level { running: 2.0, runnable: 1.0 });
+        assert_eq!(
+            out[0],
+            Level {
+                running: 2.0,
+                runnable: 0.0
+            }
+        );
+        assert_eq!(
+            out[1],
+            Level {
+                running: 2.0,
+                runnable: 1.0
+            }
+        );
         assert_eq!(out[2], Level::default());
     }
 
@@ -140,7 +152,11 @@ mod tests {
         c.add(SliceState::Running, 1_000_000, hour);
         c.add(SliceState::Runnable, hour / 2, hour);
         assert!(c.running.len() <= MAX_BUCKETS, "{}", c.running.len());
-        assert_eq!(c.running.iter().sum::<u64>(), hour, "no time lost in merging");
+        assert_eq!(
+            c.running.iter().sum::<u64>(),
+            hour,
+            "no time lost in merging"
+        );
         assert_eq!(c.runnable.iter().sum::<u64>(), hour / 2);
         let mut out = Vec::new();
         c.columns(&[0, hour / 2, hour], &mut out);
@@ -148,7 +164,13 @@ mod tests {
         // misplace up to one bucket's time.
         let slack = 2.0 * c.resolution_ns() as f64 / (hour / 2) as f64;
         let close = |a: f64, b: f64| (a - b).abs() <= slack;
-        assert!(close(out[0].running, 1.0) && close(out[1].running, 1.0), "{out:?}");
-        assert!(close(out[0].runnable, 0.0) && close(out[1].runnable, 1.0), "{out:?}");
+        assert!(
+            close(out[0].running, 1.0) && close(out[1].running, 1.0),
+            "{out:?}"
+        );
+        assert!(
+            close(out[0].runnable, 0.0) && close(out[1].runnable, 1.0),
+            "{out:?}"
+        );
     }
 }

@@ -12,8 +12,10 @@
 //! any zoom: where spans are narrower than a pixel the lane turns into
 //! proportional stripes (see [`columns`]), never one span standing for many.
 
+mod colours;
 mod columns;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use eframe::egui;
@@ -22,6 +24,7 @@ use egui::{
     Ui, Vec2, pos2, vec2,
 };
 
+pub use self::colours::Colours;
 use self::columns::Paint;
 use super::history::History;
 use super::palette;
@@ -29,7 +32,7 @@ use crate::metrics::human_ns;
 use crate::run::Recording;
 use crate::telemetry::events::InFlight;
 use crate::telemetry::sched::{SchedSource, SliceState};
-use crate::timeline::{Class, Lane, Mix, Timeline, class_state};
+use crate::timeline::{Class, Lane, Level, Mix, Timeline, class_state};
 use crate::topology::Topology;
 
 /// Spans at least this many pixels wide are outlined, named and hoverable one by one.
@@ -56,6 +59,9 @@ pub struct RunView<'a> {
     pub rec: &'a Recording,
     /// Its lanes.
     pub timeline: &'a Timeline,
+    pub colours: &'a Colours,
+    /// The machine it ran on (a synthetic recording's pretended one).
+    pub topo: &'a Topology,
     /// The line above the run's lanes.
     pub caption: String,
 }
@@ -86,6 +92,13 @@ pub struct TimelineView {
     exact: Vec<bool>,
     /// What this frame drew that the legend must explain.
     drew: Drew,
+    /// Groups of lanes the user opened (true) or collapsed (false).
+    open: HashMap<GroupKey, bool>,
+    /// Where this frame drew each group's title, and whether it was open.
+    headers: Vec<(Rect, GroupKey, bool)>,
+    /// Scratch: a collapsed group's columns, and the summary lane's levels.
+    group_mixes: Vec<Mix>,
+    levels: Vec<Level>,
 }
 
 #[derive(Clone, Copy, Default)]
@@ -155,20 +168,22 @@ enum Kind {
     Core { core: usize },
     /// The kernel's state slices of one thread (class: state).
     States { thread: usize },
+    /// A collapsed group of cores: their running slices summed (class: thread).
+    Group { cores: usize },
 }
 
 impl Kind {
-    fn colour(self, class: Class) -> Color32 {
+    fn colour(self, class: Class, colours: &Colours) -> Color32 {
         match self {
-            Kind::Tasks { thread } | Kind::CoreTasks { thread } => palette::thread(thread),
-            Kind::Core { .. } => palette::thread(usize::from(class)),
+            Kind::Tasks { thread } | Kind::CoreTasks { thread } => colours.thread(thread),
+            Kind::Core { .. } | Kind::Group { .. } => colours.thread(usize::from(class)),
             Kind::States { .. } => palette::state(class_state(class)),
         }
     }
 
-    fn paint(self, paint: Paint) -> Option<Color32> {
+    fn paint(self, paint: Paint, colours: &Colours) -> Option<Color32> {
         match paint {
-            Paint::Class(class) => Some(self.colour(class)),
+            Paint::Class(class) => Some(self.colour(class, colours)),
             Paint::Others => Some(palette::OTHERS),
             Paint::Empty => None,
         }
@@ -182,6 +197,14 @@ impl Kind {
 /// What a lane row shows.
 enum Content<'a> {
     One(&'a Lane, Kind),
+    /// A collapsed group: these cores' lanes summed into one; a click on
+    /// its label opens it.
+    Group {
+        lanes: Vec<&'a Lane>,
+        key: GroupKey,
+    },
+    /// How many of the run's threads ran and waited, over time.
+    Summary,
     /// Without kernel data, a core's lane: one band per thread that may run there.
     Bands(Vec<(&'a Lane, Kind)>),
 }
@@ -189,6 +212,12 @@ enum Content<'a> {
 enum Row<'a> {
     /// A run's caption or a section's title, laid out to wrap in the width.
     Text(Arc<Galley>),
+    /// A group of cores' title: a click collapses or expands it.
+    Header {
+        key: GroupKey,
+        galley: Arc<Galley>,
+        open: bool,
+    },
     Lane {
         run: &'a RunView<'a>,
         label: String,
@@ -213,6 +242,14 @@ enum Hit {
     },
     /// A core running nothing of this run.
     Gap { core: usize, t: u64 },
+    /// A group's label: a click opens or folds it.
+    Fold { caption: String, open: bool },
+    /// A column of the summary lane.
+    Summary {
+        level: Level,
+        t: [u64; 2],
+        resolution_ns: u64,
+    },
 }
 
 impl TimelineView {
@@ -234,11 +271,28 @@ impl TimelineView {
     /// Draws the runs stacked on one time scale, filling the available space.
     pub fn ui(&mut self, ui: &mut Ui, runs: &[RunView<'_>]) {
         let avail = ui.available_size();
-        let rows = rows(runs, &Texts::new(ui, avail.x - 12.0));
+        let fit = fit_range(runs);
+        let zoomed = self
+            .range
+            .filter(|[a, b]| (b - a) * 8.0 <= fit[1] - fit[0])
+            .map(|[a, b]| [a.max(0.0) as u64, b.max(0.0) as u64]);
+        let openness = Openness {
+            chosen: &self.open,
+            zoomed,
+        };
+        let rows = rows(runs, &Texts::new(ui, avail.x - 12.0), &openness);
+        // The summary lane is two lanes tall.
         let lanes = rows
             .iter()
-            .filter(|r| matches!(r, Row::Lane { .. }))
-            .count()
+            .map(|r| match r {
+                Row::Lane {
+                    content: Content::Summary,
+                    ..
+                } => 2,
+                Row::Lane { .. } => 1,
+                _ => 0,
+            })
+            .sum::<usize>()
             .max(1);
         let strips = rows
             .iter()
@@ -262,7 +316,6 @@ impl TimelineView {
         let visuals = ui.visuals();
         painter.rect_filled(rect, 0.0, visuals.extreme_bg_color);
 
-        let fit = fit_range(runs);
         let [t0, t1] = self.range.unwrap_or(fit);
         let mut pc = PaintCtx {
             painter,
@@ -285,6 +338,7 @@ impl TimelineView {
         let hover = response.hover_pos().filter(|p| pc.data.contains(*p));
         let mut hit = None;
         self.drew = Drew::default();
+        self.headers.clear();
         let mut y = rect.top() + legend.height;
         let lanes_top = y;
         for row in &rows {
@@ -293,6 +347,16 @@ impl TimelineView {
         grid_and_axis(&pc, lanes_top..=y, axis);
         legend.paint(&pc, rect.min, self.drew);
 
+        let header = response.interact_pointer_pos().and_then(|p| {
+            self.headers
+                .iter()
+                .find(|(r, _, _)| r.contains(p))
+                .map(|(_, key, open)| (key.clone(), *open))
+        });
+        if let Some((key, open)) = header.filter(|_| response.clicked()) {
+            self.open.insert(key, !open);
+            return;
+        }
         if let Some((run, hit)) = hit {
             let run = runs
                 .iter()
@@ -380,6 +444,13 @@ impl TimelineView {
                     .galley(pos2(left, y + TEXT_PAD / 2.0), galley.clone(), pc.text);
                 galley.size().y + TEXT_PAD
             }
+            Row::Header { key, galley, open } => {
+                let at = pos2(left, y + TEXT_PAD / 2.0);
+                pc.painter.galley(at, galley.clone(), pc.text);
+                let r = Rect::from_min_size(at, galley.size());
+                self.headers.push((r, key.clone(), *open));
+                galley.size().y + TEXT_PAD
+            }
             Row::Gap => GAP_H,
             Row::Lane {
                 run,
@@ -388,6 +459,16 @@ impl TimelineView {
                 content,
                 strip,
             } => {
+                let lane_h = match content {
+                    Content::Summary => 2.0 * lane_h,
+                    _ => lane_h,
+                };
+                let height = lane_h + if strip.is_some() { strip_h } else { 0.0 };
+                // Off screen (a long list scrolled away): nothing to compute.
+                let clip = pc.painter.clip_rect();
+                if y > clip.bottom() || y + height < clip.top() {
+                    return height;
+                }
                 let lane_rect =
                     Rect::from_x_y_ranges(pc.data.x_range(), y + 1.0..=y + lane_h - 1.0);
                 pc.painter
@@ -413,42 +494,57 @@ impl TimelineView {
                 );
                 match content {
                     Content::One(lane, kind) => {
-                        self.lane(pc, run, lane, *kind, lane_rect, hover, hit);
+                        self.lane(pc, run, &[lane], *kind, lane_rect, hover, hit);
                     }
+                    Content::Group { lanes, key } => {
+                        let gutter =
+                            Rect::from_x_y_ranges(left..=pc.data.left(), lane_rect.y_range());
+                        self.headers.push((gutter, key.clone(), false));
+                        let kind = Kind::Group { cores: lanes.len() };
+                        self.lane(pc, run, lanes, kind, lane_rect, hover, hit);
+                        if hover.is_some_and(|p| gutter.contains(p)) {
+                            *hit = Some((
+                                run.index,
+                                Hit::Fold {
+                                    caption: key.1.clone(),
+                                    open: false,
+                                },
+                            ));
+                        }
+                    }
+                    Content::Summary => self.summary(pc, run, lane_rect, hover, hit),
                     Content::Bands(bands) => {
                         let band_h = lane_rect.height() / bands.len().max(1) as f32;
                         for (i, (lane, kind)) in bands.iter().enumerate() {
                             let top = lane_rect.top() + i as f32 * band_h;
                             let band =
                                 Rect::from_x_y_ranges(lane_rect.x_range(), top..=top + band_h);
-                            self.lane(pc, run, lane, *kind, band, hover, hit);
+                            self.lane(pc, run, &[lane], *kind, band, hover, hit);
                         }
                     }
                 }
-                match strip {
-                    Some((strip, kind)) => {
-                        let strip_rect = Rect::from_x_y_ranges(
-                            pc.data.x_range(),
-                            y + lane_h..=y + lane_h + strip_h - 1.0,
-                        );
-                        self.lane(pc, run, strip, *kind, strip_rect, hover, hit);
-                        lane_h + strip_h
-                    }
-                    None => lane_h,
+                if let Some((strip, kind)) = strip {
+                    let strip_rect = Rect::from_x_y_ranges(
+                        pc.data.x_range(),
+                        y + lane_h..=y + lane_h + strip_h - 1.0,
+                    );
+                    self.lane(pc, run, &[strip], *kind, strip_rect, hover, hit);
                 }
+                height
             }
         }
     }
 
     /// Paints one lane, column by column, from its summary: each column's
     /// exact shares (see [`columns`]); spans wide enough are then outlined
-    /// and named one by one.
+    /// and named one by one. Several lanes (a collapsed group) are summed
+    /// into one: each column's shares of all their time.
     #[allow(clippy::too_many_arguments)]
     fn lane(
         &mut self,
         pc: &PaintCtx,
         run: &RunView,
-        lane: &Lane,
+        lanes: &[&Lane],
         kind: Kind,
         rect: Rect,
         hover: Option<Pos2>,
@@ -456,7 +552,16 @@ impl TimelineView {
     ) {
         let wide_ns = (WIDE_PX * pc.ns_per_px()).max(1.0) as u64;
         self.wide.clear();
-        lane.columns(&self.bounds, &mut self.mixes, &mut self.wide, wide_ns);
+        let lane = match lanes {
+            [one] => {
+                one.columns(&self.bounds, &mut self.mixes, &mut self.wide, wide_ns);
+                *one
+            }
+            many => {
+                self.sum_columns(many);
+                &EMPTY_LANE
+            }
+        };
         // Columns that lie wholly inside a span drawn on its own.
         self.exact.clear();
         self.exact.resize(self.mixes.len(), false);
@@ -473,7 +578,7 @@ impl TimelineView {
         while k < self.paints.len() {
             let paint = self.paints[k];
             let end = k + self.paints[k..].iter().take_while(|&&p| p == paint).count();
-            if let Some(colour) = kind.paint(paint) {
+            if let Some(colour) = kind.paint(paint, run.colours) {
                 let xs = self.column_x(pc, k)..=self.column_x(pc, end);
                 pc.painter
                     .rect_filled(Rect::from_x_y_ranges(xs, rect.y_range()), 0.0, colour);
@@ -481,7 +586,7 @@ impl TimelineView {
             self.drew.others |= paint == Paint::Others;
             k = end;
         }
-        self.drew.gaps |= matches!(kind, Kind::Core { .. });
+        self.drew.gaps |= matches!(kind, Kind::Core { .. } | Kind::Group { .. });
         let hover = hover.filter(|p| rect.contains(*p));
         let rec = run.rec;
         let mut hit_here = None;
@@ -508,7 +613,12 @@ impl TimelineView {
                 });
                 outline_task(pc, r, task.ok, self.selected == selected);
                 if matches!(kind, Kind::Tasks { .. }) {
-                    name_task(pc, r, &format!("task {}", task.id), kind.colour(0));
+                    name_task(
+                        pc,
+                        r,
+                        &format!("task {}", task.id),
+                        kind.colour(0, run.colours),
+                    );
                 }
             }
             if hover.is_some_and(|p| r.contains(p)) {
@@ -530,9 +640,10 @@ impl TimelineView {
                 .min(rect.right() + 1.0)
                 .max(x0 + 1.0);
             let r = Rect::from_x_y_ranges(x0..=x1, rect.y_range());
-            pc.painter.rect_filled(r, 0.0, kind.colour(0));
+            let colour = kind.colour(0, run.colours);
+            pc.painter.rect_filled(r, 0.0, colour);
             outline_task(pc, r, true, false);
-            name_task(pc, r, &format!("task {} …", task.id), kind.colour(0));
+            name_task(pc, r, &format!("task {} …", task.id), colour);
             if hover.is_some_and(|p| r.contains(p)) {
                 hit_here = Some(Hit::InFlight {
                     thread,
@@ -564,6 +675,86 @@ impl TimelineView {
         }
         if let Some(h) = hit_here {
             *hit = Some((run.index, h));
+        }
+    }
+
+    /// Sums `lanes`' columns into `mixes`: each column's time of every
+    /// thread on any of them, out of the lanes' combined time.
+    fn sum_columns(&mut self, lanes: &[&Lane]) {
+        self.group_mixes.clear();
+        self.group_mixes.resize(self.mixes.len(), Mix::default());
+        for lane in lanes {
+            lane.columns(&self.bounds, &mut self.mixes, &mut Vec::new(), u64::MAX);
+            for (sum, mix) in self.group_mixes.iter_mut().zip(&self.mixes) {
+                sum.merge(mix);
+            }
+        }
+        std::mem::swap(&mut self.mixes, &mut self.group_mixes);
+    }
+
+    /// The summary lane: per column, the average number of the run's
+    /// threads running (from the bottom) and waiting for a CPU (above
+    /// them), on a scale of the allowed cores (or more, if more waited).
+    fn summary(
+        &mut self,
+        pc: &PaintCtx,
+        run: &RunView,
+        rect: Rect,
+        hover: Option<Pos2>,
+        hit: &mut Option<(usize, Hit)>,
+    ) {
+        let counts = &run.timeline.counts;
+        counts.columns(&self.bounds, &mut self.levels);
+        let cores = run.topo.allowed.len() as f64;
+        let peak = self
+            .levels
+            .iter()
+            .map(|l| l.running + l.runnable)
+            .fold(cores, f64::max);
+        let px = |v: f64| (f64::from(rect.height()) * v / peak).round() as f32;
+        let bar = |k: usize| {
+            let l = self.levels[k];
+            (px(l.running), px(l.running + l.runnable))
+        };
+        let mut k = 0;
+        while k < self.levels.len() {
+            let h = bar(k);
+            // Identical neighbouring columns are painted as one shape.
+            let end = k + (k..self.levels.len()).take_while(|&j| bar(j) == h).count();
+            let xs = self.column_x(pc, k)..=self.column_x(pc, end);
+            let (running, both) = h;
+            let base = rect.bottom();
+            if running > 0.0 {
+                let r = Rect::from_x_y_ranges(xs.clone(), base - running..=base);
+                pc.painter
+                    .rect_filled(r, 0.0, palette::state(SliceState::Running));
+            }
+            if both > running {
+                let r = Rect::from_x_y_ranges(xs, base - both..=base - running);
+                pc.painter
+                    .rect_filled(r, 0.0, palette::state(SliceState::Runnable));
+            }
+            k = end;
+        }
+        // Where the cores are full: more threads than this cannot all run.
+        let full = rect.bottom() - px(cores);
+        pc.painter.hline(
+            rect.x_range(),
+            full,
+            Stroke::new(1.0, palette::faded(pc.weak, 0.7)),
+        );
+        if let Some(p) = hover.filter(|p| rect.contains(*p)) {
+            let columns = self.levels.len();
+            let k = (((p.x - pc.data.left()) / pc.data.width()) * columns as f32) as usize;
+            let k = k.min(columns.saturating_sub(1));
+            *hit = Some((
+                run.index,
+                Hit::Summary {
+                    level: self.levels[k],
+                    t: [self.bounds[k], self.bounds[k + 1]],
+                    resolution_ns: counts.resolution_ns(),
+                },
+            ));
         }
     }
 
@@ -624,12 +815,46 @@ impl<'u> Texts<'u> {
             .layout(text, FontId::proportional(size), color, self.width);
         Row::Text(galley)
     }
+
+    fn header<'a>(&self, key: GroupKey, open: bool, text: String) -> Row<'a> {
+        let color = self.ui.visuals().strong_text_color();
+        let galley = self
+            .ui
+            .painter()
+            .layout(text, FontId::proportional(12.5), color, self.width);
+        Row::Header { key, galley, open }
+    }
 }
 
-fn rows<'a>(runs: &'a [RunView<'a>], texts: &Texts) -> Vec<Row<'a>> {
-    let topo = Topology::get();
+/// A collapsible group of lanes: the run it belongs to and its caption.
+type GroupKey = (usize, String);
+
+/// Thread lanes are listed one by one up to this many; beyond, they start
+/// collapsed (the summary lane counts them, and a click lists them).
+const THREADS_LISTED_UP_TO: usize = 64;
+
+/// Which groups are open: the user's clicks, else a default that keeps a
+/// many-core run to a screenful (collapsed groups, the run's own cores
+/// open), opening the groups that ran the run's threads once zoomed in.
+struct Openness<'v> {
+    chosen: &'v HashMap<GroupKey, bool>,
+    /// The visible range, when zoomed in to an eighth of the runs or less.
+    zoomed: Option<[u64; 2]>,
+}
+
+impl Openness<'_> {
+    fn is_open(&self, key: &GroupKey, default: bool, ran_in: impl Fn([u64; 2]) -> bool) -> bool {
+        if let Some(&open) = self.chosen.get(key) {
+            return open;
+        }
+        default || self.zoomed.is_some_and(ran_in)
+    }
+}
+
+fn rows<'a>(runs: &'a [RunView<'a>], texts: &Texts, openness: &Openness) -> Vec<Row<'a>> {
     let mut rows = Vec::new();
     for (n, run) in runs.iter().enumerate() {
+        let topo = run.topo;
         if n > 0 {
             rows.push(Row::Gap);
         }
@@ -640,6 +865,33 @@ fn rows<'a>(runs: &'a [RunView<'a>], texts: &Texts) -> Vec<Row<'a>> {
             SchedSource::Procfs => "sampled from /proc at ~1 kHz",
             _ => "from the kernel's context switches",
         };
+        let mut cores = tl.busy_cores();
+        // Idle cores are part of the picture: listed on small machines, and
+        // in (collapsed) groups on grouped ones.
+        if topo.allowed.len() <= ALL_CORES_UP_TO || topo.layout.is_grouped() {
+            cores.extend(&topo.allowed);
+            cores.sort_unstable();
+            cores.dedup();
+        }
+        let many = cores.len() > ALL_CORES_UP_TO;
+        if tl.cores_from_kernel && (many || rec.threads.len() > palette::THREAD_COLOURS) {
+            rows.push(texts.row(
+                format!(
+                    "Summary: how many of the run's {} threads ran (green) and waited for a CPU (red), of {} cores",
+                    rec.threads.len(),
+                    topo.allowed.len()
+                ),
+                12.5,
+                true,
+            ));
+            rows.push(Row::Lane {
+                run,
+                label: "threads".into(),
+                swatch: None,
+                content: Content::Summary,
+                strip: None,
+            });
+        }
         rows.push(texts.row(if tl.cores_from_kernel {
             format!("Cores: what each core ran, {source} (coloured by thread; each pixel shows its exact shares)")
         } else if rec.is_running() && rec.sched_source == SchedSource::Procfs {
@@ -647,37 +899,66 @@ fn rows<'a>(runs: &'a [RunView<'a>], texts: &Texts) -> Vec<Row<'a>> {
         } else {
             "Cores: task lifetimes by the core each task started on (no kernel data: cannot show turns)".into()
         }, 12.5, true));
-        let mut cores = tl.busy_cores();
-        if topo.allowed.len() <= ALL_CORES_UP_TO {
-            cores.extend(&topo.allowed);
-            cores.sort_unstable();
-            cores.dedup();
-        }
         let own: Vec<usize> = rec.threads.iter().filter_map(|t| t.pinned_core).collect();
         for group in topo.layout.lane_groups(&cores, &own) {
-            if let Some(caption) = group.caption {
-                rows.push(texts.row(caption, 12.0, true));
-            }
-            for core in group.cpus {
-                rows.push(core_row(run, core, topo));
+            let Some(caption) = group.caption else {
+                rows.extend(group.cpus.iter().map(|&core| core_row(run, core, topo)));
+                continue;
+            };
+            let key = (run.index, caption.clone());
+            let mine = group.cpus.iter().any(|c| own.contains(c));
+            let lanes: Vec<&Lane> = group
+                .cpus
+                .iter()
+                .map(|&c| tl.cores.get(c).unwrap_or(&EMPTY_LANE))
+                .collect();
+            let ran_in = |[a, b]: [u64; 2]| lanes.iter().any(|l| l.mix(a, b).covered_ns() > 0);
+            let open = !tl.cores_from_kernel || openness.is_open(&key, mine || !many, ran_in);
+            if open {
+                let title = format!("[−] {caption} (click to fold into one lane)");
+                rows.push(texts.header(key, true, title));
+                rows.extend(group.cpus.iter().map(|&core| core_row(run, core, topo)));
+            } else {
+                // One lane, labelled by its CPUs; the caption is in its tooltip.
+                rows.push(Row::Lane {
+                    run,
+                    label: format!("+ {}", crate::topology::compact_ranges(&group.cpus)),
+                    swatch: None,
+                    content: Content::Group { lanes, key },
+                    strip: None,
+                });
             }
         }
         let states = has_states(tl);
-        rows.push(texts.row(
-            if states {
-                "Threads: task lifetimes; strip below: the kernel's state of the thread".into()
-            } else {
-                "Threads: task lifetimes".into()
-            },
-            12.5,
-            true,
-        ));
+        let threads = tl.threads.len();
+        let title = if states {
+            "Threads: task lifetimes; strip below: the kernel's state of the thread"
+        } else {
+            "Threads: task lifetimes"
+        };
+        if threads > THREADS_LISTED_UP_TO {
+            let key = (run.index, "threads".to_string());
+            let open = openness.is_open(&key, false, |_| false);
+            rows.push(texts.header(
+                key,
+                open,
+                match open {
+                    true => format!("[−] {title}"),
+                    false => format!("[+] Threads: {threads} lanes (click to list them)"),
+                },
+            ));
+            if !open {
+                continue;
+            }
+        } else {
+            rows.push(texts.row(title.into(), 12.5, true));
+        }
         for (i, lane) in tl.threads.iter().enumerate() {
             let name = thread_name(rec, i);
             rows.push(Row::Lane {
                 run,
                 label: name,
-                swatch: Some(palette::thread(i)),
+                swatch: Some(run.colours.thread(i)),
                 content: Content::One(lane, Kind::Tasks { thread: i }),
                 strip: tl
                     .thread_states
@@ -724,7 +1005,7 @@ fn core_row<'a>(run: &'a RunView<'a>, core: usize, topo: &Topology) -> Row<'a> {
 
 fn fixed_height(row: &Row) -> f32 {
     match row {
-        Row::Text(galley) => galley.size().y + TEXT_PAD,
+        Row::Text(galley) | Row::Header { galley, .. } => galley.size().y + TEXT_PAD,
         Row::Gap => GAP_H,
         Row::Lane { .. } => 0.0,
     }
@@ -774,25 +1055,28 @@ struct Legend {
 
 impl Legend {
     fn new(ui: &Ui, runs: &[RunView], width: f32) -> Legend {
-        let threads = runs.iter().map(|r| r.rec.threads.len()).max().unwrap_or(0);
-        // Named by the run that has the thread (a program's threads have their own names).
-        let name = |i: usize| {
-            let run = runs.iter().find(|r| r.rec.threads.len() > i);
-            run.map_or_else(|| format!("worker-{i}"), |r| thread_name(r.rec, i))
-        };
+        // The run with the most threads names the colours (a program's
+        // threads have their own names).
+        let widest = runs.iter().max_by_key(|r| r.rec.threads.len());
+        let threads = widest.map_or(0, |r| r.rec.threads.len());
         let states = runs.iter().any(|r| has_states(r.timeline));
         let kernel = runs.iter().any(|r| r.timeline.cores_from_kernel);
-        let mut entries: Vec<(Swatch, String)> = (0..threads.min(palette::THREAD_COLOURS))
-            .map(|i| (Swatch::Fill(palette::thread(i)), name(i)))
-            .collect();
-        if threads > palette::THREAD_COLOURS {
+        let mut entries: Vec<(Swatch, String)> = widest
+            .map(|r| {
+                r.colours
+                    .named()
+                    .map(|i| (Swatch::Fill(r.colours.thread(i)), thread_name(r.rec, i)))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let shared = widest.map_or(0, |r| r.colours.shared());
+        if shared > 0 {
             entries.push((
-                Swatch::Fill(Color32::TRANSPARENT),
-                "(colours repeat)".into(),
+                Swatch::Fill(palette::OTHERS),
+                format!("{shared} other threads (those that ran less)"),
             ));
-        }
-        // Over a dozen threads on one core: a summary node names only the top ones.
-        if kernel && threads > 12 {
+        } else if kernel && threads > 12 {
+            // Over a dozen threads on one core: a summary node names only the top ones.
             entries.push((
                 Swatch::Fill(palette::OTHERS),
                 "other threads (zoom in)".into(),
@@ -981,7 +1265,7 @@ fn tooltip(ui: &mut Ui, run: &RunView, hit: &Hit) {
             shares.sort_unstable_by_key(|&(class, _)| class);
             for (class, ns) in shares {
                 let what = match kind {
-                    Kind::Core { .. } => name(usize::from(class)),
+                    Kind::Core { .. } | Kind::Group { .. } => name(usize::from(class)),
                     Kind::States { .. } => palette::state_label(class_state(class)).into(),
                     Kind::Tasks { .. } | Kind::CoreTasks { .. } => "tasks in flight".into(),
                 };
@@ -993,7 +1277,9 @@ fn tooltip(ui: &mut Ui, run: &RunView, hit: &Hit) {
             let empty = mix.width_ns.saturating_sub(mix.covered_ns());
             if empty > 0 {
                 let what = match kind {
-                    Kind::Core { .. } => "not this run (idle or another program)",
+                    Kind::Core { .. } | Kind::Group { .. } => {
+                        "not this run (idle or another program)"
+                    }
                     Kind::States { .. } => "before or after the thread lived",
                     Kind::Tasks { .. } | Kind::CoreTasks { .. } => "between tasks",
                 };
@@ -1001,10 +1287,35 @@ fn tooltip(ui: &mut Ui, run: &RunView, hit: &Hit) {
             }
             ui.label("Zoom in (Ctrl+scroll, or scroll over the axis) to see them one by one.");
         }
+        Hit::Fold { ref caption, open } => {
+            ui.label(caption.as_str());
+            ui.label(match open {
+                true => "Click to fold these cores into one lane.",
+                false => "These cores in one lane: each pixel shows the shares of all their time. Click to list them one by one.",
+            });
+        }
+        Hit::Summary {
+            level,
+            t,
+            resolution_ns,
+        } => {
+            ui.label(format!("{} – {}, on average:", ms(t[0]), ms(t[1])));
+            ui.label(format!(
+                "{:.1} of the run's {} threads running, {:.1} waiting for a CPU, on {} cores",
+                level.running,
+                rec.threads.len(),
+                level.runnable,
+                run.topo.allowed.len()
+            ));
+            ui.label(format!(
+                "Counted from every kernel slice, in steps of {}.",
+                human_ns(resolution_ns)
+            ));
+        }
         Hit::Gap { core, t } => {
             ui.label(format!(
                 "{} at {}: running none of this run's threads (idle, or another program)",
-                Topology::get().core_label(core),
+                run.topo.core_label(core),
                 ms(t)
             ));
             let waiting: Vec<String> = run
