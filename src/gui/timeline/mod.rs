@@ -1397,6 +1397,79 @@ fn ms(ns: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::gui::bench::many_core;
+    use egui::{Context, Event, PointerButton, RawInput};
+
+    /// Draws `entry` into `view` once, with `events`, on a 1280 × 800 screen.
+    fn frame(
+        ctx: &Context,
+        view: &mut TimelineView,
+        entry: &crate::gui::Entry,
+        events: Vec<Event>,
+    ) {
+        let runs = [RunView {
+            index: 0,
+            rec: &entry.rec,
+            timeline: &entry.timeline,
+            colours: &entry.colours,
+            topo: entry.synthetic.as_deref().unwrap_or(Topology::get()),
+            caption: entry.caption(0),
+        }];
+        let input = RawInput {
+            screen_rect: Some(Rect::from_min_size(pos2(0.0, 0.0), vec2(1280.0, 800.0))),
+            events,
+            ..RawInput::default()
+        };
+        let mut output = ctx.run_ui(input, |ui| {
+            egui::CentralPanel::default().show(ui, |ui| view.ui(ui, &runs));
+        });
+        // No renderer takes the fonts' texture here.
+        output.textures_delta.clear();
+    }
+
+    fn click(at: Pos2) -> Vec<Event> {
+        let button = |pressed| Event::PointerButton {
+            pos: at,
+            button: PointerButton::Primary,
+            pressed,
+            modifiers: egui::Modifiers::NONE,
+        };
+        vec![Event::PointerMoved(at), button(true), button(false)]
+    }
+
+    fn folded(view: &TimelineView) -> usize {
+        view.headers.iter().filter(|(_, _, open)| !open).count()
+    }
+
+    #[test]
+    fn many_cores_fold_by_cache_group_and_a_click_lists_one() {
+        let (ctx, entry) = (Context::default(), many_core(60_000));
+        let mut view = TimelineView::default();
+        frame(&ctx, &mut view, &entry, Vec::new());
+        // 16 cache groups folded, and the 1000 threads folded behind one title.
+        assert_eq!(folded(&view), 16 + 1, "{:?}", view.headers);
+        let (rect, key, _) = view.headers[0].clone();
+        frame(&ctx, &mut view, &entry, click(rect.center()));
+        frame(&ctx, &mut view, &entry, Vec::new());
+        assert_eq!(view.open.get(&key), Some(&true));
+        assert_eq!(folded(&view), 15 + 1);
+        assert!(view.headers.iter().any(|(_, k, open)| *k == key && *open));
+    }
+
+    #[test]
+    fn zooming_in_lists_the_groups_that_ran_then() {
+        let (ctx, entry) = (Context::default(), many_core(60_000));
+        let mut view = TimelineView::default();
+        let end = entry.timeline.end_ns() as f64;
+        // 5 ms at 1 s: the always-busy groups ran then; not every group did.
+        view.show_range([1e9, 1e9 + 5e6]);
+        frame(&ctx, &mut view, &entry, Vec::new());
+        let open = view.headers.iter().filter(|(_, _, open)| *open).count();
+        assert!((6..16).contains(&open), "{open} groups open of 16");
+        view.show_range([0.0, end]);
+        frame(&ctx, &mut view, &entry, Vec::new());
+        assert_eq!(folded(&view), 17, "at fit they fold again");
+    }
 
     #[test]
     fn axis_steps_are_one_two_five() {
