@@ -276,6 +276,7 @@ impl ExperimentsView {
                 self.slide_path = format!("lesson-{}.png", id.id());
             }
             ui.add(egui::TextEdit::singleline(&mut self.slide_path).desired_width(180.0))
+                .accessible_name("Save slide: path")
                 .on_hover_text("Where the slide is saved (PNG)");
             let has_outcome = self.outcome(id).is_some();
             if ui

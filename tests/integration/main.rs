@@ -12,6 +12,8 @@ mod exports;
 #[cfg(feature = "gui")]
 mod gui;
 #[cfg(feature = "gui")]
+mod gui_experiments;
+#[cfg(feature = "gui")]
 mod gui_program;
 #[cfg(feature = "gui")]
 mod gui_sessions;
