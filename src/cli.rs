@@ -607,6 +607,7 @@ pub fn report(rec: &Recording) -> String {
             t.migrations
         );
     }
+    out += &format!("task CPU time: {}\n", rec.task_cpu.label());
     out + &capture_lines(rec)
 }
 

@@ -8,8 +8,8 @@ use std::time::Duration;
 use crossbeam_channel::Sender;
 
 use crate::sys;
-use crate::telemetry::events::{InFlight, RunEvent, TaskRecord, TaskSink, ThreadRecord};
-use crate::telemetry::sched::SchedCapture;
+use crate::telemetry::events::{InFlight, RunEvent, TaskCpu, TaskRecord, TaskSink, ThreadRecord};
+use crate::telemetry::sched::{SchedCapture, SchedSource};
 use crate::telemetry::thread_stats;
 use crate::workload::Plan;
 
@@ -80,6 +80,13 @@ pub(super) fn work(shared: &Shared, mut me: ThreadRecord, tx: Sender<RunEvent>) 
         tid: me.tid,
     });
 
+    // With perf's exact switches the recording sums each task's CPU time
+    // from them afterwards, and the worker reads no clock for it.
+    let source = shared
+        .sched
+        .as_ref()
+        .map_or(SchedSource::Off, SchedCapture::source);
+    let read_cpu_clock = TaskCpu::for_source(source) == TaskCpu::ThreadClock;
     let slot = &shared.in_flight[me.index];
     let mut sink = TaskSink::new(tx.clone());
     let plan = &shared.plan;
@@ -98,9 +105,17 @@ pub(super) fn work(shared: &Shared, mut me: ThreadRecord, tx: Sender<RunEvent>) 
             start_ns: start_ns.saturating_sub(shared.origin_ns),
         }));
         let core_at_start = sys::current_cpu().unwrap_or(usize::MAX);
-        let cpu_before = sys::thread_cpu_ns();
+        let cpu_before = if read_cpu_clock {
+            sys::thread_cpu_ns()
+        } else {
+            0
+        };
         let outcome = catch_unwind(AssertUnwindSafe(|| plan.body.run(task, cancel)));
-        let cpu_ns = sys::thread_cpu_ns() - cpu_before;
+        let cpu_ns = if read_cpu_clock {
+            sys::thread_cpu_ns() - cpu_before
+        } else {
+            0
+        };
         let end_ns = sys::fast_monotonic_ns();
         let core_at_end = sys::current_cpu().unwrap_or(usize::MAX);
         slot.publish(None);
