@@ -99,12 +99,13 @@ pub(super) fn work(shared: &Shared, mut me: ThreadRecord, tx: Sender<RunEvent>) 
         if plan.serial_first && task > 0 && !shared.serial_done.wait(cancel) {
             break;
         }
-        let start_ns = sys::fast_monotonic_ns();
+        // Time and CPU from one `rdtscp` where it can (see `sys::stamp`).
+        let start = sys::stamp();
+        let start_ns = start.ns.saturating_sub(shared.origin_ns);
         slot.publish(Some(InFlight {
             id: task as u32,
-            start_ns: start_ns.saturating_sub(shared.origin_ns),
+            start_ns,
         }));
-        let core_at_start = sys::current_cpu().unwrap_or(usize::MAX);
         let cpu_before = if read_cpu_clock {
             sys::thread_cpu_ns()
         } else {
@@ -116,8 +117,7 @@ pub(super) fn work(shared: &Shared, mut me: ThreadRecord, tx: Sender<RunEvent>) 
         } else {
             0
         };
-        let end_ns = sys::fast_monotonic_ns();
-        let core_at_end = sys::current_cpu().unwrap_or(usize::MAX);
+        let end = sys::stamp();
         slot.publish(None);
         if plan.serial_first && task == 0 {
             shared.serial_done.open();
@@ -136,10 +136,10 @@ pub(super) fn work(shared: &Shared, mut me: ThreadRecord, tx: Sender<RunEvent>) 
         sink.record(TaskRecord {
             id: task as u32,
             thread: me.index as u32,
-            start_ns: start_ns.saturating_sub(shared.origin_ns),
-            end_ns: end_ns.saturating_sub(shared.origin_ns),
-            core_at_start: core_at_start as u32,
-            core_at_end: core_at_end as u32,
+            start_ns,
+            end_ns: end.ns.saturating_sub(shared.origin_ns),
+            core_at_start: core_number(start.cpu),
+            core_at_end: core_number(end.cpu),
             cpu_ns,
             ok: problem.is_none() && !cancel.load(Ordering::Relaxed),
         });
@@ -154,6 +154,11 @@ pub(super) fn work(shared: &Shared, mut me: ThreadRecord, tx: Sender<RunEvent>) 
     // so any move at all is one the user should see.
     me.migrations = thread_stats::own_migrations().unwrap_or(0);
     let _ = tx.send(RunEvent::ThreadDone(me));
+}
+
+/// A task record's core: `u32::MAX` where the kernel would not say.
+fn core_number(cpu: Option<usize>) -> u32 {
+    cpu.and_then(|c| u32::try_from(c).ok()).unwrap_or(u32::MAX)
 }
 
 pub(super) fn panic_text(panic: &Box<dyn std::any::Any + Send>) -> String {
