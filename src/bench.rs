@@ -3,6 +3,7 @@
 //! run under criterion in `benches/`; this command gives a quick reading
 //! without it. A leaf: it uses the engine, nothing uses it but the shells.
 
+pub mod capture;
 mod sessions;
 
 pub use sessions::{heap_bytes, measure, synthetic_run};
@@ -20,7 +21,9 @@ pub struct BenchArgs {
     /// Task events recorded for the worker-side cost.
     #[arg(long, default_value_t = 2_000_000)]
     pub events: usize,
-    /// Also time cpu runs with scheduler capture on and off (takes ~20 s).
+    /// Also time runs with scheduler capture on and off: cpu runs in this
+    /// process, and an io run switching ~80 000 times a second as child
+    /// processes beside `perf sched record` where root may run it (~1 min).
     #[arg(long)]
     pub capture: bool,
     /// Also save, open and export a synthetic run of 1 M tasks and 5 M
@@ -193,6 +196,10 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<ExitCode> {
             human_ns(on),
             (on as f64 / off as f64 - 1.0) * 100.0
         );
+        match capture::measure(IO_TASKS, 7) {
+            Ok(figures) => capture::print(&figures),
+            Err(why) => println!("high-switch io case not measured: {why}"),
+        }
     }
     if args.sessions {
         let dir = tempfile::tempdir()?;
@@ -200,6 +207,9 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<ExitCode> {
     }
     Ok(ExitCode::SUCCESS)
 }
+
+/// Tasks of the high-switch io case: about a second at ~80 000 switches/s.
+const IO_TASKS: usize = 60_000;
 
 /// When what a run produced reached whoever watches it: (end, arrival)
 /// in ns since the run's origin, for each task and each live kernel slice.

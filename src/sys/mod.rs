@@ -498,6 +498,28 @@ pub fn thread_switches() -> (u64, u64) {
     (usage.ru_nvcsw as u64, usage.ru_nivcsw as u64)
 }
 
+/// CPU time (user + system) of this whole process so far, all its threads.
+pub fn process_cpu_ns() -> u64 {
+    rusage_cpu_ns(libc::RUSAGE_SELF)
+}
+
+/// CPU time (user + system) of this process's children that have ended and
+/// been waited for, and of theirs.
+pub fn children_cpu_ns() -> u64 {
+    rusage_cpu_ns(libc::RUSAGE_CHILDREN)
+}
+
+fn rusage_cpu_ns(who: libc::c_int) -> u64 {
+    // SAFETY: an all-zero rusage is a valid value of this plain C struct.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: `usage` is valid and writable; `who` is RUSAGE_SELF or RUSAGE_CHILDREN.
+    if unsafe { libc::getrusage(who, &mut usage) } != 0 {
+        return 0;
+    }
+    let ns = |t: libc::timeval| t.tv_sec as u64 * 1_000_000_000 + t.tv_usec as u64 * 1000;
+    ns(usage.ru_utime) + ns(usage.ru_stime)
+}
+
 /// The CPUs the calling thread may run on (`sched_getaffinity`), ascending.
 pub fn affinity_of_current_thread() -> io::Result<Vec<usize>> {
     // SAFETY: an all-zero cpu_set_t is the empty set, a valid value.
