@@ -498,11 +498,6 @@ pub fn thread_switches() -> (u64, u64) {
     (usage.ru_nvcsw as u64, usage.ru_nivcsw as u64)
 }
 
-/// CPU time (user + system) of this whole process so far, all its threads.
-pub fn process_cpu_ns() -> u64 {
-    rusage_cpu_ns(libc::RUSAGE_SELF)
-}
-
 /// CPU time (user + system) of this process's children that have ended and
 /// been waited for, and of theirs.
 pub fn children_cpu_ns() -> u64 {
@@ -512,7 +507,7 @@ pub fn children_cpu_ns() -> u64 {
 fn rusage_cpu_ns(who: libc::c_int) -> u64 {
     // SAFETY: an all-zero rusage is a valid value of this plain C struct.
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: `usage` is valid and writable; `who` is RUSAGE_SELF or RUSAGE_CHILDREN.
+    // SAFETY: `usage` is valid and writable; `who` is a RUSAGE_* constant.
     if unsafe { libc::getrusage(who, &mut usage) } != 0 {
         return 0;
     }
