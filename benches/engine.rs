@@ -31,6 +31,36 @@ fn record_event(c: &mut Criterion) {
     });
 }
 
+/// What a worker adds to each task where the capture is perf: two stamps
+/// (time and CPU) and the record; `corelanes bench` measures the same in a
+/// real run.
+fn per_task(c: &mut Criterion) {
+    let (tx, rx) = crossbeam_channel::unbounded();
+    let mut sink = TaskSink::new(tx);
+    let mut i = 0usize;
+    corelanes::sys::sync_fast_clock();
+    c.bench_function(
+        "per task, worker side (two stamps with CPU + record)",
+        |b| {
+            b.iter(|| {
+                let start = corelanes::sys::stamp();
+                let end = corelanes::sys::stamp();
+                sink.record(TaskRecord {
+                    start_ns: start.ns,
+                    end_ns: end.ns,
+                    core_at_start: start.cpu.unwrap_or(0) as u32,
+                    core_at_end: end.cpu.unwrap_or(0) as u32,
+                    ..sample_task(i, 2)
+                });
+                i += 1;
+                if i.is_multiple_of(1 << 16) {
+                    while rx.try_recv().is_ok() {}
+                }
+            });
+        },
+    );
+}
+
 fn ingest(c: &mut Criterion) {
     const EVENTS: usize = 256 * 1024;
     let batches = task_batches(EVENTS, 2);
@@ -91,5 +121,5 @@ fn sessions(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, record_event, ingest, columns, sessions);
+criterion_group!(benches, record_event, per_task, ingest, columns, sessions);
 criterion_main!(benches);

@@ -3,6 +3,7 @@
 //! run under criterion in `benches/`; this command gives a quick reading
 //! without it. A leaf: it uses the engine, nothing uses it but the shells.
 
+pub mod capture;
 mod sessions;
 
 pub use sessions::{heap_bytes, measure, synthetic_run};
@@ -13,13 +14,16 @@ use std::time::Instant;
 use crate::metrics::human_ns;
 use crate::sys;
 use crate::telemetry::events::{RunEvent, TaskRecord, TaskSink};
+use crate::telemetry::sched::SchedMode;
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct BenchArgs {
     /// Task events recorded for the worker-side cost.
     #[arg(long, default_value_t = 2_000_000)]
     pub events: usize,
-    /// Also time cpu runs with scheduler capture on and off (takes ~20 s).
+    /// Also time runs with scheduler capture on and off: cpu runs in this
+    /// process, and an io run switching ~80 000 times a second as child
+    /// processes beside `perf sched record` where root may run it (~1 min).
     #[arg(long)]
     pub capture: bool,
     /// Also save, open and export a synthetic run of 1 M tasks and 5 M
@@ -72,6 +76,57 @@ pub fn record_cost_ns(events: usize) -> f64 {
     median(&mut per_event)
 }
 
+/// A task that does nothing: what is left of a run is the worker's own cost.
+struct Nothing;
+
+impl crate::workload::TaskBody for Nothing {
+    fn run(&self, _task: usize, _cancel: &std::sync::atomic::AtomicBool) -> Result<(), String> {
+        Ok(())
+    }
+}
+
+/// The worker-side cost of one task, all in (both stamps with the CPU
+/// number, the CPU-time path the capture implies, the live slot, the record
+/// and its batch's send): `tasks` empty tasks on one pinned worker of a real
+/// run, median over runs of 1000 consecutive tasks of the time from one's
+/// start stamp to the next's. Returns it with the CPU-time path the run used.
+pub fn task_cost_ns(
+    sched: crate::telemetry::sched::SchedMode,
+    tasks: usize,
+) -> anyhow::Result<(f64, crate::telemetry::events::TaskCpu)> {
+    const CHUNK: usize = 1000;
+    let topo = crate::topology::Topology::get();
+    let config = crate::run::RunConfig {
+        threads: 1,
+        tasks,
+        placement: crate::run::Placement::OneCore(topo.allowed[0]),
+        sched,
+        ..crate::run::RunConfig::defaults(topo)
+    };
+    let plan = crate::workload::Plan {
+        tasks,
+        serial_first: false,
+        body: std::sync::Arc::new(Nothing),
+    };
+    let mut rec = crate::run::Recording::new(config.clone());
+    let handle = crate::run::start_plan(config.validate(topo)?, Ok(plan));
+    for event in handle.events() {
+        rec.ingest(event);
+    }
+    handle.join();
+    if let Some(why) = rec.failures.first() {
+        anyhow::bail!("{why}");
+    }
+    // One worker: task ids are its order.
+    rec.tasks.sort_unstable_by_key(|t| t.id);
+    let mut per_task: Vec<f64> = rec
+        .tasks
+        .chunks_exact(CHUNK + 1)
+        .map(|c| (c[CHUNK].start_ns - c[0].start_ns) as f64 / CHUNK as f64)
+        .collect();
+    Ok((median(&mut per_task), rec.task_cpu))
+}
+
 pub fn median(values: &mut [f64]) -> f64 {
     values.sort_by(f64::total_cmp);
     values.get(values.len() / 2).copied().unwrap_or(f64::NAN)
@@ -87,8 +142,40 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<ExitCode> {
     }
     let cpu_read = (sys::thread_cpu_ns() - t0) as f64 / reads as f64;
     println!(
-        "  (plus per task: thread CPU-time read {cpu_read:.0} ns, done twice per task, not per event)"
+        "  (plus per task: thread CPU-time read {cpu_read:.0} ns, done twice per task where capture is not perf)"
     );
+    println!(
+        "stamps: {:?} ({})",
+        sys::stamp_path(),
+        match sys::stamp_path() {
+            sys::StampPath::Rdtscp => "one rdtscp: TSC onto CLOCK_MONOTONIC, CPU from TSC_AUX",
+            sys::StampPath::Portable => "clock, then sched_getcpu",
+        }
+    );
+    let per_call = |read: fn() -> sys::Stamp| {
+        // Thread CPU time, so that a preemption does not count.
+        let calls = 1_000_000;
+        let t0 = sys::thread_cpu_ns();
+        for _ in 0..calls {
+            std::hint::black_box(read());
+        }
+        (sys::thread_cpu_ns() - t0) as f64 / f64::from(calls)
+    };
+    println!(
+        "one stamp (time + CPU), thread CPU time per call: stamp() {:.1} ns, portable (clock + sched_getcpu) {:.1} ns",
+        per_call(sys::stamp),
+        per_call(sys::portable_stamp)
+    );
+    for sched in [SchedMode::Perf, SchedMode::Off] {
+        match task_cost_ns(sched, 500_000) {
+            Ok((ns, path)) => println!(
+                "per task, worker side, all in (2 stamps + CPU number + record), --sched {sched}: \
+                 {ns:.1} ns median, task CPU from {}   (target ≤ 50 ns with capture on)",
+                path.label()
+            ),
+            Err(why) => println!("per task with --sched {sched}: not measured: {why}"),
+        }
+    }
     match live_latency() {
         Ok(l) => println!(
             "live: a finished task reaches the watcher in {} p50, {} p99; a kernel slice in {} p50, {} p99 \
@@ -109,6 +196,10 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<ExitCode> {
             human_ns(on),
             (on as f64 / off as f64 - 1.0) * 100.0
         );
+        match capture::measure(IO_TASKS, 7) {
+            Ok(figures) => capture::print(&figures),
+            Err(why) => println!("high-switch io case not measured: {why}"),
+        }
     }
     if args.sessions {
         let dir = tempfile::tempdir()?;
@@ -116,6 +207,9 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<ExitCode> {
     }
     Ok(ExitCode::SUCCESS)
 }
+
+/// Tasks of the high-switch io case: about a second at ~80 000 switches/s.
+const IO_TASKS: usize = 60_000;
 
 /// When what a run produced reached whoever watches it: (end, arrival)
 /// in ns since the run's origin, for each task and each live kernel slice.

@@ -102,6 +102,13 @@ pub struct RunArgs {
     /// Nominal duration of one task in milliseconds [default: 50].
     #[arg(long)]
     pub task_ms: Option<f64>,
+    /// Compute exactly N loop iterations per task instead of the calibrated
+    /// --task-ms (which varies by about ±3 % between processes): identical
+    /// work across processes. cpu, lock: the whole task; mixed: its computing
+    /// half (it still sleeps half of --task-ms); amdahl: tasks × N in all.
+    /// io and disk refuse it.
+    #[arg(long, value_name = "N")]
+    pub task_iters: Option<u64>,
     /// one-core, spread, unpinned, or a comma-separated list of cores, one per thread [default: spread].
     #[arg(long)]
     pub placement: Option<String>,
@@ -138,6 +145,7 @@ impl RunArgs {
             serial: self.serial.unwrap_or(d.serial),
             sched: self.sched.unwrap_or(d.sched),
             system_wide: self.system_wide,
+            task_iters: self.task_iters,
         })
     }
 
@@ -148,6 +156,7 @@ impl RunArgs {
             threads,
             tasks,
             task_ms,
+            task_iters,
             placement,
             core,
             serial,
@@ -158,6 +167,7 @@ impl RunArgs {
             || threads.is_some()
             || tasks.is_some()
             || task_ms.is_some()
+            || task_iters.is_some()
             || placement.is_some()
             || core.is_some()
             || serial.is_some()
@@ -527,9 +537,9 @@ fn run_sweep(
     let quiet = json.is_some_and(is_stdout);
     if !quiet {
         eprintln!(
-            "sweep: {} tasks of {} ms, {} workload, placement {}, 1..{max_threads} threads",
+            "sweep: {} tasks of {}, {} workload, placement {}, 1..{max_threads} threads",
             base.tasks,
-            base.task_ms,
+            base.work_label(),
             base.workload,
             base.placement.label()
         );
@@ -570,7 +580,12 @@ fn run_sweep(
 pub fn report(rec: &Recording) -> String {
     let m = rec.metrics();
     let c = &rec.config;
-    let mut out = format!("{} — {} tasks of {} ms\n", rec.title(), c.tasks, c.task_ms);
+    let mut out = format!(
+        "{} — {} tasks of {}\n",
+        rec.title(),
+        c.tasks,
+        c.work_label()
+    );
     if rec.status == RunStatus::Cancelled {
         out += &format!(
             "stopped before the end: {} of {} tasks ran\n",
@@ -602,6 +617,7 @@ pub fn report(rec: &Recording) -> String {
             t.migrations
         );
     }
+    out += &format!("task CPU time: {}\n", rec.task_cpu.label());
     out + &capture_lines(rec)
 }
 

@@ -234,6 +234,7 @@ mod tests {
             serial: 0.1,
             sched: crate::telemetry::sched::SchedMode::Auto,
             system_wide: false,
+            task_iters: None,
         });
         let thread = |index: usize| ThreadRecord {
             index,

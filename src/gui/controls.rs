@@ -154,6 +154,9 @@ pub struct Controls {
     pub sched: SchedMode,
     /// Also capture what else ran on the cores (privileged, opt-in).
     pub system_wide: bool,
+    /// `--task-iters` as given on the command line: kept, shown, and
+    /// dropped by one click (no field to type it: it is for scripted runs).
+    pub task_iters: Option<u64>,
     /// A run estimated over [`ASK_ABOVE_NS`], waiting for the user to confirm it.
     confirm: Option<Action>,
 }
@@ -177,6 +180,7 @@ impl Controls {
             serial: Field::new(config.serial),
             sched: config.sched,
             system_wide: config.system_wide,
+            task_iters: config.task_iters,
             confirm: None,
         };
         if controls.choice != PlacementChoice::Custom {
@@ -246,6 +250,7 @@ impl Controls {
             placement,
             sched: self.sched,
             system_wide: self.system_wide,
+            task_iters: self.task_iters,
         };
         Ok(config.validate(topo)?)
     }
@@ -438,6 +443,23 @@ impl Controls {
             "Nominal length of one task: computation, sleep or disk writes, by workload",
             None,
         );
+        if let Some(iters) = self.task_iters {
+            ui.horizontal(|ui| {
+                ui.label(format!("Computation per task: {iters} iterations"))
+                    .on_hover_text(
+                        "Set by --task-iters: cpu, lock and amdahl tasks compute exactly this many \
+                         loop iterations instead of the calibrated duration (mixed: its computing half). \
+                         io and disk refuse it.",
+                    );
+                if ui
+                    .small_button("use the duration")
+                    .on_hover_text("Drop --task-iters: tasks compute for the task duration again")
+                    .clicked()
+                {
+                    self.task_iters = None;
+                }
+            });
+        }
         // Always laid out, so that choosing amdahl moves nothing below it.
         let amdahl = self.workload == WorkloadKind::Amdahl;
         number_row(
@@ -578,7 +600,7 @@ impl Controls {
 /// many tasks wait at once as there are threads), a lock lets one task run
 /// at a time.
 pub fn estimated_ns(config: &RunConfig, topo: &Topology) -> f64 {
-    let work = config.tasks as f64 * config.task_ms * 1e6;
+    let work = config.tasks as f64 * config.nominal_task_ms() * 1e6;
     let cores = config.cores_used(topo).max(1) as f64;
     let threads = config.threads.max(1) as f64;
     match config.workload {
@@ -776,6 +798,7 @@ mod tests {
                 serial: 0.5,
                 sched: SchedMode::Off,
                 system_wide: false,
+                task_iters: None,
             };
             estimated_ns(&config, &topo) / 1e9
         };

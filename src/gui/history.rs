@@ -382,11 +382,12 @@ fn unfinished(rec: &Recording) -> Option<NoSpeedup> {
 }
 
 /// Whether two runs did the same work: the same workload, tasks and task
-/// duration (and, for Amdahl, the same serial fraction).
+/// duration or iterations (and, for Amdahl, the same serial fraction).
 fn same_work(a: &RunConfig, b: &RunConfig) -> bool {
     a.workload == b.workload
         && a.tasks == b.tasks
         && a.task_ms == b.task_ms
+        && a.task_iters == b.task_iters
         && (a.workload != WorkloadKind::Amdahl || a.serial == b.serial)
 }
 

@@ -11,6 +11,8 @@ pub const MAX_THREADS: usize = 1024;
 pub const MAX_TASKS: usize = 1_000_000;
 pub const MIN_TASK_MS: f64 = 0.01;
 pub const MAX_TASK_MS: f64 = 600_000.0;
+/// About 10 minutes of [`crate::workload::spin`] on a 2 GHz core, as `MAX_TASK_MS`.
+pub const MAX_TASK_ITERS: u64 = 1_000_000_000_000;
 
 /// Where the worker threads run.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -81,6 +83,16 @@ pub struct RunConfig {
     /// cores' gaps name the programs that took them. Only when asked.
     #[serde(default)]
     pub system_wide: bool,
+    /// `--task-iters`: the computation of a task is exactly this many loop
+    /// iterations instead of `task_ms` converted by this process's
+    /// calibration, which differs by about ±3 % from one process to the next:
+    /// identical work for benchmarks and comparisons across processes.
+    /// cpu, lock: the whole task; mixed: its computing half (it still sleeps
+    /// `task_ms / 2`); amdahl: `tasks × N` in all, split as `serial` says.
+    /// io and disk compute nothing, so they refuse it. Absent from sessions
+    /// saved before it existed: calibrated milliseconds.
+    #[serde(default)]
+    pub task_iters: Option<u64>,
 }
 
 impl RunConfig {
@@ -96,6 +108,33 @@ impl RunConfig {
             serial: 0.1,
             sched: SchedMode::Auto,
             system_wide: false,
+            task_iters: None,
+        }
+    }
+
+    /// What one task does, for titles and reports: "50 ms", or with
+    /// `--task-iters` "2000000 iterations" (mixed: "… + 25 ms asleep").
+    pub fn work_label(&self) -> String {
+        match (self.task_iters, self.workload) {
+            (Some(n), WorkloadKind::Mixed) => {
+                format!("{n} iterations + {} ms asleep", self.task_ms / 2.0)
+            }
+            (Some(n), _) => format!("{n} iterations"),
+            (None, _) => format!("{} ms", self.task_ms),
+        }
+    }
+
+    /// About how long one task lasts on an idle core, in ms: `task_ms`, or
+    /// with `task_iters` its iterations at this process's calibrated rate
+    /// (mixed: plus its sleep).
+    pub fn nominal_task_ms(&self) -> f64 {
+        let Some(iters) = self.task_iters else {
+            return self.task_ms;
+        };
+        let computing = iters as f64 / crate::workload::Calibration::get().iters_per_ms;
+        match self.workload {
+            WorkloadKind::Mixed => computing + self.task_ms / 2.0,
+            _ => computing,
         }
     }
 
@@ -125,6 +164,14 @@ impl RunConfig {
         }
         if !(0.0..=1.0).contains(&self.serial) {
             return Err(ConfigError::Serial(self.serial));
+        }
+        if let Some(iters) = self.task_iters {
+            if !(1..=MAX_TASK_ITERS).contains(&iters) {
+                return Err(ConfigError::TaskIters(iters));
+            }
+            if matches!(self.workload, WorkloadKind::Io | WorkloadKind::Disk) {
+                return Err(ConfigError::TaskItersWaits(self.workload));
+            }
         }
         let check = |core: usize| match topo.why_not_allowed(core) {
             Some(why) => Err(ConfigError::Core { why }),
@@ -195,6 +242,12 @@ pub enum ConfigError {
     TaskMs(f64),
     #[error("serial fraction {0} is out of range: use a number from 0 to 1")]
     Serial(f64),
+    #[error("task iteration count {0} is out of range: use 1 to {MAX_TASK_ITERS} iterations")]
+    TaskIters(u64),
+    #[error(
+        "--task-iters sets how much a task computes, and {0} tasks compute nothing: use it with cpu, mixed, lock or amdahl, or give {0} a --task-ms"
+    )]
+    TaskItersWaits(WorkloadKind),
     #[error("{why}")]
     Core { why: String },
     #[error(
@@ -247,6 +300,15 @@ mod tests {
     }
 
     #[test]
+    fn a_config_saved_before_task_iters_still_loads() {
+        let mut json = serde_json::to_value(RunConfig::defaults(Topology::get())).unwrap();
+        json.as_object_mut().unwrap().remove("task_iters");
+        let old: RunConfig = serde_json::from_value(json).unwrap();
+        assert_eq!(old.task_iters, None);
+        assert_eq!(old.work_label(), "50 ms");
+    }
+
+    #[test]
     fn bad_values_are_named() {
         let topo = Topology::get();
         let err = config(0, Placement::Spread).validate(topo).unwrap_err();
@@ -277,6 +339,30 @@ mod tests {
                 .to_string()
                 .contains("1.5")
         );
+        let iters = |workload, task_iters| RunConfig {
+            workload,
+            task_iters: Some(task_iters),
+            ..config(1, Placement::Spread)
+        };
+        let err = iters(WorkloadKind::Cpu, 0).validate(topo).unwrap_err();
+        assert!(err.to_string().contains("iteration count 0"), "{err}");
+        assert!(
+            iters(WorkloadKind::Cpu, MAX_TASK_ITERS + 1)
+                .validate(topo)
+                .is_err()
+        );
+        for waits in [WorkloadKind::Io, WorkloadKind::Disk] {
+            let err = iters(waits, 1000).validate(topo).unwrap_err();
+            assert!(err.to_string().contains("compute nothing"), "{err}");
+        }
+        for computes in [
+            WorkloadKind::Cpu,
+            WorkloadKind::Mixed,
+            WorkloadKind::Lock,
+            WorkloadKind::Amdahl,
+        ] {
+            assert!(iters(computes, MAX_TASK_ITERS).validate(topo).is_ok());
+        }
         assert!(Placement::parse("0,x", None, topo).is_err());
         assert_eq!(
             Placement::parse("3, 4", None, topo).unwrap(),

@@ -11,8 +11,8 @@ mod recording;
 mod worker;
 
 pub use config::{
-    ConfigError, Fault, MAX_TASK_MS, MAX_TASKS, MAX_THREADS, MIN_TASK_MS, Placement, RunConfig,
-    ValidConfig,
+    ConfigError, Fault, MAX_TASK_ITERS, MAX_TASK_MS, MAX_TASKS, MAX_THREADS, MIN_TASK_MS,
+    Placement, RunConfig, ValidConfig,
 };
 pub use recording::{Recording, RunStatus};
 pub use worker::panic_text;
@@ -75,7 +75,7 @@ impl RunHandle {
 /// Starts the configured workload.
 pub fn start(valid: ValidConfig) -> RunHandle {
     let c = &valid.config;
-    let plan = Plan::new(c.workload, c.tasks, c.task_ms, c.serial);
+    let plan = Plan::new(c.workload, c.tasks, c.task_ms, c.serial, c.task_iters);
     start_plan(valid, plan)
 }
 

@@ -3,7 +3,7 @@
 use crate::environment::Environment;
 use crate::metrics::{Inputs, Metrics, TaskTotals};
 use crate::record::ProgramInfo;
-use crate::telemetry::events::{InFlight, RunEvent, TaskRecord, ThreadRecord};
+use crate::telemetry::events::{InFlight, RunEvent, TaskCpu, TaskRecord, ThreadRecord};
 use crate::telemetry::sched::slices::Totals;
 use crate::telemetry::sched::{SchedReport, SchedSlice, SchedSource};
 
@@ -49,6 +49,11 @@ pub struct Recording {
     pub task_totals: TaskTotals,
     /// Another program's recording (`corelanes record`): which one; `None` for a workload run.
     pub program: Option<ProgramInfo>,
+    /// Where the tasks' CPU times come from.
+    pub task_cpu: TaskCpu,
+    /// With [`TaskCpu::KernelSlices`]: the tasks' CPU times are still to be
+    /// summed from the kernel's report when it arrives.
+    pub cpu_from_report: bool,
 }
 
 impl Recording {
@@ -71,7 +76,16 @@ impl Recording {
             seen_ns: 0,
             task_totals: TaskTotals::default(),
             program: None,
+            task_cpu: TaskCpu::ThreadClock,
+            cpu_from_report: false,
         }
+    }
+
+    /// For a run read back from a file: its tasks already hold their CPU
+    /// times, found by `task_cpu`; the report ingested next must not redo them.
+    pub fn tasks_saved_with(&mut self, task_cpu: TaskCpu) {
+        self.task_cpu = task_cpu;
+        self.cpu_from_report = false;
     }
 
     pub fn ingest(&mut self, event: RunEvent) {
@@ -89,6 +103,9 @@ impl Recording {
                 self.threads = threads;
                 self.sched_source = sched_source;
                 self.sched_note = sched_note;
+                // The workers decide the same way (see `run::worker`).
+                self.task_cpu = TaskCpu::for_source(sched_source);
+                self.cpu_from_report = self.task_cpu == TaskCpu::KernelSlices;
             }
             RunEvent::Environment(environment) => self.environment = Some(*environment),
             RunEvent::ThreadStarted { index, tid } => {
@@ -127,6 +144,10 @@ impl Recording {
                 self.live_sched = Totals::default();
                 if report.note.is_some() {
                     self.sched_note = report.note.clone();
+                }
+                if std::mem::take(&mut self.cpu_from_report) {
+                    TaskCpu::fill_from_slices(&mut self.tasks, &report.slices);
+                    self.task_totals.cpu_ns = self.tasks.iter().map(|t| t.cpu_ns).sum();
                 }
                 self.sched = Some(report);
             }

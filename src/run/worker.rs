@@ -8,8 +8,8 @@ use std::time::Duration;
 use crossbeam_channel::Sender;
 
 use crate::sys;
-use crate::telemetry::events::{InFlight, RunEvent, TaskRecord, TaskSink, ThreadRecord};
-use crate::telemetry::sched::SchedCapture;
+use crate::telemetry::events::{InFlight, RunEvent, TaskCpu, TaskRecord, TaskSink, ThreadRecord};
+use crate::telemetry::sched::{SchedCapture, SchedSource};
 use crate::telemetry::thread_stats;
 use crate::workload::Plan;
 
@@ -80,6 +80,13 @@ pub(super) fn work(shared: &Shared, mut me: ThreadRecord, tx: Sender<RunEvent>) 
         tid: me.tid,
     });
 
+    // With perf's exact switches the recording sums each task's CPU time
+    // from them afterwards, and the worker reads no clock for it.
+    let source = shared
+        .sched
+        .as_ref()
+        .map_or(SchedSource::Off, SchedCapture::source);
+    let read_cpu_clock = TaskCpu::for_source(source) == TaskCpu::ThreadClock;
     let slot = &shared.in_flight[me.index];
     let mut sink = TaskSink::new(tx.clone());
     let plan = &shared.plan;
@@ -92,17 +99,25 @@ pub(super) fn work(shared: &Shared, mut me: ThreadRecord, tx: Sender<RunEvent>) 
         if plan.serial_first && task > 0 && !shared.serial_done.wait(cancel) {
             break;
         }
-        let start_ns = sys::fast_monotonic_ns();
+        // Time and CPU from one `rdtscp` where it can (see `sys::stamp`).
+        let start = sys::stamp();
+        let start_ns = start.ns.saturating_sub(shared.origin_ns);
         slot.publish(Some(InFlight {
             id: task as u32,
-            start_ns: start_ns.saturating_sub(shared.origin_ns),
+            start_ns,
         }));
-        let core_at_start = sys::current_cpu().unwrap_or(usize::MAX);
-        let cpu_before = sys::thread_cpu_ns();
+        let cpu_before = if read_cpu_clock {
+            sys::thread_cpu_ns()
+        } else {
+            0
+        };
         let outcome = catch_unwind(AssertUnwindSafe(|| plan.body.run(task, cancel)));
-        let cpu_ns = sys::thread_cpu_ns() - cpu_before;
-        let end_ns = sys::fast_monotonic_ns();
-        let core_at_end = sys::current_cpu().unwrap_or(usize::MAX);
+        let cpu_ns = if read_cpu_clock {
+            sys::thread_cpu_ns() - cpu_before
+        } else {
+            0
+        };
+        let end = sys::stamp();
         slot.publish(None);
         if plan.serial_first && task == 0 {
             shared.serial_done.open();
@@ -121,10 +136,10 @@ pub(super) fn work(shared: &Shared, mut me: ThreadRecord, tx: Sender<RunEvent>) 
         sink.record(TaskRecord {
             id: task as u32,
             thread: me.index as u32,
-            start_ns: start_ns.saturating_sub(shared.origin_ns),
-            end_ns: end_ns.saturating_sub(shared.origin_ns),
-            core_at_start: core_at_start as u32,
-            core_at_end: core_at_end as u32,
+            start_ns,
+            end_ns: end.ns.saturating_sub(shared.origin_ns),
+            core_at_start: core_number(start.cpu),
+            core_at_end: core_number(end.cpu),
             cpu_ns,
             ok: problem.is_none() && !cancel.load(Ordering::Relaxed),
         });
@@ -139,6 +154,11 @@ pub(super) fn work(shared: &Shared, mut me: ThreadRecord, tx: Sender<RunEvent>) 
     // so any move at all is one the user should see.
     me.migrations = thread_stats::own_migrations().unwrap_or(0);
     let _ = tx.send(RunEvent::ThreadDone(me));
+}
+
+/// A task record's core: `u32::MAX` where the kernel would not say.
+fn core_number(cpu: Option<usize>) -> u32 {
+    cpu.and_then(|c| u32::try_from(c).ok()).unwrap_or(u32::MAX)
 }
 
 pub fn panic_text(panic: &Box<dyn std::any::Any + Send>) -> String {

@@ -41,6 +41,10 @@ pub struct RunMeta {
     /// thread's comm, never by its command line (sessions are shared).
     #[serde(default)]
     pub program: Option<crate::record::ProgramInfo>,
+    /// Where the tasks' CPU times came from (files saved before it was
+    /// recorded: the thread clock, the only path then).
+    #[serde(default)]
+    pub task_cpu: crate::telemetry::events::TaskCpu,
 }
 
 /// The parts of the kernel report that the `sched_switch` pairs do not carry.

@@ -443,6 +443,7 @@ impl RunBuilder {
             sched_source: meta.sched_source,
             sched_note: meta.sched_note,
         });
+        rec.tasks_saved_with(meta.task_cpu);
         if let Some(environment) = meta.environment {
             rec.ingest(RunEvent::Environment(Box::new(environment)));
         }

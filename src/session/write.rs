@@ -205,6 +205,7 @@ fn write_run(
         threads: rec.threads.clone(),
         sched_source: rec.sched_source,
         sched_note: rec.sched_note.clone(),
+        task_cpu: rec.task_cpu,
         sched: rec.sched.as_ref().map(|report| {
             let (extra, not_there) = not_implied(&report.slices);
             SchedMeta {

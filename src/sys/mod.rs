@@ -10,7 +10,7 @@ pub mod process;
 
 use std::io;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering, fence};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering, fence};
 
 /// Nanoseconds of `CLOCK_MONOTONIC`: the one clock every timestamp uses
 /// (`std::time::Instant` reads the same clock but hides the raw value, and
@@ -52,6 +52,105 @@ pub fn fast_monotonic_ns() -> u64 {
         reanchor_if_free();
     }
     monotonic_ns()
+}
+
+/// Where and when: `CLOCK_MONOTONIC` ns and the CPU the calling thread ran
+/// on at that moment (`None` where the kernel would not say).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Stamp {
+    pub ns: u64,
+    pub cpu: Option<usize>,
+}
+
+/// How [`stamp`] reads the time and the CPU.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StampPath {
+    /// One `rdtscp` (x86-64, where the TSC is the kernel's clocksource):
+    /// the TSC mapped onto `CLOCK_MONOTONIC` by the anchor, and the CPU
+    /// number Linux keeps in `TSC_AUX`.
+    Rdtscp,
+    /// [`fast_monotonic_ns`] and `sched_getcpu` (`clock_gettime` on other
+    /// architectures or where the TSC is not trusted).
+    Portable,
+}
+
+/// The workers' stamp of a task's start and end: both readings from one
+/// `rdtscp` where [`stamp_path`] says so, else [`portable_stamp`].
+#[inline]
+pub fn stamp() -> Stamp {
+    #[cfg(target_arch = "x86_64")]
+    if STAMP_RDTSCP.load(Ordering::Relaxed)
+        && let Some(stamp) = rdtscp_stamp()
+    {
+        return stamp;
+    }
+    portable_stamp()
+}
+
+/// The portable stamp: the clock, then `sched_getcpu` (two readings, so the
+/// thread may move between them; on a pinned thread it cannot).
+#[inline]
+pub fn portable_stamp() -> Stamp {
+    Stamp {
+        ns: fast_monotonic_ns(),
+        cpu: current_cpu(),
+    }
+}
+
+/// Which path [`stamp`] takes (decided by the first [`sync_fast_clock`]).
+pub fn stamp_path() -> StampPath {
+    if STAMP_RDTSCP.load(Ordering::Relaxed) {
+        StampPath::Rdtscp
+    } else {
+        StampPath::Portable
+    }
+}
+
+/// Set once the TSC is anchored and the CPU has `rdtscp`.
+static STAMP_RDTSCP: AtomicBool = AtomicBool::new(false);
+
+/// One `rdtscp` as a [`Stamp`]: `None` before an anchor exists, while one is
+/// being replaced, and when the anchor is too old (it starts replacing it).
+#[cfg(target_arch = "x86_64")]
+#[inline]
+pub fn rdtscp_stamp() -> Option<Stamp> {
+    let anchor = PUBLISHED.load()?;
+    let (tsc, aux) = rdtscp();
+    let ns = anchor.ns_at(tsc);
+    if ns.saturating_sub(anchor.ns0) >= REANCHOR_NS {
+        reanchor_if_free();
+        return None;
+    }
+    Some(Stamp {
+        ns,
+        cpu: Some(cpu_of_tsc_aux(aux)),
+    })
+}
+
+/// Linux writes `(node << 12) | cpu` into `TSC_AUX` on each CPU (what the
+/// vDSO's getcpu reads too).
+#[inline]
+fn cpu_of_tsc_aux(aux: u32) -> usize {
+    (aux & 0xfff) as usize
+}
+
+/// For tests on machines whose clocksource is not the TSC: anchors the TSC
+/// anyway where the CPU says it is invariant and has `rdtscp`, so that the
+/// rdtscp path can be checked. True when [`stamp`] now reads `rdtscp`.
+#[doc(hidden)]
+pub fn force_rdtscp_stamps() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let mut anchoring = ANCHORING
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if !matches!(*anchoring, Anchoring::Tsc { .. }) && cpu_has_invariant_tsc() {
+            measure_rate(&mut anchoring);
+            reanchor(&mut anchoring);
+        }
+    }
+    stamp_path() == StampPath::Rdtscp
 }
 
 /// How long one anchor is trusted: at the worst rate error seen here (~2 ppm,
@@ -183,19 +282,26 @@ fn reanchor_if_free() {
     }
 }
 
+/// Starts the TSC's rate measurement: a paired reading now, the rate from
+/// the next one [`MIN_BASELINE_NS`] later.
+#[cfg(target_arch = "x86_64")]
+fn measure_rate(anchoring: &mut Anchoring) {
+    let base = paired_reading();
+    std::thread::sleep(std::time::Duration::from_nanos(MIN_BASELINE_NS));
+    *anchoring = Anchoring::Tsc {
+        base,
+        ns_per_tick: 0.0,
+    };
+}
+
 #[cfg(target_arch = "x86_64")]
 fn reanchor(anchoring: &mut Anchoring) {
     if let Anchoring::Unset = anchoring {
-        if !tsc_is_trusted() {
+        if !(cpu_has_invariant_tsc() && clocksource_is_tsc()) {
             *anchoring = Anchoring::Fallback;
             return;
         }
-        let base = paired_reading();
-        std::thread::sleep(std::time::Duration::from_nanos(MIN_BASELINE_NS));
-        *anchoring = Anchoring::Tsc {
-            base,
-            ns_per_tick: 0.0,
-        };
+        measure_rate(anchoring);
     }
     let Anchoring::Tsc { base, ns_per_tick } = anchoring else {
         return;
@@ -213,6 +319,7 @@ fn reanchor(anchoring: &mut Anchoring) {
         ns0: ns,
         ns_per_tick: *ns_per_tick,
     });
+    STAMP_RDTSCP.store(cpu_has_rdtscp(), Ordering::Relaxed);
 }
 
 #[cfg(not(target_arch = "x86_64"))]
@@ -220,15 +327,33 @@ fn reanchor(anchoring: &mut Anchoring) {
     *anchoring = Anchoring::Fallback;
 }
 
-/// The TSC is usable when it ticks at a constant rate through sleep states and
-/// the kernel's own clocksource is the TSC (so the kernel vouches for it).
+/// The TSC is usable when it ticks at a constant rate through sleep states
+/// (the CPU's word) and the kernel's own clocksource is the TSC (so the
+/// kernel vouches for it being in step across CPUs).
 #[cfg(target_arch = "x86_64")]
-fn tsc_is_trusted() -> bool {
-    let flags = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-    let source =
-        std::fs::read_to_string("/sys/devices/system/clocksource/clocksource0/current_clocksource")
-            .unwrap_or_default();
-    flags.contains(" constant_tsc") && flags.contains(" nonstop_tsc") && source.trim() == "tsc"
+fn cpu_has_invariant_tsc() -> bool {
+    cpu_flag("constant_tsc") && cpu_flag("nonstop_tsc")
+}
+
+#[cfg(target_arch = "x86_64")]
+fn cpu_has_rdtscp() -> bool {
+    cpu_flag("rdtscp")
+}
+
+/// Whether the kernel keeps time with the TSC.
+pub fn clocksource_is_tsc() -> bool {
+    std::fs::read_to_string("/sys/devices/system/clocksource/clocksource0/current_clocksource")
+        .is_ok_and(|source| source.trim() == "tsc")
+}
+
+/// Whether /proc/cpuinfo's first `flags` line lists `flag`.
+#[cfg(target_arch = "x86_64")]
+fn cpu_flag(flag: &str) -> bool {
+    std::fs::read_to_string("/proc/cpuinfo").is_ok_and(|info| {
+        info.lines()
+            .find(|l| l.starts_with("flags"))
+            .is_some_and(|l| l.split_whitespace().any(|f| f == flag))
+    })
 }
 
 /// A TSC reading and a `CLOCK_MONOTONIC` reading taken at the same moment:
@@ -245,6 +370,17 @@ fn paired_reading() -> (u64, u64) {
         .min()
         .map(|(_, tsc, ns)| (tsc, ns))
         .unwrap_or((rdtsc(), monotonic_ns()))
+}
+
+/// The TSC and `TSC_AUX`, read together by one instruction.
+#[cfg(target_arch = "x86_64")]
+#[inline]
+fn rdtscp() -> (u64, u32) {
+    let mut aux = 0u32;
+    // SAFETY: RDTSCP only reads the time-stamp counter and TSC_AUX into
+    // `aux`, a valid u32; callers use it only where cpuinfo lists `rdtscp`.
+    let tsc = unsafe { core::arch::x86_64::__rdtscp(&mut aux) };
+    (tsc, aux)
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -362,6 +498,23 @@ pub fn thread_switches() -> (u64, u64) {
     (usage.ru_nvcsw as u64, usage.ru_nivcsw as u64)
 }
 
+/// CPU time (user + system) of this process's children that have ended and
+/// been waited for, and of theirs.
+pub fn children_cpu_ns() -> u64 {
+    rusage_cpu_ns(libc::RUSAGE_CHILDREN)
+}
+
+fn rusage_cpu_ns(who: libc::c_int) -> u64 {
+    // SAFETY: an all-zero rusage is a valid value of this plain C struct.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: `usage` is valid and writable; `who` is a RUSAGE_* constant.
+    if unsafe { libc::getrusage(who, &mut usage) } != 0 {
+        return 0;
+    }
+    let ns = |t: libc::timeval| t.tv_sec as u64 * 1_000_000_000 + t.tv_usec as u64 * 1000;
+    ns(usage.ru_utime) + ns(usage.ru_stime)
+}
+
 /// The CPUs the calling thread may run on (`sched_getaffinity`), ascending.
 pub fn affinity_of_current_thread() -> io::Result<Vec<usize>> {
     // SAFETY: an all-zero cpu_set_t is the empty set, a valid value.
@@ -406,6 +559,76 @@ pub fn is_root() -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::Write;
+
+    /// Pinned to each allowed CPU in turn, every stamp of `read` lies
+    /// within `clock_gettime` readings around it (give or take the anchor's
+    /// error, well under a µs) and names the CPU that `sched_getcpu` names.
+    fn check_stamps(path: &'static str, read: fn() -> Stamp) {
+        const SLACK_NS: u64 = 3_000;
+        let cpus = affinity_of_current_thread().unwrap();
+        std::thread::spawn(move || {
+            for &cpu in &cpus {
+                set_affinity_of_current_thread(&[cpu]).unwrap();
+                for _ in 0..2000 {
+                    let before = monotonic_ns();
+                    let stamp = read();
+                    let after = monotonic_ns();
+                    assert!(
+                        stamp.ns + SLACK_NS >= before && stamp.ns <= after + SLACK_NS,
+                        "{path}: stamp {} ns outside [{before}, {after}] ± {SLACK_NS}",
+                        stamp.ns
+                    );
+                    assert_eq!(stamp.cpu, current_cpu(), "{path} on CPU {cpu}");
+                    assert_eq!(stamp.cpu, Some(cpu), "{path}: pinned to {cpu}");
+                }
+            }
+        })
+        .join()
+        .unwrap();
+    }
+
+    #[test]
+    fn portable_stamps_agree_with_the_clock_and_the_cpu() {
+        sync_fast_clock();
+        check_stamps("portable", portable_stamp);
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn rdtscp_stamps_agree_with_the_clock_and_the_cpu() {
+        sync_fast_clock();
+        let trusted = clocksource_is_tsc() && cpu_has_invariant_tsc() && cpu_has_rdtscp();
+        if trusted {
+            assert_eq!(
+                stamp_path(),
+                StampPath::Rdtscp,
+                "the TSC is the clocksource"
+            );
+        } else if !force_rdtscp_stamps() {
+            let _ = writeln!(
+                io::stderr(),
+                "SKIPPED rdtscp_stamps_agree_with_the_clock_and_the_cpu: this CPU has no invariant \
+                 TSC or no rdtscp, so stamps use clock_gettime + sched_getcpu (checked by the portable test)"
+            );
+            return;
+        }
+        check_stamps("rdtscp", || {
+            loop {
+                // None only while an anchor is being replaced.
+                if let Some(stamp) = rdtscp_stamp() {
+                    return stamp;
+                }
+            }
+        });
+        check_stamps("stamp()", stamp);
+    }
+
+    #[test]
+    fn the_cpu_is_the_low_twelve_bits_of_tsc_aux() {
+        assert_eq!(cpu_of_tsc_aux((3 << 12) | 5), 5);
+        assert_eq!(cpu_of_tsc_aux(4095), 4095);
+    }
 
     #[test]
     fn a_tsc_read_just_before_the_anchor_maps_just_before_it() {

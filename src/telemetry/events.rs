@@ -3,7 +3,7 @@
 
 use crossbeam_channel::Sender;
 
-use super::sched::{SchedReport, SchedSlice, SchedSource};
+use super::sched::{SchedReport, SchedSlice, SchedSource, SliceState};
 use crate::environment::Environment;
 
 /// One task's lifetime as its worker saw it. Times are ns since the run's origin.
@@ -26,6 +26,66 @@ pub struct TaskRecord {
 impl TaskRecord {
     pub fn duration_ns(&self) -> u64 {
         self.end_ns.saturating_sub(self.start_ns)
+    }
+}
+
+/// Where the tasks' `cpu_ns` come from: the path a run used.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TaskCpu {
+    /// Two `CLOCK_THREAD_CPUTIME_ID` reads on the worker around each task
+    /// (~0.6 µs each): capture off, or sampled from /proc, whose slice edges
+    /// are placed only to about a millisecond. Sessions saved before the
+    /// choice existed were all made this way.
+    #[default]
+    ThreadClock,
+    /// The thread's running slices from perf's exact context switches,
+    /// clipped to the task's interval, summed once the run has ended:
+    /// nothing on the worker. Until then the tasks hold 0.
+    KernelSlices,
+}
+
+impl TaskCpu {
+    /// The path a run takes with scheduler capture from `source`.
+    pub fn for_source(source: SchedSource) -> TaskCpu {
+        match source {
+            SchedSource::Perf => TaskCpu::KernelSlices,
+            SchedSource::Procfs | SchedSource::Off => TaskCpu::ThreadClock,
+        }
+    }
+
+    /// Words for reports and figures.
+    pub fn label(self) -> &'static str {
+        match self {
+            TaskCpu::ThreadClock => "thread CPU clock read on the worker",
+            TaskCpu::KernelSlices => "kernel running slices (perf)",
+        }
+    }
+
+    /// Sets each task's `cpu_ns` to its thread's running time inside the
+    /// task's interval, from `slices` (sorted by thread, then start, as a
+    /// [`SchedReport`] holds them; same origin as the tasks).
+    pub fn fill_from_slices(tasks: &mut [TaskRecord], slices: &[SchedSlice]) {
+        let mut running: Vec<Vec<(u64, u64)>> = Vec::new();
+        for s in slices.iter().filter(|s| s.state == SliceState::Running) {
+            if running.len() <= s.thread {
+                running.resize_with(s.thread + 1, Vec::new);
+            }
+            running[s.thread].push((s.start_ns, s.end_ns));
+        }
+        for task in tasks {
+            let Some(on_cpu) = running.get(task.thread as usize) else {
+                task.cpu_ns = 0;
+                continue;
+            };
+            // A thread's running slices never overlap: ends ascend with starts.
+            let first = on_cpu.partition_point(|&(_, end)| end <= task.start_ns);
+            task.cpu_ns = on_cpu[first..]
+                .iter()
+                .take_while(|&&(start, _)| start < task.end_ns)
+                .map(|&(start, end)| end.min(task.end_ns) - start.max(task.start_ns))
+                .sum();
+        }
     }
 }
 
@@ -142,5 +202,72 @@ impl TaskSink {
 impl Drop for TaskSink {
     fn drop(&mut self) {
         self.flush();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn task(thread: u32, start_ns: u64, end_ns: u64) -> TaskRecord {
+        TaskRecord {
+            id: 0,
+            thread,
+            start_ns,
+            end_ns,
+            core_at_start: 0,
+            core_at_end: 0,
+            cpu_ns: 999,
+            ok: true,
+        }
+    }
+
+    fn slice(thread: usize, state: SliceState, start_ns: u64, end_ns: u64) -> SchedSlice {
+        SchedSlice {
+            thread,
+            core: 0,
+            state,
+            start_ns,
+            end_ns,
+        }
+    }
+
+    #[test]
+    fn task_cpu_is_the_running_time_inside_the_task() {
+        use SliceState::{Blocked, Runnable, Running};
+        let slices = [
+            slice(0, Running, 0, 100),
+            slice(0, Runnable, 100, 150),
+            slice(0, Running, 150, 300),
+            slice(0, Blocked, 300, 400),
+            slice(0, Running, 400, 500),
+            slice(2, Running, 0, 1000),
+        ];
+        let mut tasks = [
+            task(0, 50, 200),  // 50 of the first slice, 50 of the second
+            task(0, 120, 140), // only a wait
+            task(0, 250, 450), // 50 + 50 around a block
+            task(0, 0, 500),   // all three: 100 + 150 + 100
+            task(1, 0, 500),   // a thread with no slices at all
+            task(2, 10, 20),   // inside one slice
+        ];
+        TaskCpu::fill_from_slices(&mut tasks, &slices);
+        let cpu: Vec<u64> = tasks.iter().map(|t| t.cpu_ns).collect();
+        assert_eq!(cpu, [100, 0, 100, 350, 0, 10]);
+    }
+
+    #[test]
+    fn the_path_follows_the_capture_source() {
+        assert_eq!(
+            TaskCpu::for_source(SchedSource::Perf),
+            TaskCpu::KernelSlices
+        );
+        for coarse_or_none in [SchedSource::Procfs, SchedSource::Off] {
+            assert_eq!(TaskCpu::for_source(coarse_or_none), TaskCpu::ThreadClock);
+        }
+        assert_eq!(
+            serde_json::to_string(&TaskCpu::KernelSlices).unwrap(),
+            "\"kernel-slices\""
+        );
     }
 }

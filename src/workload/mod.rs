@@ -110,35 +110,39 @@ pub struct Plan {
 impl Plan {
     /// Builds the task bodies of `kind`. Total work is `tasks × task_ms`; for
     /// Amdahl, `serial` of it is one serial task and the rest is split into `tasks` tasks.
+    /// `task_iters` replaces the calibrated computation of one task by
+    /// exactly that many iterations (see `RunConfig::task_iters`); the
+    /// config's validation keeps it from io and disk.
     pub fn new(
         kind: WorkloadKind,
         tasks: usize,
         task_ms: f64,
         serial: f64,
+        task_iters: Option<u64>,
     ) -> Result<Plan, String> {
         let calibration = Calibration::get();
-        let iters = calibration.iters_for_ms(task_ms);
+        let iters = |share: f64| iters_for(share, task_ms, task_iters, calibration);
         let dur = Duration::from_secs_f64(task_ms / 1000.0);
         let body: Arc<dyn TaskBody> = match kind {
-            WorkloadKind::Cpu => Arc::new(Compute { iters }),
+            WorkloadKind::Cpu => Arc::new(Compute { iters: iters(1.0) }),
             WorkloadKind::Io => Arc::new(Sleep { dur }),
             WorkloadKind::Disk => Arc::new(disk::FsyncWrites::new(dur)?),
             WorkloadKind::Mixed => Arc::new(Mixed {
-                iters: iters / 2,
+                // Given iterations are the computing half itself.
+                iters: task_iters.unwrap_or_else(|| iters(0.5)),
                 dur: dur / 2,
             }),
             WorkloadKind::Lock => Arc::new(Locked {
-                iters,
+                iters: iters(1.0),
                 lock: Mutex::new(0),
             }),
             WorkloadKind::Amdahl => {
-                let total_ms = tasks as f64 * task_ms;
                 return Ok(Plan {
                     tasks: tasks + 1,
                     serial_first: true,
                     body: Arc::new(Amdahl {
-                        serial_iters: calibration.iters_for_ms(total_ms * serial),
-                        parallel_iters: calibration.iters_for_ms(task_ms * (1.0 - serial)),
+                        serial_iters: iters(tasks as f64 * serial),
+                        parallel_iters: iters(1.0 - serial),
                     }),
                 });
             }
@@ -148,6 +152,15 @@ impl Plan {
             serial_first: false,
             body,
         })
+    }
+}
+
+/// Iterations for `share` of one task's computation: of `task_iters` when
+/// given, whatever the calibration, else of `task_ms` at its rate.
+fn iters_for(share: f64, task_ms: f64, task_iters: Option<u64>, calibration: Calibration) -> u64 {
+    match task_iters {
+        Some(n) => (n as f64 * share).round() as u64,
+        None => calibration.iters_for_ms(task_ms * share),
     }
 }
 
@@ -229,5 +242,42 @@ pub(crate) fn sleep_unless_cancelled(dur: Duration, cancel: &AtomicBool) {
             return;
         }
         std::thread::sleep((deadline - now).min(Duration::from_millis(20)));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn given_iterations_do_not_depend_on_the_calibration() {
+        let slow = Calibration { iters_per_ms: 1e3 };
+        let fast = Calibration {
+            iters_per_ms: 1.5e6,
+        };
+        for share in [1.0, 0.5, 0.25] {
+            assert_eq!(
+                iters_for(share, 7.0, Some(4000), slow),
+                iters_for(share, 7.0, Some(4000), fast),
+                "share {share}"
+            );
+        }
+        assert_eq!(iters_for(1.0, 7.0, Some(4000), slow), 4000);
+        // Without them, the milliseconds are converted at each rate.
+        assert_eq!(iters_for(1.0, 2.0, None, slow), 2000);
+        assert_eq!(iters_for(1.0, 2.0, None, fast), 3_000_000);
+    }
+
+    #[test]
+    fn amdahl_with_given_iterations_splits_exactly_tasks_times_n() {
+        let any = Calibration { iters_per_ms: 1e6 };
+        let (tasks, n, serial) = (4usize, 1000u64, 0.25);
+        let serial_iters = iters_for(tasks as f64 * serial, 50.0, Some(n), any);
+        let parallel_iters = iters_for(1.0 - serial, 50.0, Some(n), any);
+        assert_eq!((serial_iters, parallel_iters), (1000, 750));
+        assert_eq!(
+            serial_iters + tasks as u64 * parallel_iters,
+            tasks as u64 * n
+        );
     }
 }

@@ -54,6 +54,26 @@ fn run_prints_a_summary_and_writes_all_three_files() {
 }
 
 #[test]
+fn task_iters_are_the_work_of_each_task_and_kept_in_the_summary() {
+    let _machine = exclusive();
+    let out = corelanes(&words(
+        "run --workload cpu --threads 1 --tasks 3 --task-iters 200000 --sched off --json -",
+    ));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let summary: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(summary["config"]["task_iters"], 200_000);
+    assert_eq!(summary["tasks"].as_array().unwrap().len(), 3);
+    let out = corelanes(&words(
+        "run --workload mixed --threads 1 --tasks 1 --task-ms 2 --task-iters 1000 --sched off",
+    ));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("1 tasks of 1000 iterations + 1 ms asleep"),
+        "{text}"
+    );
+}
+
+#[test]
 fn json_to_stdout_is_the_summary_alone() {
     let _machine = exclusive();
     let out = corelanes(&words(
@@ -78,7 +98,7 @@ fn bad_input_is_refused_with_one_clear_sentence() {
     let dir = tempfile::tempdir().unwrap();
     let missing = dir.path().join("missing-folder/out.json");
     let missing = missing.to_string_lossy();
-    let cases: [(&[&str], &str); 7] = [
+    let cases: [(&[&str], &str); 9] = [
         (&["--threads", "0"], "thread count 0"),
         (&["--threads", "5000"], "thread count 5000"),
         (
@@ -94,6 +114,11 @@ fn bad_input_is_refused_with_one_clear_sentence() {
             "serial fraction 1.5",
         ),
         (&["--task-ms=-3"], "task duration -3"),
+        (&["--task-iters", "0"], "task iteration count 0"),
+        (
+            &["--workload", "io", "--task-iters", "1000"],
+            "io tasks compute nothing",
+        ),
         (&["--json", &missing], "missing-folder/out.json"),
     ];
     for (args, expected) in cases {

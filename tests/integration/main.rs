@@ -64,6 +64,7 @@ pub fn config(
         serial: 0.25,
         sched: SchedMode::Off,
         system_wide: false,
+        task_iters: None,
     }
 }
 

@@ -12,6 +12,7 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use corelanes::run::{Placement, Recording};
+use corelanes::telemetry::events::{TaskCpu, TaskRecord};
 use corelanes::telemetry::sched::{
     SchedMode, SchedSource, SliceState, check_perf_against_env, overlap_ns, perf_checks_apply,
 };
@@ -265,6 +266,58 @@ fn where_perf_is_refused_auto_falls_back_and_perf_fails_with_the_reason() {
         perf_err.starts_with("error: the kernel refused perf_event_open")
             && perf_err.contains(cause),
         "{perf_err}"
+    );
+}
+
+/// With perf's exact switches a task's CPU time is its thread's running
+/// time inside it, summed after the run: per thread it adds up to the
+/// thread's own CPU clock, less the moments between tasks.
+#[test]
+fn task_cpu_from_kernel_slices_adds_up_to_each_threads_cpu_clock() {
+    let _machine = exclusive();
+    let (core, _) = cores();
+    let rec = run_with(
+        config(Cpu, 2, 8, 25.0, Placement::OneCore(core)),
+        SchedMode::Auto,
+    );
+    let summary: serde_json::Value =
+        serde_json::from_str(&exported(corelanes::export::write_summary_json, &rec)).unwrap();
+    if !perf_checks_apply(refusal(&rec)) {
+        // The fallback reads the thread clock on the worker, and says so.
+        assert_eq!(rec.task_cpu, TaskCpu::ThreadClock);
+        assert_eq!(summary["task_cpu"], "thread-clock");
+        assert!(rec.tasks.iter().all(|t| t.cpu_ns > 0), "{:?}", rec.tasks);
+        return;
+    }
+    assert_eq!(rec.task_cpu, TaskCpu::KernelSlices);
+    assert_eq!(summary["task_cpu"], "kernel-slices");
+    assert_eq!(rec.sched.as_ref().unwrap().lost_records, 0);
+    for (i, thread) in rec.threads.iter().enumerate() {
+        let tasks: u64 = rec
+            .tasks
+            .iter()
+            .filter(|t| t.thread as usize == i)
+            .map(|t| t.cpu_ns)
+            .sum();
+        let err = (tasks as f64 - thread.cpu_ns as f64) / thread.cpu_ns as f64;
+        eprintln!(
+            "thread {i}: tasks' CPU from slices {tasks} ns, thread CPU clock {} ns ({:+.3} %)",
+            thread.cpu_ns,
+            err * 100.0
+        );
+        assert!(
+            err.abs() <= 0.02,
+            "thread {i}: {tasks} vs {}",
+            thread.cpu_ns
+        );
+    }
+    // Two threads on one core: each task waited while the other ran, and
+    // its CPU time leaves that wait out.
+    let cpu: u64 = rec.tasks.iter().map(|t| t.cpu_ns).sum();
+    let lifetimes: u64 = rec.tasks.iter().map(TaskRecord::duration_ns).sum();
+    assert!(
+        (cpu as f64) < 0.8 * lifetimes as f64,
+        "CPU {cpu} ns of {lifetimes} ns of lifetimes"
     );
 }
 

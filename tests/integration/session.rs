@@ -53,6 +53,7 @@ fn runs_come_back_whole_from_a_session() {
         assert_eq!(rec.config, was.config);
         assert_eq!(rec.status, was.status);
         assert_eq!(rec.tasks, was.tasks);
+        assert_eq!(rec.task_cpu, was.task_cpu, "where the tasks' CPU came from");
         assert_eq!(rec.threads, was.threads);
         assert_eq!(rec.slices(), was.slices());
         assert_eq!(

@@ -1,0 +1,192 @@
+//! `corelanes bench --capture`, the high-switch case: what the scheduler
+//! capture costs an io run that switches ~80 000 times a second, beside
+//! what `perf sched record` costs the same run.
+//!
+//! Each run is a child process (`corelanes run … --json -`), so that all
+//! three are measured alike: wall is the run's own (`wall_ns` of its summary,
+//! start-up left out), CPU is the child's whole process by `getrusage`
+//! (with `perf sched record`, perf's own process too). Runs alternate (off,
+//! capture, perf sched) so that drift in the machine's load hits each alike,
+//! and each figure is the median over the rounds of on ÷ off.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use super::median;
+use crate::metrics::human_ns;
+use crate::sys;
+use crate::topology::Topology;
+
+/// 4 threads on 2 cores, tasks of 10 µs (a sleep: each task blocks and wakes).
+const THREADS: usize = 4;
+const TASK_MS: f64 = 0.01;
+
+/// One run's cost.
+#[derive(Clone, Copy, Debug)]
+struct Cost {
+    wall_ns: u64,
+    cpu_ns: u64,
+    switches: u64,
+}
+
+/// How a run is measured.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Capture {
+    Off,
+    Ours,
+    PerfSched,
+}
+
+pub struct Figures {
+    /// Median over the rounds of capture ÷ off − 1, for wall and CPU.
+    pub ours: (f64, f64),
+    /// The same for `perf sched record`, or why it was not measured.
+    pub perf_sched: Result<(f64, f64), String>,
+    pub off_wall_ns: u64,
+    pub off_cpu_ns: u64,
+    pub switches_per_s: f64,
+    pub tasks: usize,
+    pub rounds: usize,
+}
+
+/// Measures `rounds` alternating rounds of `tasks` tasks.
+pub fn measure(tasks: usize, rounds: usize) -> anyhow::Result<Figures> {
+    let topo = Topology::get();
+    let [a, b, ..] = topo.allowed[..] else {
+        anyhow::bail!("the high-switch case needs 2 allowed cores, this process has 1");
+    };
+    let exe = std::env::current_exe()?;
+    let dir = tempfile::tempdir()?;
+    let placement = format!("{a},{b},{a},{b}");
+    let args = |sched: &str| {
+        let text = format!(
+            "run --workload io --threads {THREADS} --tasks {tasks} --task-ms {TASK_MS} \
+             --placement {placement} --sched {sched} --json -"
+        );
+        text.split(' ').map(str::to_owned).collect::<Vec<_>>()
+    };
+    let perf_sched = perf_sched_allowed(dir.path());
+    let (mut off, mut ours, mut perf) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..rounds {
+        off.push(one(&exe, &args("off"), Capture::Off, dir.path())?);
+        ours.push(one(&exe, &args("perf"), Capture::Ours, dir.path())?);
+        if perf_sched.is_ok() {
+            perf.push(one(&exe, &args("off"), Capture::PerfSched, dir.path())?);
+        }
+    }
+    let overhead = |on: &[Cost]| {
+        let ratio = |f: fn(&Cost) -> u64| {
+            let mut r: Vec<f64> = on
+                .iter()
+                .zip(&off)
+                .map(|(on, off)| f(on) as f64 / f(off).max(1) as f64 - 1.0)
+                .collect();
+            median(&mut r)
+        };
+        (ratio(|c| c.wall_ns), ratio(|c| c.cpu_ns))
+    };
+    let med =
+        |f: fn(&Cost) -> u64| median(&mut off.iter().map(|c| f(c) as f64).collect::<Vec<_>>());
+    let off_wall = med(|c| c.wall_ns);
+    Ok(Figures {
+        ours: overhead(&ours),
+        perf_sched: perf_sched.map(|()| overhead(&perf)),
+        off_wall_ns: off_wall as u64,
+        off_cpu_ns: med(|c| c.cpu_ns) as u64,
+        switches_per_s: med(|c| c.switches) / (off_wall / 1e9),
+        tasks,
+        rounds,
+    })
+}
+
+/// Prints the figures as `corelanes bench --capture` does.
+pub fn print(f: &Figures) {
+    println!(
+        "io run, {THREADS} threads on 2 cores, {} tasks of 10 µs ({:.0} switches/s with capture off), \
+         median of {} alternating rounds, capture on vs off:",
+        f.tasks, f.switches_per_s, f.rounds
+    );
+    println!(
+        "  capture off: wall {}, process CPU {}",
+        human_ns(f.off_wall_ns),
+        human_ns(f.off_cpu_ns)
+    );
+    println!(
+        "  corelanes perf capture: wall {:+.1} %, CPU {:+.1} %   (target ≤ 3 %, below perf sched's)",
+        f.ours.0 * 100.0,
+        f.ours.1 * 100.0
+    );
+    match &f.perf_sched {
+        Ok((wall, cpu)) => println!(
+            "  perf sched record:      wall {:+.1} %, CPU {:+.1} % (its own process included)",
+            wall * 100.0,
+            cpu * 100.0
+        ),
+        Err(why) => println!("  perf sched record: not measured: {why}"),
+    }
+}
+
+/// Runs one child and reads its cost.
+fn one(exe: &Path, args: &[String], capture: Capture, dir: &Path) -> anyhow::Result<Cost> {
+    let mut command = match capture {
+        Capture::PerfSched => {
+            let mut c = Command::new("perf");
+            c.args(["sched", "record", "-q", "-o"])
+                .arg(dir.join("perf.data"))
+                .arg("--")
+                .arg(exe);
+            c
+        }
+        Capture::Off | Capture::Ours => Command::new(exe),
+    };
+    let cpu_before = sys::children_cpu_ns();
+    let out = command.args(args).stderr(Stdio::piped()).output()?;
+    let cpu_ns = sys::children_cpu_ns() - cpu_before;
+    if !out.status.success() {
+        anyhow::bail!(
+            "{capture:?} run failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    if capture == Capture::Ours && summary["sched"]["source"] != "perf" {
+        anyhow::bail!("the perf capture was refused: {}", summary["sched"]["note"]);
+    }
+    let switches = summary["threads"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|t| {
+            t["voluntary_switches"].as_u64().unwrap_or(0)
+                + t["involuntary_switches"].as_u64().unwrap_or(0)
+        })
+        .sum();
+    Ok(Cost {
+        wall_ns: summary["wall_ns"].as_u64().unwrap_or(0),
+        cpu_ns,
+        switches,
+    })
+}
+
+/// Whether `perf sched record` can run here: root (it records every CPU's
+/// tracepoint) and `perf` installed and working; else why not.
+fn perf_sched_allowed(dir: &Path) -> Result<(), String> {
+    if !sys::is_root() {
+        return Err("perf sched record needs root (CPU-wide tracepoints)".into());
+    }
+    let data: PathBuf = dir.join("probe.data");
+    match Command::new("perf")
+        .args(["sched", "record", "-q", "-o"])
+        .arg(&data)
+        .args(["--", "true"])
+        .stdout(Stdio::null())
+        .output()
+    {
+        Ok(out) if out.status.success() => Ok(()),
+        Ok(out) => Err(format!(
+            "perf sched record failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        )),
+        Err(e) => Err(format!("perf is not installed or not runnable ({e})")),
+    }
+}
