@@ -253,10 +253,21 @@ impl Lab<'_> {
 
     /// Validates and runs `config` to its end, reports it, and keeps it.
     pub fn run(&mut self, config: crate::run::RunConfig) -> Result<Recording, Interrupted> {
+        let plan = config.plan();
+        self.run_plan(config, plan)
+    }
+
+    /// [`Lab::run`] with a custom plan: `config` gives the threads, their
+    /// cores, and what the history calls the run.
+    pub fn run_plan(
+        &mut self,
+        config: crate::run::RunConfig,
+        plan: Result<crate::workload::Plan, String>,
+    ) -> Result<Recording, Interrupted> {
         let valid = config
             .validate(self.topo)
             .map_err(|e| Interrupted::Failed(e.to_string()))?;
-        let rec = crate::run::run_until(valid, self.stop);
+        let rec = crate::run::run_plan_until(valid, plan, self.stop);
         if rec.status == crate::run::RunStatus::Cancelled && rec.failures.is_empty() {
             return Err(Interrupted::Stopped);
         }
