@@ -209,6 +209,24 @@ pub(crate) struct Judged {
 }
 
 impl Judged {
+    /// A lesson that could not finish: stopped by the user, or a run failed
+    /// (the sentence says why). Its claim and criterion still show.
+    pub fn interrupted(claim: String, criterion: String, why: Interrupted) -> Judged {
+        let reason = match why {
+            Interrupted::Stopped => STOPPED.to_string(),
+            Interrupted::Failed(why) => why,
+        };
+        Judged {
+            claim,
+            criterion,
+            holds: None,
+            verdict: format!("Not judged: {reason}."),
+            reason: Some(reason),
+            figures: BTreeMap::new(),
+            charts: Vec::new(),
+        }
+    }
+
     fn into_outcome(self, id: LessonId, runs: Vec<Recording>) -> Outcome {
         Outcome {
             id,
