@@ -225,8 +225,7 @@ impl Latency {
     pub fn quantile(of: &[(u64, u64)], q: f64) -> u64 {
         let mut late: Vec<u64> = of.iter().map(|&(end, at)| at.saturating_sub(end)).collect();
         late.sort_unstable();
-        let i = ((late.len() as f64 - 1.0) * q).round() as usize;
-        late.get(i).copied().unwrap_or(0)
+        crate::metrics::quantile(&late, q)
     }
 }
 

@@ -90,7 +90,7 @@ pub struct RecordArgs {
 /// flags replace the app's saved settings.
 #[derive(Args, Debug, Clone, Default)]
 pub struct RunArgs {
-    /// cpu, io, disk, mixed, lock or amdahl [default: cpu].
+    /// cpu, io, disk, mixed, lock, amdahl or server [default: cpu].
     #[arg(long)]
     pub workload: Option<WorkloadKind>,
     /// Worker threads [default: the number of allowed cores].

@@ -12,7 +12,7 @@
 //! - [`topology`]: which cores this process may use, and where each CPU sits
 //!   (package, core, SMT thread, cache group, P/E), read from `/sys`.
 //! - [`environment`]: the machine a run ran on (CPU, SMT, VM, kernel, load at its start).
-//! - [`workload`]: what one task does (cpu, io, disk, mixed, lock, amdahl).
+//! - [`workload`]: what one task does (cpu, io, disk, mixed, lock, amdahl, server).
 //! - [`run`]: validated experiment config, pinned worker threads, cancel, panics.
 //! - [`telemetry`]: task events from workers, the kernel's scheduler capture, utilisation.
 //! - [`timeline`]: the drawing store: spans per lane, range queries, folding.

@@ -217,6 +217,12 @@ pub fn karp_flatt(speedup: f64, n: usize) -> Option<f64> {
     })
 }
 
+/// The `q` quantile (0–1) of `sorted` (ascending), by nearest rank; 0 when empty.
+pub fn quantile(sorted: &[u64], q: f64) -> u64 {
+    let i = ((sorted.len() as f64 - 1.0) * q.clamp(0.0, 1.0)).round() as usize;
+    sorted.get(i).copied().unwrap_or(0)
+}
+
 /// Formats nanoseconds for people: "850 µs", "12.3 ms", "1.52 s".
 pub fn human_ns(ns: u64) -> String {
     let ns = ns as f64;

@@ -608,6 +608,10 @@ pub fn estimated_ns(config: &RunConfig, topo: &Topology) -> f64 {
         WorkloadKind::Io | WorkloadKind::Disk => work / threads,
         // Half computing, half waiting: whichever takes longer bounds the run.
         WorkloadKind::Mixed => (work / threads).max(work / 2.0 / cores),
+        // Each thread serves its requests one after another; their computing shares the cores.
+        WorkloadKind::Server => {
+            (work / threads).max(work * crate::workload::SERVER_COMPUTE_SHARE / cores)
+        }
         WorkloadKind::Lock => work,
         // The serial part alone, then the rest over the cores.
         WorkloadKind::Amdahl => work * config.serial + work * (1.0 - config.serial) / cores,

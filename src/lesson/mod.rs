@@ -209,6 +209,24 @@ pub(crate) struct Judged {
 }
 
 impl Judged {
+    /// A lesson that could not finish: stopped by the user, or a run failed
+    /// (the sentence says why). Its claim and criterion still show.
+    pub fn interrupted(claim: String, criterion: String, why: Interrupted) -> Judged {
+        let reason = match why {
+            Interrupted::Stopped => STOPPED.to_string(),
+            Interrupted::Failed(why) => why,
+        };
+        Judged {
+            claim,
+            criterion,
+            holds: None,
+            verdict: format!("Not judged: {reason}."),
+            reason: Some(reason),
+            figures: BTreeMap::new(),
+            charts: Vec::new(),
+        }
+    }
+
     fn into_outcome(self, id: LessonId, runs: Vec<Recording>) -> Outcome {
         Outcome {
             id,
@@ -253,10 +271,21 @@ impl Lab<'_> {
 
     /// Validates and runs `config` to its end, reports it, and keeps it.
     pub fn run(&mut self, config: crate::run::RunConfig) -> Result<Recording, Interrupted> {
+        let plan = config.plan();
+        self.run_plan(config, plan)
+    }
+
+    /// [`Lab::run`] with a custom plan: `config` gives the threads, their
+    /// cores, and what the history calls the run.
+    pub fn run_plan(
+        &mut self,
+        config: crate::run::RunConfig,
+        plan: Result<crate::workload::Plan, String>,
+    ) -> Result<Recording, Interrupted> {
         let valid = config
             .validate(self.topo)
             .map_err(|e| Interrupted::Failed(e.to_string()))?;
-        let rec = crate::run::run_until(valid, self.stop);
+        let rec = crate::run::run_plan_until(valid, plan, self.stop);
         if rec.status == crate::run::RunStatus::Cancelled && rec.failures.is_empty() {
             return Err(Interrupted::Stopped);
         }

@@ -151,6 +151,17 @@ impl RunConfig {
         cores.min(self.threads)
     }
 
+    /// The tasks this configuration runs.
+    pub fn plan(&self) -> Result<crate::workload::Plan, String> {
+        crate::workload::Plan::new(
+            self.workload,
+            self.tasks,
+            self.task_ms,
+            self.serial,
+            self.task_iters,
+        )
+    }
+
     /// Checks every field and resolves the core of each thread.
     pub fn validate(self, topo: &Topology) -> Result<ValidConfig, ConfigError> {
         if !(1..=MAX_THREADS).contains(&self.threads) {

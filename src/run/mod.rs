@@ -74,8 +74,7 @@ impl RunHandle {
 
 /// Starts the configured workload.
 pub fn start(valid: ValidConfig) -> RunHandle {
-    let c = &valid.config;
-    let plan = Plan::new(c.workload, c.tasks, c.task_ms, c.serial, c.task_iters);
+    let plan = valid.config.plan();
     start_plan(valid, plan)
 }
 
@@ -116,8 +115,19 @@ pub fn run_to_end(valid: ValidConfig) -> Recording {
 /// message): then stops the run as [`RunHandle::cancel`] does and waits for
 /// its workers. Returns everything recorded, a stopped run as `Cancelled`.
 pub fn run_until(valid: ValidConfig, stop: &Receiver<()>) -> Recording {
+    let plan = valid.config.plan();
+    run_plan_until(valid, plan, stop)
+}
+
+/// [`run_until`] with tasks of a custom `plan` (a lesson's probe, say); the
+/// recording's config still says what the run stands for in the history.
+pub fn run_plan_until(
+    valid: ValidConfig,
+    plan: Result<Plan, String>,
+    stop: &Receiver<()>,
+) -> Recording {
     let mut recording = Recording::new(valid.config.clone());
-    let mut handle = start(valid);
+    let mut handle = start_plan(valid, plan);
     ingest_until(&mut recording, handle.events(), stop, || handle.cancel());
     for event in handle.obituary() {
         recording.ingest(event);

@@ -464,6 +464,50 @@ pub fn request_short_slice(slice_ns: u64) -> io::Result<()> {
     Ok(())
 }
 
+/// Sets the nice value of thread `tid` of this process (`setpriority` with
+/// `PRIO_PROCESS` and a thread id acts on that one thread on Linux). Raising
+/// it needs no privilege; lowering it below the current value needs
+/// CAP_SYS_NICE or RLIMIT_NICE, and the kernel's refusal is returned.
+pub fn set_thread_nice(tid: i32, nice: i32) -> io::Result<()> {
+    let Ok(who) = libc::id_t::try_from(tid) else {
+        return Err(io::Error::from(io::ErrorKind::InvalidInput));
+    };
+    // SAFETY: setpriority takes plain integers and only changes kernel state
+    // of the named thread; a bad id makes it return an error.
+    let rc = unsafe { libc::setpriority(libc::PRIO_PROCESS, who, nice) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// Sleeps until `CLOCK_MONOTONIC` reads `deadline_ns` (an absolute deadline,
+/// so a periodic loop does not drift by its own wake-up delays), resuming
+/// after signals. Returns at once if the deadline has passed.
+pub fn sleep_until_monotonic_ns(deadline_ns: u64) {
+    let ts = libc::timespec {
+        tv_sec: (deadline_ns / 1_000_000_000) as libc::time_t,
+        tv_nsec: (deadline_ns % 1_000_000_000) as libc::c_long,
+    };
+    loop {
+        // SAFETY: `ts` is a valid timespec; with TIMER_ABSTIME the remainder
+        // pointer is unused and may be null.
+        let rc = unsafe {
+            libc::clock_nanosleep(
+                libc::CLOCK_MONOTONIC,
+                libc::TIMER_ABSTIME,
+                &ts,
+                std::ptr::null_mut(),
+            )
+        };
+        // clock_nanosleep returns the error number itself; only EINTR retries.
+        if rc != libc::EINTR {
+            return;
+        }
+    }
+}
+
 /// The CPU the calling thread is running on right now (`sched_getcpu`).
 #[inline]
 pub fn current_cpu() -> Option<usize> {

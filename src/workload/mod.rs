@@ -26,16 +26,19 @@ pub enum WorkloadKind {
     Lock,
     /// A serial part on one thread, then a parallel part.
     Amdahl,
+    /// A request: a blocking wait, then computation.
+    Server,
 }
 
 impl WorkloadKind {
-    pub const ALL: [WorkloadKind; 6] = [
+    pub const ALL: [WorkloadKind; 7] = [
         WorkloadKind::Cpu,
         WorkloadKind::Io,
         WorkloadKind::Disk,
         WorkloadKind::Mixed,
         WorkloadKind::Lock,
         WorkloadKind::Amdahl,
+        WorkloadKind::Server,
     ];
 
     pub fn name(self) -> &'static str {
@@ -46,6 +49,7 @@ impl WorkloadKind {
             WorkloadKind::Mixed => "mixed",
             WorkloadKind::Lock => "lock",
             WorkloadKind::Amdahl => "amdahl",
+            WorkloadKind::Server => "server",
         }
     }
 
@@ -70,6 +74,9 @@ impl WorkloadKind {
             WorkloadKind::Amdahl => {
                 "Amdahl: one serial task (the serial fraction of all the work) runs alone, then the rest runs in parallel."
             }
+            WorkloadKind::Server => {
+                "Server: every task is one request, all queued at the start: it waits (sleeps) for 4/5 of the task duration, as for a database or disk, then computes for the last 1/5."
+            }
         }
     }
 }
@@ -87,7 +94,8 @@ impl std::str::FromStr for WorkloadKind {
             .into_iter()
             .find(|k| k.name() == s)
             .ok_or_else(|| {
-                format!("unknown workload '{s}': choose one of cpu, io, disk, mixed, lock, amdahl")
+                let names: Vec<&str> = WorkloadKind::ALL.iter().map(|k| k.name()).collect();
+                format!("unknown workload '{s}': choose one of {}", names.join(", "))
             })
     }
 }
@@ -131,6 +139,10 @@ impl Plan {
                 // Given iterations are the computing half itself.
                 iters: task_iters.unwrap_or_else(|| iters(0.5)),
                 dur: dur / 2,
+            }),
+            WorkloadKind::Server => Arc::new(Request {
+                wait: dur.mul_f64(1.0 - SERVER_COMPUTE_SHARE),
+                iters: calibration.iters_for_ms(task_ms * SERVER_COMPUTE_SHARE),
             }),
             WorkloadKind::Lock => Arc::new(Locked {
                 iters: iters(1.0),
@@ -195,6 +207,24 @@ impl TaskBody for Mixed {
     fn run(&self, task: usize, cancel: &AtomicBool) -> Result<(), String> {
         spin(self.iters, task as u64, cancel);
         sleep_unless_cancelled(self.dur, cancel);
+        Ok(())
+    }
+}
+
+/// The share of a server request's duration spent computing; the rest is waiting.
+pub const SERVER_COMPUTE_SHARE: f64 = 0.2;
+
+/// One server request: the wait first (as for a backend's answer), then the
+/// computation on what came back.
+struct Request {
+    wait: Duration,
+    iters: u64,
+}
+
+impl TaskBody for Request {
+    fn run(&self, task: usize, cancel: &AtomicBool) -> Result<(), String> {
+        sleep_unless_cancelled(self.wait, cancel);
+        spin(self.iters, task as u64, cancel);
         Ok(())
     }
 }
