@@ -6,7 +6,7 @@ use std::io::{self, Write};
 use crate::environment::Environment;
 use crate::metrics::Metrics;
 use crate::run::{Recording, RunConfig, RunStatus};
-use crate::telemetry::events::{TaskRecord, ThreadRecord};
+use crate::telemetry::events::{Handoff, TaskRecord, ThreadRecord};
 use crate::telemetry::sched::{OtherSlice, SchedSlice, SchedSource};
 
 #[derive(serde::Serialize)]
@@ -19,6 +19,9 @@ pub struct Summary<'a> {
     pub cpu_iters_per_ms: f64,
     pub threads: &'a [ThreadRecord],
     pub tasks: &'a [TaskRecord],
+    /// The lock workload's hand-offs (`from` released, `to` was waiting and
+    /// acquired); empty for other workloads.
+    pub handoffs: &'a [Handoff],
     pub sched: SchedSummary<'a>,
     pub failures: &'a [String],
     /// The machine at the run's start; null where it was not recorded.
@@ -73,6 +76,7 @@ impl<'a> Summary<'a> {
             cpu_iters_per_ms,
             threads: &rec.threads,
             tasks: &rec.tasks,
+            handoffs: &rec.handoffs,
             sched: SchedSummary {
                 source: rec.sched_source,
                 lost_records: rec.sched.as_ref().map_or(0, |s| s.lost_records),
