@@ -15,6 +15,7 @@ mod gui;
 mod gui_program;
 #[cfg(feature = "gui")]
 mod gui_sessions;
+mod lesson;
 mod live;
 mod record;
 mod robustness;
