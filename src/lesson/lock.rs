@@ -15,7 +15,7 @@ const TASKS_PER_THREAD: usize = 4;
 const TASK_MS: f64 = 40.0;
 /// The lock run's parallelism may be at most this.
 const MAX_PARALLELISM: f64 = 1.1;
-/// Overlap shown (not judged) against perf's slices: each hand-over leaves
+/// With perf's exact switches, the overlap allowed: each hand-over leaves
 /// the µs in which the releaser records its task while the woken one starts.
 const EXACT_OVERLAP: f64 = 0.01;
 
@@ -28,7 +28,11 @@ pub(super) fn run(lab: &mut Lab) -> Judged {
     let criterion = format!(
         "{p} threads, one per allowed core, run {tasks} tasks that each compute {TASK_MS} ms while \
          holding one shared mutex: their parallelism (Σ CPU time / wall) is at most \
-         {MAX_PARALLELISM}."
+         {MAX_PARALLELISM}, and their running slices overlap for at most {} of their running \
+         time (perf's exact switches; {} where only /proc sampling is available), so that other \
+         load, which lowers the parallelism, cannot hide threads running at once.",
+        percent(EXACT_OVERLAP),
+        percent(evidence::PROCFS_OVERLAP_BOUND)
     );
     if p < 2 {
         return Judged::cannot_run(
@@ -69,18 +73,26 @@ pub(super) fn run(lab: &mut Lab) -> Judged {
             );
         }
     };
-    let holds = m.parallelism <= MAX_PARALLELISM;
-    let overlap = Overlap::of(&locked, EXACT_OVERLAP);
+    let Some(overlap) = Overlap::of(&locked, EXACT_OVERLAP) else {
+        return Judged {
+            figures: lock_figures(&locked, &m),
+            ..Judged::cannot_run(CLAIM, criterion, evidence::no_slices(&locked))
+        };
+    };
+    let source = evidence::source_name(overlap.source);
+    let holds = m.parallelism <= MAX_PARALLELISM && overlap.took_turns();
     let verdict = format!(
         "{p} threads on {p} cores kept {:.2} cores busy on average with the lock ({} hand-offs, \
-         each unblocking a waiting thread) and {:.2} without it{}",
+         each unblocking a waiting thread) and {:.2} without it, and with it the kernel ran two \
+         of them at once for {} of their running time ({source}){}",
         m.parallelism,
         locked.handoffs.len(),
         free.parallelism,
+        percent(overlap.share()),
         if holds {
             ": the lock made them take turns, threads without parallelism."
         } else {
-            ": more than one core at a time, so the lock did not serialise them as claimed."
+            ": more than one at a time, so the lock did not serialise them as claimed."
         }
     );
     let mut figures = lock_figures(&locked, &m);
@@ -91,21 +103,10 @@ pub(super) fn run(lab: &mut Lab) -> Judged {
         "parallelism_max": MAX_PARALLELISM,
         "parallelism_free": free.parallelism,
         "wall_free_ms": ms(free.wall_ns),
+        "overlap_share": overlap.share(),
+        "overlap_bound": overlap.bound,
+        "slices_source": source,
     })));
-    if let Some(o) = &overlap {
-        figures.extend(super::figures(json!({
-            "overlap_share": o.share(),
-            "slices_source": evidence::source_name(o.source),
-        })));
-    }
-    let verdict = match &overlap {
-        Some(o) => format!(
-            "{verdict} The kernel ran two of them at once for {} of their running time ({}).",
-            percent(o.share()),
-            evidence::source_name(o.source)
-        ),
-        None => verdict,
-    };
     let charts = vec![chart(p, &m, Some(&free))];
     Judged::measured(CLAIM, criterion, holds, verdict, figures, charts)
 }

@@ -188,7 +188,7 @@ fn the_lock_workload_records_each_release_that_unblocked_a_waiting_thread() {
 }
 
 #[test]
-fn the_lock_lesson_judges_parallelism_against_its_bound() {
+fn the_lock_lesson_judges_parallelism_and_overlap_against_their_bounds() {
     let _machine = exclusive();
     let entry = lesson("lock");
     if Topology::get().allowed.len() < 2 {
@@ -196,14 +196,23 @@ fn the_lock_lesson_judges_parallelism_against_its_bound() {
         return;
     }
     let parallelism = number(&entry, "parallelism_lock");
+    let (share, bound) = (
+        number(&entry, "overlap_share"),
+        number(&entry, "overlap_bound"),
+    );
     assert_eq!(number(&entry, "parallelism_max"), 1.1);
     assert_eq!(
         entry["holds"].as_bool(),
-        Some(parallelism <= 1.1),
+        Some(parallelism <= 1.1 && share <= bound),
         "{entry}"
     );
-    // A lock held for every task: load can only lower what it lets run at once.
+    // A lock held for every task: load can only lower what it lets run at
+    // once, and cannot make two threads hold it together.
     assert!(parallelism <= 1.1, "{entry}");
+    if judged_by_perf(&entry) {
+        assert_eq!(bound, 0.01);
+        assert!(share <= bound, "{entry}");
+    }
     assert!(number(&entry, "handoffs") >= 1.0, "{entry}");
 }
 
