@@ -89,8 +89,9 @@ pub(super) fn run(lab: &mut Lab) -> Judged {
         } else {
             format!(
                 "not all within {:.0} % of Amdahl's formula, so this run does not bear it out \
-                 (other load, or vCPUs sharing a physical core, slow the parallel part)",
-                TOLERANCE * 100.0
+                 ({})",
+                TOLERANCE * 100.0,
+                evidence::slowed_by(evidence::others_busy(lab))
             )
         },
         ceilings.join(", ")
@@ -101,6 +102,7 @@ pub(super) fn run(lab: &mut Lab) -> Judged {
         "total_ms": TOTAL_MS,
         "tasks": tasks,
         "tolerance": TOLERANCE,
+        "others_busy_max": evidence::others_busy(lab),
         "max_deviation_at_2": at_two.iter().map(|pt| pt.deviation().abs()).fold(0.0, f64::max),
     })));
     let charts = vec![chart(p, &points)];

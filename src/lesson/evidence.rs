@@ -144,6 +144,28 @@ pub fn no_slices(rec: &Recording) -> String {
     )
 }
 
+/// The largest share of all CPUs' time other programs used just before one
+/// of the lesson's runs so far (`None` where none was measured).
+pub fn others_busy(lab: &super::Lab) -> Option<f64> {
+    lab.runs
+        .iter()
+        .filter_map(|rec| rec.environment.as_ref()?.others_busy)
+        .reduce(f64::max)
+}
+
+/// Why a claim about speed may have failed: other programs' load, where
+/// it was seen, or cores that are not independent.
+pub fn slowed_by(others_busy: Option<f64>) -> String {
+    match others_busy {
+        Some(busy) if busy >= 0.1 => format!(
+            "other programs kept {} of the CPUs busy just before one of the runs",
+            percent(busy)
+        ),
+        _ => "other load on the cores, or cores that share one physical core (a VM's vCPUs may)"
+            .into(),
+    }
+}
+
 /// "1 thread", "2 threads".
 pub fn threads(n: usize) -> String {
     format!("{n} thread{}", if n == 1 { "" } else { "s" })

@@ -77,9 +77,9 @@ pub(super) fn run(lab: &mut Lab) -> Judged {
         format!(
             "The job ran only {speedup:.2}× faster on {p} cores than on 1, below {min:.1}× \
              (efficiency {:.0} %, Karp–Flatt serial fraction {serial:.2}): the cores did not \
-             each run their part at full speed at once. Other load on them, or cores that share \
-             one physical core (a VM's vCPUs may), slow the parallel run.",
+             each run their part at full speed at once ({}).",
             last.efficiency * 100.0,
+            evidence::slowed_by(evidence::others_busy(lab)),
         )
     };
     let mut figures = point_figures(&points);
@@ -90,6 +90,7 @@ pub(super) fn run(lab: &mut Lab) -> Judged {
         "speedup_at_cores": speedup,
         "speedup_min": min,
         "amdahl_parallel_fraction": fit,
+        "others_busy_max": evidence::others_busy(lab),
     })));
     let charts = charts(p, &points);
     Judged::measured(CLAIM, criterion, holds, verdict, figures, charts)
