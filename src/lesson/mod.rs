@@ -207,11 +207,7 @@ pub fn run(
         LessonId::Amdahl => amdahl::run(&mut lab),
         LessonId::Smt => smt::run(&mut lab),
     };
-    let failed = lab.failed;
-    Outcome {
-        failed,
-        ..judged.into_outcome(id, lab.runs)
-    }
+    judged.into_outcome(id, lab.runs, lab.failed)
 }
 
 mod amdahl;
@@ -237,7 +233,7 @@ pub(crate) struct Judged {
 }
 
 impl Judged {
-    fn into_outcome(self, id: LessonId, runs: Vec<Recording>) -> Outcome {
+    fn into_outcome(self, id: LessonId, runs: Vec<Recording>, failed: bool) -> Outcome {
         Outcome {
             id,
             claim: self.claim,
@@ -248,7 +244,7 @@ impl Judged {
             figures: self.figures,
             charts: self.charts,
             runs,
-            failed: false,
+            failed,
         }
     }
 
