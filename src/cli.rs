@@ -1,4 +1,4 @@
-//! The command line: `run`, `sweep`, `bench`, `open`, `record`, and `gui` (the default).
+//! The command line: `run`, `sweep`, `bench`, `open`, `record`, `lesson`, and `gui` (the default).
 //! Raw arguments are turned into a validated [`RunConfig`] before anything runs.
 
 use std::io::Write;
@@ -10,6 +10,7 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::export;
 use crate::interrupt::Interrupts;
+use crate::lesson::{self, LessonId};
 use crate::metrics::{KernelFigures, human_ns};
 use crate::outputs::{Outputs, is_stdout};
 use crate::record;
@@ -59,6 +60,21 @@ pub enum Command {
     /// Record another program's threads as the kernel scheduled them:
     /// `record -- CMD ARGS...` launches it, `record --pid PID` attaches.
     Record(RecordArgs),
+    /// Run a lesson (or all of them): a claim about concurrency or
+    /// parallelism measured on this machine's allowed cores, with its verdict.
+    Lesson(LessonArgs),
+}
+
+/// `corelanes lesson NAME|all`: which lessons, and where their verdicts go.
+#[derive(Args, Debug, Clone)]
+pub struct LessonArgs {
+    /// time-slicing, parallelism, io-overlap, responsiveness, server, lock,
+    /// async, amdahl, smt, or all of them in that order.
+    #[arg(value_name = "NAME|all")]
+    pub name: String,
+    /// Write the verdicts as a JSON list to FILE, or to stdout with '-'.
+    #[arg(long, value_name = "FILE|-")]
+    pub json: Option<PathBuf>,
 }
 
 /// `corelanes record`: which program, for how long, and the files to write.
@@ -336,6 +352,7 @@ pub fn run(cli: Cli) -> ExitCode {
         }),
         Some(Command::Open(args)) => open_session(&args),
         Some(Command::Record(args)) => record_program(&args),
+        Some(Command::Lesson(args)) => run_lessons(&args),
     };
     match result {
         Ok(code) => code,
@@ -574,6 +591,79 @@ fn run_sweep(
     }
     let _ = std::io::stdout().flush();
     Ok(stopped.unwrap_or(ExitCode::SUCCESS))
+}
+
+fn run_lessons(args: &LessonArgs) -> anyhow::Result<ExitCode> {
+    let ids: Vec<LessonId> = match args.name.as_str() {
+        "all" => LessonId::ALL.to_vec(),
+        name => vec![name.parse().map_err(|why: String| anyhow::anyhow!(why))?],
+    };
+    let json = args.json.as_deref();
+    if let Some(path) = json.filter(|p| !is_stdout(p)) {
+        export::check_writable(path)?;
+    }
+    // With `--json -` stdout carries the JSON alone, and the words go to stderr.
+    let to_stdout = json.is_some_and(is_stdout);
+    let say = |line: String| {
+        if to_stdout {
+            eprintln!("{line}");
+        } else {
+            println!("{line}");
+        }
+    };
+    let interrupts = Interrupts::install()?;
+    let mut outcomes: Vec<lesson::Outcome> = Vec::new();
+    for id in ids {
+        say(format!("== {} ({id})", id.title()));
+        let started = std::time::Instant::now();
+        let outcome = lesson::run(id, Topology::get(), interrupts.stop(), &mut |p| {
+            if let lesson::Progress::Step(step) = p {
+                eprintln!("   … {step}");
+            }
+        });
+        say(format!("claim: {}", outcome.claim));
+        say(format!("criterion: {}", outcome.criterion));
+        say(format!(
+            "{} ({:.1} s)\n",
+            verdict_line(&outcome),
+            started.elapsed().as_secs_f64()
+        ));
+        outcomes.push(outcome);
+        if interrupts.exit_code().is_some() {
+            break;
+        }
+    }
+    let body = serde_json::to_string_pretty(&outcomes)?;
+    match json {
+        Some(path) if is_stdout(path) => println!("{body}"),
+        Some(path) => {
+            export::write_atomically(path, body.as_bytes())?;
+            println!("wrote {}", path.display());
+        }
+        None => {}
+    }
+    let _ = std::io::stdout().flush();
+    if let Some(code) = interrupts.exit_code() {
+        return Ok(code);
+    }
+    let failed = outcomes.iter().any(|o| o.holds == Some(false) || o.failed);
+    Ok(if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// "HOLDS: …", "DOES NOT HOLD: …", "CANNOT RUN HERE: …", "FAILED: …" or "STOPPED: …".
+fn verdict_line(o: &lesson::Outcome) -> String {
+    let reason = o.reason.as_deref().unwrap_or("");
+    match o.holds {
+        Some(true) => format!("HOLDS: {}", o.verdict),
+        Some(false) => format!("DOES NOT HOLD: {}", o.verdict),
+        None if o.failed => format!("FAILED: {reason}"),
+        None if reason == "stopped" => format!("STOPPED: {}", o.verdict),
+        None => format!("CANNOT RUN HERE: {reason}"),
+    }
 }
 
 /// The human summary of a run.

@@ -18,6 +18,25 @@ pub struct SweepPoint {
     pub karp_flatt: Option<f64>,
 }
 
+impl SweepPoint {
+    /// The point of `rec`, a finished run on `cores` cores, against the wall
+    /// of the sweep's first point (`None`: this is the first point).
+    pub fn of(rec: &Recording, cores: usize, base_wall_ns: Option<u64>) -> SweepPoint {
+        let m = rec.metrics();
+        let threads = rec.config.threads;
+        let speedup = metrics::speedup(base_wall_ns.unwrap_or(m.wall_ns), m.wall_ns);
+        SweepPoint {
+            threads,
+            wall_ns: m.wall_ns,
+            cpu_ns: m.cpu_ns,
+            speedup,
+            efficiency: metrics::efficiency(speedup, cores),
+            parallelism: m.parallelism,
+            karp_flatt: metrics::karp_flatt(speedup, threads),
+        }
+    }
+}
+
 /// Runs `base` with 1..=`max_threads` threads (same tasks, same task length),
 /// calling `each` after every point. Stops at the first failed run.
 pub fn sweep(
@@ -55,18 +74,7 @@ pub fn sweep_until(
                 why: why.clone(),
             });
         }
-        let m = rec.metrics();
-        let base_wall = points.first().map_or(m.wall_ns, |p| p.wall_ns);
-        let speedup = metrics::speedup(base_wall, m.wall_ns);
-        let point = SweepPoint {
-            threads,
-            wall_ns: m.wall_ns,
-            cpu_ns: m.cpu_ns,
-            speedup,
-            efficiency: metrics::efficiency(speedup, cores),
-            parallelism: m.parallelism,
-            karp_flatt: metrics::karp_flatt(speedup, threads),
-        };
+        let point = SweepPoint::of(&rec, cores, points.first().map(|p| p.wall_ns));
         each(&point, &rec);
         points.push(point);
     }

@@ -6,7 +6,7 @@ use std::io::{self, Write};
 use crate::environment::Environment;
 use crate::metrics::Metrics;
 use crate::run::{Recording, RunConfig, RunStatus};
-use crate::telemetry::events::{TaskCpu, TaskRecord, ThreadRecord};
+use crate::telemetry::events::{Handoff, TaskCpu, TaskRecord, ThreadRecord};
 use crate::telemetry::sched::{OtherSlice, SchedSlice, SchedSource};
 
 #[derive(serde::Serialize)]
@@ -22,6 +22,9 @@ pub struct Summary<'a> {
     /// Where `tasks[].cpu_ns` come from: `thread-clock` (read on the worker)
     /// or `kernel-slices` (perf's running slices inside each task).
     pub task_cpu: TaskCpu,
+    /// The lock workload's hand-offs (`from` released, `to` was waiting and
+    /// acquired); empty for other workloads.
+    pub handoffs: &'a [Handoff],
     pub sched: SchedSummary<'a>,
     pub failures: &'a [String],
     /// The machine at the run's start; null where it was not recorded.
@@ -77,6 +80,7 @@ impl<'a> Summary<'a> {
             threads: &rec.threads,
             tasks: &rec.tasks,
             task_cpu: rec.task_cpu,
+            handoffs: &rec.handoffs,
             sched: SchedSummary {
                 source: rec.sched_source,
                 lost_records: rec.sched.as_ref().map_or(0, |s| s.lost_records),

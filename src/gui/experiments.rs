@@ -388,6 +388,7 @@ fn unfinished(id: LessonId, why: String) -> Outcome {
         figures: Default::default(),
         charts: Vec::new(),
         runs: Vec::new(),
+        failed: true,
     }
 }
 
@@ -400,14 +401,17 @@ fn verdict_mark(holds: Option<bool>) -> (&'static str, Option<Color32>) {
 }
 
 fn verdict_ui(ui: &mut Ui, outcome: &Outcome) {
-    let (mark, colour) = verdict_mark(outcome.holds);
-    let word = match outcome.holds {
-        Some(true) => "Holds".to_string(),
-        Some(false) => "Does not hold".to_string(),
-        None => match &outcome.reason {
-            Some(reason) => format!("Cannot run here: {reason}"),
-            None => "No verdict".to_string(),
-        },
+    let (mark, mut colour) = verdict_mark(outcome.holds);
+    let word = match (outcome.holds, outcome.reason.as_deref()) {
+        (Some(true), _) => "Holds".to_string(),
+        (Some(false), _) => "Does not hold".to_string(),
+        (None, Some(lesson::STOPPED)) => "Stopped: not judged".to_string(),
+        (None, Some(reason)) if outcome.failed => {
+            colour = Some(palette::FAILED);
+            format!("Failed: {reason}")
+        }
+        (None, Some(reason)) => format!("Cannot run here: {reason}"),
+        (None, None) => "No verdict".to_string(),
     };
     let colour = colour.unwrap_or(ui.visuals().weak_text_color());
     ui.label(

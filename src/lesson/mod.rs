@@ -110,6 +110,27 @@ pub struct Series {
     pub points: Vec<[f64; 2]>,
 }
 
+impl Chart {
+    pub fn new(title: &str, x_label: &str, y_label: &str, series: Vec<Series>) -> Chart {
+        Chart {
+            title: title.into(),
+            x_label: x_label.into(),
+            y_label: y_label.into(),
+            series,
+        }
+    }
+}
+
+impl Series {
+    pub fn new(name: impl Into<String>, style: SeriesStyle, points: Vec<[f64; 2]>) -> Series {
+        Series {
+            name: name.into(),
+            style,
+            points,
+        }
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum SeriesStyle {
@@ -153,6 +174,10 @@ pub struct Outcome {
     /// `corelanes run` is the place for a run's detail).
     #[serde(skip)]
     pub runs: Vec<Recording>,
+    /// A run failed (the reason says why): the lesson could run here but
+    /// measured nothing to judge, which `corelanes lesson` counts as not holding.
+    #[serde(skip)]
+    pub failed: bool,
 }
 
 /// Runs lesson `id` on this machine's allowed cores, reporting to
@@ -169,6 +194,7 @@ pub fn run(
         stop,
         progress,
         runs: Vec::new(),
+        failed: false,
     };
     let judged = match id {
         LessonId::TimeSlicing => time_slicing::run(&mut lab),
@@ -181,11 +207,12 @@ pub fn run(
         LessonId::Amdahl => amdahl::run(&mut lab),
         LessonId::Smt => smt::run(&mut lab),
     };
-    judged.into_outcome(id, lab.runs)
+    judged.into_outcome(id, lab.runs, lab.failed)
 }
 
 mod amdahl;
 mod asynchronous;
+mod evidence;
 mod io_overlap;
 mod lock;
 mod parallelism;
@@ -209,25 +236,7 @@ pub(crate) struct Judged {
 }
 
 impl Judged {
-    /// A lesson that could not finish: stopped by the user, or a run failed
-    /// (the sentence says why). Its claim and criterion still show.
-    pub fn interrupted(claim: String, criterion: String, why: Interrupted) -> Judged {
-        let reason = match why {
-            Interrupted::Stopped => STOPPED.to_string(),
-            Interrupted::Failed(why) => why,
-        };
-        Judged {
-            claim,
-            criterion,
-            holds: None,
-            verdict: format!("Not judged: {reason}."),
-            reason: Some(reason),
-            figures: BTreeMap::new(),
-            charts: Vec::new(),
-        }
-    }
-
-    fn into_outcome(self, id: LessonId, runs: Vec<Recording>) -> Outcome {
+    fn into_outcome(self, id: LessonId, runs: Vec<Recording>, failed: bool) -> Outcome {
         Outcome {
             id,
             claim: self.claim,
@@ -238,7 +247,78 @@ impl Judged {
             figures: self.figures,
             charts: self.charts,
             runs,
+            failed,
         }
+    }
+
+    /// A lesson measured to the end, and judged.
+    pub fn measured(
+        claim: &str,
+        criterion: String,
+        holds: bool,
+        verdict: String,
+        figures: BTreeMap<String, serde_json::Value>,
+        charts: Vec<Chart>,
+    ) -> Judged {
+        Judged {
+            claim: claim.into(),
+            criterion,
+            holds: Some(holds),
+            reason: None,
+            verdict,
+            figures,
+            charts,
+        }
+    }
+
+    /// A lesson that cannot run on this machine, and why.
+    pub fn cannot_run(claim: &str, criterion: String, reason: String) -> Judged {
+        Judged {
+            claim: claim.into(),
+            criterion,
+            holds: None,
+            verdict: format!("Cannot run here: {reason}."),
+            reason: Some(reason),
+            figures: BTreeMap::new(),
+            charts: Vec::new(),
+        }
+    }
+
+    /// A lesson whose measurements were cut short by `why`, with what it
+    /// had measured by then: not judged (`holds` is `None`), the reason
+    /// "stopped" or the failed run's sentence.
+    pub fn interrupted(
+        claim: &str,
+        criterion: String,
+        why: Interrupted,
+        figures: BTreeMap<String, serde_json::Value>,
+        charts: Vec<Chart>,
+    ) -> Judged {
+        let (reason, verdict) = match why {
+            Interrupted::Stopped => (
+                STOPPED.to_owned(),
+                "Stopped before the measurements were done: not judged.".to_owned(),
+            ),
+            Interrupted::Failed(why) => (why.clone(), format!("A run failed, not judged: {why}")),
+        };
+        Judged {
+            claim: claim.into(),
+            criterion,
+            holds: None,
+            reason: Some(reason),
+            verdict,
+            figures,
+            charts,
+        }
+    }
+}
+
+/// A lesson's figures from a JSON object (`json!({"wall_ms": 1.0, …})`);
+/// anything else gives none.
+pub(crate) fn figures(object: serde_json::Value) -> BTreeMap<String, serde_json::Value> {
+    match object {
+        serde_json::Value::Object(map) => map.into_iter().collect(),
+        _ => BTreeMap::new(),
     }
 }
 
@@ -249,6 +329,8 @@ pub(crate) struct Lab<'a> {
     pub stop: &'a Receiver<()>,
     progress: &'a mut dyn FnMut(Progress),
     runs: Vec<Recording>,
+    /// Whether a run failed (see [`Outcome::failed`]).
+    failed: bool,
 }
 
 /// Why a lesson could not finish its measurements.
@@ -269,6 +351,26 @@ impl Lab<'_> {
         (self.progress)(Progress::Charts(charts.to_vec()));
     }
 
+    /// A run of `tasks` tasks of `task_ms` on `threads` threads placed by
+    /// `placement`, the defaults otherwise (change others with `..`).
+    pub fn config(
+        &self,
+        workload: crate::workload::WorkloadKind,
+        threads: usize,
+        tasks: usize,
+        task_ms: f64,
+        placement: crate::run::Placement,
+    ) -> crate::run::RunConfig {
+        crate::run::RunConfig {
+            workload,
+            threads,
+            tasks,
+            task_ms,
+            placement,
+            ..crate::run::RunConfig::defaults(self.topo)
+        }
+    }
+
     /// Validates and runs `config` to its end, reports it, and keeps it.
     pub fn run(&mut self, config: crate::run::RunConfig) -> Result<Recording, Interrupted> {
         let plan = config.plan();
@@ -282,14 +384,16 @@ impl Lab<'_> {
         config: crate::run::RunConfig,
         plan: Result<crate::workload::Plan, String>,
     ) -> Result<Recording, Interrupted> {
-        let valid = config
-            .validate(self.topo)
-            .map_err(|e| Interrupted::Failed(e.to_string()))?;
+        let valid = config.validate(self.topo).map_err(|e| {
+            self.failed = true;
+            Interrupted::Failed(e.to_string())
+        })?;
         let rec = crate::run::run_plan_until(valid, plan, self.stop);
         if rec.status == crate::run::RunStatus::Cancelled && rec.failures.is_empty() {
             return Err(Interrupted::Stopped);
         }
         if let Some(why) = rec.failures.first() {
+            self.failed = true;
             return Err(Interrupted::Failed(why.clone()));
         }
         (self.progress)(Progress::Run(Box::new(rec.clone())));

@@ -106,7 +106,9 @@ pub(super) fn run(lab: &mut Lab) -> Judged {
         ));
         match measure(lab, core, condition) {
             Ok(m) => measured.push(m),
-            Err(why) => return Judged::interrupted(CLAIM.into(), criterion(), why),
+            Err(why) => {
+                return Judged::interrupted(CLAIM, criterion(), why, Default::default(), Vec::new());
+            }
         }
         charts = vec![histogram(&measured)];
         lab.charts(&charts);

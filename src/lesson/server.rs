@@ -92,7 +92,15 @@ pub(super) fn run(lab: &mut Lab) -> Judged {
             ));
             match serve(lab, threads, cores) {
                 Ok(cell) => cells.push(cell),
-                Err(why) => return Judged::interrupted(CLAIM.into(), criterion(), why),
+                Err(why) => {
+                    return Judged::interrupted(
+                        CLAIM,
+                        criterion(),
+                        why,
+                        Default::default(),
+                        Vec::new(),
+                    );
+                }
             }
             lab.charts(&charts(&cells));
         }

@@ -3,7 +3,7 @@
 use crate::environment::Environment;
 use crate::metrics::{Inputs, Metrics, TaskTotals};
 use crate::record::ProgramInfo;
-use crate::telemetry::events::{InFlight, RunEvent, TaskCpu, TaskRecord, ThreadRecord};
+use crate::telemetry::events::{Handoff, InFlight, RunEvent, TaskCpu, TaskRecord, ThreadRecord};
 use crate::telemetry::sched::slices::Totals;
 use crate::telemetry::sched::{SchedReport, SchedSlice, SchedSource};
 
@@ -29,6 +29,10 @@ pub struct Recording {
     pub wall_ns: u64,
     pub threads: Vec<ThreadRecord>,
     pub tasks: Vec<TaskRecord>,
+    /// The lock workload's hand-offs: each release that unblocked a waiting
+    /// worker, and when that worker got the lock (empty for other workloads,
+    /// and for runs reopened from a session, which does not keep them).
+    pub handoffs: Vec<Handoff>,
     pub sched_source: SchedSource,
     pub sched_note: Option<String>,
     pub sched: Option<SchedReport>,
@@ -65,6 +69,7 @@ impl Recording {
             wall_ns: 0,
             threads: Vec::new(),
             tasks: Vec::new(),
+            handoffs: Vec::new(),
             sched_source: SchedSource::Off,
             sched_note: None,
             sched: None,
@@ -120,6 +125,7 @@ impl Recording {
                 }
                 self.tasks.extend_from_slice(&batch);
             }
+            RunEvent::Handoffs(batch) => self.handoffs.extend(batch),
             // A recorded program's threads appear as it runs, and all of
             // them end with `ThreadDone`, the last seen ones included.
             RunEvent::ThreadDone(thread) | RunEvent::ThreadSeen(thread) => {

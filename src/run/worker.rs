@@ -72,6 +72,7 @@ pub(super) fn work(shared: &Shared, mut me: ThreadRecord, tx: Sender<RunEvent>) 
         me.pinned_core = None;
     }
     me.tid = sys::gettid();
+    crate::workload::enter_worker(me.index);
     if let Some(sched) = &shared.sched {
         sched.register_worker(me.index, me.tid);
     }
@@ -132,6 +133,9 @@ pub(super) fn work(shared: &Shared, mut me: ThreadRecord, tx: Sender<RunEvent>) 
                 "task {task} on {}: {why}",
                 me.name
             )));
+        }
+        if let Some(handoff) = crate::workload::take_handoff() {
+            sink.handoff(handoff.since(shared.origin_ns));
         }
         sink.record(TaskRecord {
             id: task as u32,

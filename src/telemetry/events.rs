@@ -89,6 +89,32 @@ impl TaskCpu {
     }
 }
 
+/// A lock passed from one worker to another that was waiting for it: the
+/// releaser wrote who it was and when, just before unlocking; the acquirer,
+/// whose attempt began before that release, noted when it got the lock.
+/// Times are ns since the run's origin (like [`TaskRecord`]'s).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Handoff {
+    /// Worker index of the thread that released the lock…
+    pub from: usize,
+    /// …and of the one it unblocked.
+    pub to: usize,
+    pub release_ns: u64,
+    pub acquire_ns: u64,
+}
+
+impl Handoff {
+    /// The same hand-off with its times made relative to `origin_ns`
+    /// (the workload stamps absolute `CLOCK_MONOTONIC` ns).
+    pub fn since(self, origin_ns: u64) -> Handoff {
+        Handoff {
+            release_ns: self.release_ns.saturating_sub(origin_ns),
+            acquire_ns: self.acquire_ns.saturating_sub(origin_ns),
+            ..self
+        }
+    }
+}
+
 /// A task a worker has started and not yet finished (ns since the run's origin).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct InFlight {
@@ -140,6 +166,8 @@ pub enum RunEvent {
     Program(crate::record::ProgramInfo),
     /// A batch of finished tasks.
     Tasks(Vec<TaskRecord>),
+    /// Lock hand-offs (the lock workload), sent with the tasks' batches.
+    Handoffs(Vec<Handoff>),
     /// A worker finished; its counters are final (a recorded program's
     /// threads: all of them at the end, from the kernel's slices).
     ThreadDone(ThreadRecord),
@@ -160,6 +188,8 @@ pub enum RunEvent {
 /// The channel is unbounded, so a worker never waits for the watcher.
 pub struct TaskSink {
     batch: Vec<TaskRecord>,
+    /// Allocated only once a hand-off happens: most workloads have none.
+    handoffs: Vec<Handoff>,
     tx: Sender<RunEvent>,
 }
 
@@ -174,8 +204,15 @@ impl TaskSink {
     pub fn new(tx: Sender<RunEvent>) -> TaskSink {
         TaskSink {
             batch: Vec::with_capacity(Self::BATCH),
+            handoffs: Vec::new(),
             tx,
         }
+    }
+
+    /// Keeps a hand-off for the next batch (call before recording its task).
+    #[inline]
+    pub fn handoff(&mut self, handoff: Handoff) {
+        self.handoffs.push(handoff);
     }
 
     #[inline]
@@ -191,6 +228,11 @@ impl TaskSink {
     }
 
     pub fn flush(&mut self) {
+        if !self.handoffs.is_empty() {
+            let _ = self
+                .tx
+                .send(RunEvent::Handoffs(std::mem::take(&mut self.handoffs)));
+        }
         if !self.batch.is_empty() {
             let full = std::mem::replace(&mut self.batch, Vec::with_capacity(Self::BATCH));
             // A watcher that went away no longer wants the events: dropping them is right.

@@ -107,6 +107,7 @@ impl Timeline {
             RunEvent::Slices(batch) => self.add_slices(slices, batch),
             RunEvent::Sched(report) => self.set_slices(&report.slices),
             RunEvent::Environment(_)
+            | RunEvent::Handoffs(_)
             | RunEvent::ThreadStarted { .. }
             | RunEvent::ThreadSeen(_)
             | RunEvent::Program(_)

@@ -6,9 +6,13 @@ mod disk;
 
 pub use cpu::{Calibration, spin};
 
+use std::cell::Cell;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+use crate::sys;
+use crate::telemetry::events::Handoff;
 
 /// The workloads a user can pick.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
@@ -146,7 +150,7 @@ impl Plan {
             }),
             WorkloadKind::Lock => Arc::new(Locked {
                 iters: iters(1.0),
-                lock: Mutex::new(0),
+                lock: Mutex::new(Baton::default()),
             }),
             WorkloadKind::Amdahl => {
                 return Ok(Plan {
@@ -231,19 +235,67 @@ impl TaskBody for Request {
 
 struct Locked {
     iters: u64,
-    lock: Mutex<u64>,
+    lock: Mutex<Baton>,
+}
+
+/// What the lock guards: the work's result, and who last released the lock
+/// and when (absolute ns), written just before unlocking so that the next
+/// holder knows who unblocked it.
+#[derive(Default)]
+struct Baton {
+    sum: u64,
+    last_release: Option<(usize, u64)>,
 }
 
 impl TaskBody for Locked {
     fn run(&self, task: usize, cancel: &AtomicBool) -> Result<(), String> {
-        // A poisoned lock only means another task panicked; the counter is still usable.
-        let mut guard = self
+        let me = WORKER.get();
+        let attempt_ns = sys::fast_monotonic_ns();
+        // A poisoned lock only means another task panicked; the state is still usable.
+        let mut baton = self
             .lock
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        *guard = guard.wrapping_add(spin(self.iters, task as u64, cancel));
+        let acquire_ns = sys::fast_monotonic_ns();
+        if let (Some(to), Some((from, release_ns))) = (me, baton.last_release)
+            && from != to
+            && attempt_ns < release_ns
+        {
+            HANDOFF.set(Some(Handoff {
+                from,
+                to,
+                release_ns,
+                // The mutex orders the two: a reading before the release is
+                // the fast clock's sub-µs anchor error, not a real order.
+                acquire_ns: acquire_ns.max(release_ns),
+            }));
+        }
+        baton.sum = baton
+            .sum
+            .wrapping_add(spin(self.iters, task as u64, cancel));
+        baton.last_release = me.map(|me| (me, sys::fast_monotonic_ns()));
         Ok(())
     }
+}
+
+thread_local! {
+    /// The worker index of this thread, while it is a run's worker.
+    static WORKER: Cell<Option<usize>> = const { Cell::new(None) };
+    /// The hand-off of this thread's last task, until the worker takes it.
+    static HANDOFF: Cell<Option<Handoff>> = const { Cell::new(None) };
+}
+
+/// Tells the task bodies on this thread which worker runs them (the lock
+/// workload names the worker it unblocks).
+pub(crate) fn enter_worker(index: usize) {
+    WORKER.set(Some(index));
+}
+
+/// The lock hand-off this thread's last task received, if it waited for a
+/// release (times absolute: see [`Handoff::since`]).
+#[inline]
+pub(crate) fn take_handoff() -> Option<Handoff> {
+    HANDOFF.take()
 }
 
 struct Amdahl {

@@ -91,7 +91,7 @@ fn stop_ends_a_lesson_keeping_its_runs_and_the_window_goes_on() {
         "{outcome:?}"
     );
     assert!(!app.history.is_empty(), "the runs made before Stop stay");
-    wait_for_label(&mut harness, "Cannot run here: stopped");
+    wait_for_label(&mut harness, "Stopped: not judged");
     // The window goes on: the Workbench runs as before.
     harness.get_by_label("Workbench").click();
     harness.run_steps(2);

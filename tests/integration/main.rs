@@ -17,6 +17,7 @@ mod gui_experiments;
 mod gui_program;
 #[cfg(feature = "gui")]
 mod gui_sessions;
+mod lesson;
 mod lesson_wait;
 mod live;
 mod record;
