@@ -364,7 +364,14 @@ fn control(config: &RecordConfig, stop: &AtomicBool, tx: &Sender<RunEvent>) {
             // Thousands of threads take a while to list: a tenth of a CPU at most.
             next_scan = Instant::now() + began.elapsed() * 9;
         }
-        for r in capture.registry().since(&mut seen) {
+        // Renamed threads again: the lanes show the name a thread took at exec while it runs.
+        let renamed = capture.registry().renamed();
+        for r in capture
+            .registry()
+            .since(&mut seen)
+            .into_iter()
+            .chain(renamed)
+        {
             let _ = tx.send(RunEvent::ThreadSeen(thread_record(
                 capture.registry(),
                 r.index,

@@ -516,3 +516,55 @@ fn attaching_to_two_thousand_threads_records_them_all() {
         "every thread recorded"
     );
 }
+
+#[test]
+fn a_program_that_execs_is_named_after_the_last_program_it_became() {
+    let _machine = exclusive();
+    // sh becomes env, which becomes sleep; a forked sh also becomes sleep.
+    let line = "sh -c 'exec sleep 0.3' & exec env sleep 0.4";
+    let mut handle = record::start(RecordConfig {
+        program: launch(&["sh", "-c", line]),
+        duration: None,
+        sched: SchedMode::Auto,
+        system_wide: false,
+    });
+    let mut rec = Recording::new(record::program_config(SchedMode::Auto, false));
+    // Named live as well as at the end: the lanes show a thread by the
+    // name it has while the program runs.
+    let mut named_live = std::collections::HashMap::new();
+    let mut ended = false;
+    for event in handle.events() {
+        match &event {
+            corelanes::telemetry::events::RunEvent::ThreadSeen(t) if !ended => {
+                named_live.insert(t.tid, t.name.clone());
+            }
+            corelanes::telemetry::events::RunEvent::Sched(_) => ended = true,
+            _ => {}
+        }
+        rec.ingest(event);
+    }
+    for event in handle.obituary() {
+        rec.ingest(event);
+    }
+    let info = rec.program.as_ref().expect("it ran");
+    assert_eq!(info.exit_status, Some(0));
+    let names: Vec<(&str, i32)> = rec
+        .threads
+        .iter()
+        .map(|t| (t.name.as_str(), t.tid))
+        .collect();
+    eprintln!("threads {names:?}, named while running {named_live:?}");
+    assert_eq!(rec.threads.len(), 2, "{names:?}");
+    for t in &rec.threads {
+        assert_eq!(t.name, "sleep", "{names:?}");
+        assert_eq!(
+            named_live.get(&t.tid).map(String::as_str),
+            Some("sleep"),
+            "{named_live:?}"
+        );
+    }
+    assert_eq!(
+        rec.threads[0].tid, info.pid,
+        "the program's own process first"
+    );
+}

@@ -383,9 +383,14 @@ impl Workers {
 pub struct Registry {
     workers: Mutex<Workers>,
     /// Names of discovered threads (another program's), by tid.
-    names: Mutex<HashMap<i32, String>>,
+    /// Names of discovered threads (another program's), by tid, with the
+    /// time each was taken: rings are read one CPU after another, so a
+    /// thread's `comm` records may arrive out of order, and the latest wins.
+    names: Mutex<HashMap<i32, (String, u64)>>,
     /// How many times the perf drain thread has read every ring.
     drains: AtomicU64,
+    /// Threads renamed (at exec, or prctl) since [`Registry::renamed`] was last called.
+    renamed: Mutex<Vec<i32>>,
 }
 
 impl Registry {
@@ -404,7 +409,7 @@ impl Registry {
     /// Another program's thread `tid`, seen in a record (or, `sampled`, in
     /// /proc) at `time_ns`: registered with the next index the first time
     /// (named from `/proc/TID/comm` while it lives), renamed when a record
-    /// carries its new `comm`.
+    /// carries a newer `comm`.
     pub fn discovered(&self, tid: i32, time_ns: u64, comm: Option<String>, sampled: bool) {
         if tid <= 0 {
             return; // the idle task: records of no thread of ours
@@ -427,12 +432,32 @@ impl Registry {
                 .flatten()
                 .map(|n| n.trim_end().to_owned())
         });
-        if let Some(name) = name {
-            self.names
+        let Some(name) = name else { return };
+        let mut names = self.names.lock().unwrap_or_else(PoisonError::into_inner);
+        let renamed = match names.get(&tid) {
+            Some((_, at)) if *at > time_ns => return, // an older name
+            Some((old, _)) => *old != name,
+            None => false,
+        };
+        names.insert(tid, (name, time_ns));
+        drop(names);
+        if renamed {
+            self.renamed
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
-                .insert(tid, name);
+                .push(tid);
         }
+    }
+
+    /// The registered threads renamed since the last call (a program that
+    /// execs another takes its name), so that what shows them can follow.
+    pub fn renamed(&self) -> Vec<Registered> {
+        let tids =
+            std::mem::take(&mut *self.renamed.lock().unwrap_or_else(PoisonError::into_inner));
+        let workers = self.lock();
+        tids.iter()
+            .filter_map(|tid| workers.by_tid.get(tid).map(|&i| workers.list[i]))
+            .collect()
     }
 
     /// Whether thread `tid` is registered.
@@ -471,7 +496,7 @@ impl Registry {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .get(&tid)
-            .cloned()
+            .map(|(name, _)| name.clone())
     }
 
     /// Registrations after the first `*seen`; advances `*seen`.
@@ -1259,6 +1284,24 @@ mod tests {
             assert!(!advice.contains("seccomp"), "{advice}");
         }
         assert!(denied_advice("3", true).contains("seccomp filter"));
+    }
+
+    #[test]
+    fn the_latest_comm_names_a_thread_whatever_order_the_rings_are_read_in() {
+        let r = Registry::default();
+        // tid 1 << 30: no such thread, so nothing is read from /proc.
+        let tid = 1 << 30;
+        r.discovered(tid, 100, Some("sh".into()), false);
+        assert!(r.renamed().is_empty(), "a new thread is not a rename");
+        // exec'd env (CPU 0) and then sleep (CPU 1); CPU 1's ring read first.
+        r.discovered(tid, 300, Some("sleep".into()), false);
+        r.discovered(tid, 200, Some("env".into()), false);
+        r.discovered(tid, 400, None, false); // a switch record names nothing
+        assert_eq!(r.name(tid).as_deref(), Some("sleep"));
+        let renamed = r.renamed();
+        assert_eq!(renamed.len(), 1);
+        assert_eq!((renamed[0].tid, renamed[0].index), (tid, 0));
+        assert!(r.renamed().is_empty(), "told once");
     }
 
     #[test]
