@@ -86,6 +86,9 @@ pub struct TimelineView {
     exact: Vec<bool>,
     /// What this frame drew that the legend must explain.
     drew: Drew,
+    /// The other programs named inside core lanes in the last frame (what a
+    /// person can read there without hovering; tests look at it).
+    pub named_programs: Vec<String>,
 }
 
 #[derive(Clone, Copy, Default)]
@@ -155,6 +158,8 @@ enum Kind {
     Core { core: usize },
     /// The kernel's state slices of one thread (class: state).
     States { thread: usize },
+    /// Other programs on a core (system-wide capture), drawn under its lane.
+    Programs { core: usize },
 }
 
 impl Kind {
@@ -163,6 +168,7 @@ impl Kind {
             Kind::Tasks { thread } | Kind::CoreTasks { thread } => palette::thread(thread),
             Kind::Core { .. } => palette::thread(usize::from(class)),
             Kind::States { .. } => palette::state(class_state(class)),
+            Kind::Programs { .. } => palette::OTHER_PROGRAMS,
         }
     }
 
@@ -182,6 +188,9 @@ impl Kind {
 /// What a lane row shows.
 enum Content<'a> {
     One(&'a Lane, Kind),
+    /// Lanes drawn over one another, the first at the bottom: a core's lane
+    /// over the other programs that ran on it (their time is the core lane's gaps).
+    Layers(Vec<(&'a Lane, Kind)>),
     /// Without kernel data, a core's lane: one band per thread that may run there.
     Bands(Vec<(&'a Lane, Kind)>),
 }
@@ -285,6 +294,7 @@ impl TimelineView {
         let hover = response.hover_pos().filter(|p| pc.data.contains(*p));
         let mut hit = None;
         self.drew = Drew::default();
+        self.named_programs.clear();
         let mut y = rect.top() + legend.height;
         let lanes_top = y;
         for row in &rows {
@@ -415,6 +425,11 @@ impl TimelineView {
                     Content::One(lane, kind) => {
                         self.lane(pc, run, lane, *kind, lane_rect, hover, hit);
                     }
+                    Content::Layers(layers) => {
+                        for (lane, kind) in layers {
+                            self.lane(pc, run, lane, *kind, lane_rect, hover, hit);
+                        }
+                    }
                     Content::Bands(bands) => {
                         let band_h = lane_rect.height() / bands.len().max(1) as f32;
                         for (i, (lane, kind)) in bands.iter().enumerate() {
@@ -509,6 +524,17 @@ impl TimelineView {
                 outline_task(pc, r, task.ok, self.selected == selected);
                 if matches!(kind, Kind::Tasks { .. }) {
                     name_task(pc, r, &format!("task {}", task.id), kind.colour(0));
+                }
+            }
+            if let Kind::Programs { .. } = kind
+                && let Some(other) = rec
+                    .sched
+                    .as_ref()
+                    .and_then(|s| s.others.get(first.item as usize))
+            {
+                hatch(pc, r);
+                if name_task(pc, r, &other.name, kind.colour(0)) {
+                    self.named_programs.push(other.name.clone());
                 }
             }
             if hover.is_some_and(|p| r.contains(p)) {
@@ -694,10 +720,14 @@ fn rows<'a>(runs: &'a [RunView<'a>], texts: &Texts) -> Vec<Row<'a>> {
 fn core_row<'a>(run: &'a RunView<'a>, core: usize, topo: &Topology) -> Row<'a> {
     let (rec, tl) = (run.rec, run.timeline);
     let content = if tl.cores_from_kernel {
-        Content::One(
+        let lane = (
             tl.cores.get(core).unwrap_or(&EMPTY_LANE),
             Kind::Core { core },
-        )
+        );
+        match tl.others.get(core).filter(|l| !l.is_empty()) {
+            Some(others) => Content::Layers(vec![(others, Kind::Programs { core }), lane]),
+            None => Content::One(lane.0, lane.1),
+        }
     } else {
         // The threads that may run on this core, one band each.
         let by_thread = tl.core_tasks.get(core).map_or(&[][..], Vec::as_slice);
@@ -746,8 +776,10 @@ fn outline_task(pc: &PaintCtx, r: Rect, ok: bool, selected: bool) {
 }
 
 /// Writes a task's name inside its bar when there is room.
-fn name_task(pc: &PaintCtx, r: Rect, name: &str, fill: Color32) {
-    if r.width() > 52.0 && r.height() > 14.0 {
+/// Returns whether it was written.
+fn name_task(pc: &PaintCtx, r: Rect, name: &str, fill: Color32) -> bool {
+    let fits = r.width() > 52.0 && r.height() > 14.0;
+    if fits {
         pc.painter.with_clip_rect(r).text(
             r.center(),
             Align2::CENTER_CENTER,
@@ -756,6 +788,26 @@ fn name_task(pc: &PaintCtx, r: Rect, name: &str, fill: Color32) {
             palette::text_on(fill),
         );
     }
+    fits
+}
+
+/// Diagonal hatching over `r` (visible: callers clamp it to the lane),
+/// which marks other programs' time apart from the run's threads.
+fn hatch(pc: &PaintCtx, r: Rect) {
+    const STEP: f32 = 6.0;
+    if r.width() < 2.0 {
+        return;
+    }
+    let painter = pc.painter.with_clip_rect(r);
+    let stroke = Stroke::new(1.0, palette::OTHER_PROGRAMS_HATCH);
+    let h = r.height();
+    // Lines from the bottom edge up to the right, starting far enough left to cover the corner.
+    let first = ((r.left() - h) / STEP).floor() * STEP;
+    let mut x = first;
+    while x < r.right() {
+        painter.line_segment([pos2(x, r.bottom()), pos2(x + h, r.top())], stroke);
+        x += STEP;
+    }
 }
 
 #[derive(Clone, Copy)]
@@ -763,6 +815,8 @@ enum Swatch {
     Fill(Color32),
     /// The lane's own background, outlined: where a core ran nothing of the run.
     Gap,
+    /// Other programs' time on a core (see [`hatch`]).
+    Hatched,
 }
 
 /// Thread colours, state colours and what a gap means, wrapped into rows.
@@ -798,10 +852,20 @@ impl Legend {
                 "other threads (zoom in)".into(),
             ));
         }
+        // A system-wide capture draws the other programs: its gaps are idle time.
+        let programs = runs
+            .iter()
+            .any(|r| r.timeline.others.iter().any(|l| !l.is_empty()));
+        if programs {
+            entries.push((Swatch::Hatched, "other programs".into()));
+        }
         if kernel {
             entries.push((
                 Swatch::Gap,
-                "core: not this run (idle or another program)".into(),
+                match programs {
+                    true => "core: idle".into(),
+                    false => "core: not this run (idle or another program)".into(),
+                },
             ));
         }
         if states {
@@ -842,6 +906,10 @@ impl Legend {
             match swatch {
                 Swatch::Fill(color) => {
                     pc.painter.rect_filled(sw, 2.0, *color);
+                }
+                Swatch::Hatched => {
+                    pc.painter.rect_filled(sw, 2.0, palette::OTHER_PROGRAMS);
+                    hatch(pc, sw);
                 }
                 Swatch::Gap => {
                     pc.painter
@@ -933,6 +1001,26 @@ fn tooltip(ui: &mut Ui, run: &RunView, hit: &Hit) {
                 }
             }
         }
+        Hit::Span {
+            kind: Kind::Programs { core },
+            item,
+        } => {
+            let Some(o) = rec.sched.as_ref().and_then(|s| s.others.get(item as usize)) else {
+                return;
+            };
+            ui.label(format!(
+                "another program on {}: {} (pid {}, tid {})",
+                Topology::get().core_label(core),
+                o.name,
+                o.pid,
+                o.tid
+            ));
+            ui.label(format!(
+                "from {} for {}",
+                ms(o.start_ns),
+                human_ns(o.end_ns - o.start_ns)
+            ));
+        }
         Hit::Span { item, .. } => {
             let Some(slice) = rec.slices().get(item as usize) else {
                 return;
@@ -983,6 +1071,7 @@ fn tooltip(ui: &mut Ui, run: &RunView, hit: &Hit) {
                 let what = match kind {
                     Kind::Core { .. } => name(usize::from(class)),
                     Kind::States { .. } => palette::state_label(class_state(class)).into(),
+                    Kind::Programs { .. } => "other programs".into(),
                     Kind::Tasks { .. } | Kind::CoreTasks { .. } => "tasks in flight".into(),
                 };
                 ui.label(format!("{what}: {:.1} %", pct(ns)));
@@ -995,6 +1084,7 @@ fn tooltip(ui: &mut Ui, run: &RunView, hit: &Hit) {
                 let what = match kind {
                     Kind::Core { .. } => "not this run (idle or another program)",
                     Kind::States { .. } => "before or after the thread lived",
+                    Kind::Programs { .. } => "idle, or this run",
                     Kind::Tasks { .. } | Kind::CoreTasks { .. } => "between tasks",
                 };
                 ui.label(format!("{what}: {:.1} %", pct(empty)));
