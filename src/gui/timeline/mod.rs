@@ -297,8 +297,15 @@ impl TimelineView {
         self.named_programs.clear();
         let mut y = rect.top() + legend.height;
         let lanes_top = y;
+        // Only the rows in view are painted: a program's thousands of thread
+        // lanes scroll, and each painted lane costs a pass over every column.
+        let visible = ui.clip_rect().y_range();
         for row in &rows {
-            y += self.row(&pc, row, y, lane_h, strip_h, hover, &mut hit);
+            let h = row_height(row, lane_h, strip_h);
+            if y + h >= visible.min && y <= visible.max {
+                self.row(&pc, row, y, lane_h, strip_h, hover, &mut hit);
+            }
+            y += h;
         }
         grid_and_axis(&pc, lanes_top..=y, axis);
         legend.paint(&pc, rect.min, self.drew);
@@ -371,7 +378,7 @@ impl TimelineView {
         self.range = Some([left, left + span]);
     }
 
-    /// Paints one row at `y`; returns its height.
+    /// Paints one row at `y` (its height: [`row_height`]).
     #[allow(clippy::too_many_arguments)]
     fn row(
         &mut self,
@@ -382,15 +389,14 @@ impl TimelineView {
         strip_h: f32,
         hover: Option<Pos2>,
         hit: &mut Option<(usize, Hit)>,
-    ) -> f32 {
+    ) {
         let left = pc.data.left() - GUTTER + 6.0;
         match row {
             Row::Text(galley) => {
                 pc.painter
                     .galley(pos2(left, y + TEXT_PAD / 2.0), galley.clone(), pc.text);
-                galley.size().y + TEXT_PAD
             }
-            Row::Gap => GAP_H,
+            Row::Gap => {}
             Row::Lane {
                 run,
                 label,
@@ -440,16 +446,12 @@ impl TimelineView {
                         }
                     }
                 }
-                match strip {
-                    Some((strip, kind)) => {
-                        let strip_rect = Rect::from_x_y_ranges(
-                            pc.data.x_range(),
-                            y + lane_h..=y + lane_h + strip_h - 1.0,
-                        );
-                        self.lane(pc, run, strip, *kind, strip_rect, hover, hit);
-                        lane_h + strip_h
-                    }
-                    None => lane_h,
+                if let Some((strip, kind)) = strip {
+                    let strip_rect = Rect::from_x_y_ranges(
+                        pc.data.x_range(),
+                        y + lane_h..=y + lane_h + strip_h - 1.0,
+                    );
+                    self.lane(pc, run, strip, *kind, strip_rect, hover, hit);
                 }
             }
         }
@@ -749,6 +751,14 @@ fn core_row<'a>(run: &'a RunView<'a>, core: usize, topo: &Topology) -> Row<'a> {
         swatch: None,
         content,
         strip: None,
+    }
+}
+
+/// The height of `row` once laid out.
+fn row_height(row: &Row, lane_h: f32, strip_h: f32) -> f32 {
+    match row {
+        Row::Lane { strip, .. } => lane_h + if strip.is_some() { strip_h } else { 0.0 },
+        _ => fixed_height(row),
     }
 }
 
