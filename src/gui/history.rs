@@ -52,7 +52,10 @@ impl Entry {
         timeline.reset(rec.threads.len());
         timeline.add_tasks(0, &rec.tasks);
         match &rec.sched {
-            Some(report) => timeline.set_slices(&report.slices),
+            Some(report) => {
+                timeline.set_slices(&report.slices);
+                timeline.set_others(&report.others);
+            }
             None => timeline.add_slices(0, &rec.live_slices),
         }
         Entry {

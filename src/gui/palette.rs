@@ -29,6 +29,11 @@ pub const THREAD_COLOURS: usize = 10;
 /// Threads a lane's summary could not name (over a dozen sharing a core).
 pub const OTHERS: Color32 = Color32::from_rgb(90, 90, 90);
 
+/// Other programs on a core (system-wide capture): a neutral grey, hatched
+/// with [`OTHER_PROGRAMS_HATCH`], unlike any thread of the run.
+pub const OTHER_PROGRAMS: Color32 = Color32::from_rgb(200, 200, 200);
+pub const OTHER_PROGRAMS_HATCH: Color32 = Color32::from_rgb(140, 140, 140);
+
 /// The colour of worker thread `index` (repeats after [`THREAD_COLOURS`] threads).
 pub fn thread(index: usize) -> Color32 {
     THREADS[index % THREADS.len()]

@@ -107,7 +107,13 @@ pub(super) fn run(lab: &mut Lab) -> Judged {
         match measure(lab, core, condition) {
             Ok(m) => measured.push(m),
             Err(why) => {
-                return Judged::interrupted(CLAIM, criterion(), why, Default::default(), Vec::new());
+                return Judged::interrupted(
+                    CLAIM,
+                    criterion(),
+                    why,
+                    Default::default(),
+                    Vec::new(),
+                );
             }
         }
         charts = vec![histogram(&measured)];

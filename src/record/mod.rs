@@ -30,7 +30,7 @@ use crate::run::{Placement, Recording, RunConfig, failed};
 use crate::sys;
 use crate::telemetry::events::{RunEvent, ThreadRecord};
 use crate::telemetry::sched::perf::{Target, threads_of};
-use crate::telemetry::sched::{Registry, SchedCapture, SchedMode, SchedReport, SchedSource};
+use crate::telemetry::sched::{Registry, SchedCapture, SchedMode, SchedReport};
 use crate::workload::WorkloadKind;
 
 /// Which program to record.
@@ -347,20 +347,32 @@ fn control(config: &RecordConfig, stop: &AtomicBool, tx: &Sender<RunEvent>) {
     let mut stopped_at: Option<Instant> = None;
     let mut ended = false;
     let mut forwarded = false;
-    let sampled = capture.source() == SchedSource::Procfs;
+    let mut next_scan = Instant::now();
     loop {
-        if sampled {
-            // No records tell of new threads: look for them, and for names
-            // changed at exec.
+        if capture.samples_proc() && Instant::now() >= next_scan {
+            // No records tell of the threads sampled from /proc, nor of
+            // those they start: look for them, and for names changed at exec.
+            let began = Instant::now();
             let now = sys::monotonic_ns();
-            for tid in process_tree(info.pid) {
-                let comm = std::fs::read_to_string(format!("/proc/{tid}/comm")).ok();
-                capture
-                    .registry()
-                    .discovered(tid, now, comm.map(|c| c.trim_end().to_owned()));
-            }
+            let found = process_tree(info.pid)
+                .into_iter()
+                .map(|tid| {
+                    let comm = std::fs::read_to_string(format!("/proc/{tid}/comm")).ok();
+                    (tid, comm.map(|c| c.trim_end().to_owned()))
+                })
+                .collect();
+            capture.found_in_proc(found, now);
+            // Thousands of threads take a while to list: a tenth of a CPU at most.
+            next_scan = Instant::now() + began.elapsed() * 9;
         }
-        for r in capture.registry().since(&mut seen) {
+        // Renamed threads again: the lanes show the name a thread took at exec while it runs.
+        let renamed = capture.registry().renamed();
+        for r in capture
+            .registry()
+            .since(&mut seen)
+            .into_iter()
+            .chain(renamed)
+        {
             let _ = tx.send(RunEvent::ThreadSeen(thread_record(
                 capture.registry(),
                 r.index,

@@ -216,6 +216,12 @@ impl PerfSwitchRing {
         Ok(())
     }
 
+    /// Closes the event the last [`PerfSwitchRing::add`] opened (a thread
+    /// that could not get an event on every CPU is better left to another source).
+    pub fn remove_last(&mut self) {
+        self.more.pop();
+    }
+
     /// The CPU this ring records.
     pub fn cpu(&self) -> usize {
         self.cpu

@@ -100,9 +100,8 @@ pub fn send_signal(pid: i32, signal: i32) -> io::Result<()> {
     }
 }
 
-/// Raises this process's soft limit on open files to its hard limit (one
-/// perf event per thread and CPU adds up fast) and returns the new soft limit.
-pub fn raise_open_files_limit() -> io::Result<u64> {
+/// This process's limits on open files: (soft, hard).
+fn open_files_limits() -> io::Result<libc::rlimit> {
     let mut limit = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
@@ -111,6 +110,13 @@ pub fn raise_open_files_limit() -> io::Result<u64> {
     if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
         return Err(io::Error::last_os_error());
     }
+    Ok(limit)
+}
+
+/// Raises this process's soft limit on open files to its hard limit (one
+/// perf event per thread and CPU adds up fast) and returns the new soft limit.
+pub fn raise_open_files_limit() -> io::Result<u64> {
+    let mut limit = open_files_limits()?;
     if limit.rlim_cur < limit.rlim_max {
         limit.rlim_cur = limit.rlim_max;
         // SAFETY: `limit` is a valid rlimit whose soft value does not exceed its hard one.
@@ -119,4 +125,18 @@ pub fn raise_open_files_limit() -> io::Result<u64> {
         }
     }
     Ok(limit.rlim_cur)
+}
+
+/// The soft limit on open files (`ulimit -n`).
+pub fn open_files_limit() -> io::Result<u64> {
+    open_files_limits().map(|l| l.rlim_cur)
+}
+
+/// How many more files this process may open now: the soft limit less the
+/// descriptors open (`/proc/self/fd`; `None` if either cannot be read).
+pub fn spare_fds() -> Option<u64> {
+    let limit = open_files_limit().ok()?;
+    // The directory's own descriptor is counted while it is read, and closed after.
+    let open = std::fs::read_dir("/proc/self/fd").ok()?.count() as u64;
+    Some(limit.saturating_sub(open.saturating_sub(1)))
 }

@@ -12,7 +12,7 @@ pub use lane::{Class, Lane, Span};
 pub use summary::Mix;
 
 use crate::telemetry::events::{RunEvent, TaskRecord};
-use crate::telemetry::sched::{SchedSlice, SliceState};
+use crate::telemetry::sched::{OtherSlice, SchedSlice, SliceState};
 
 /// Most spans stored across all lanes of one run (22 B each: 220 MB at most).
 pub const SPAN_CAP: usize = 10_000_000;
@@ -67,6 +67,9 @@ pub struct Timeline {
     pub cores_from_kernel: bool,
     /// How many threads ran and waited over time (all slices, stored or not).
     pub counts: Counts,
+    /// System-wide capture only: what other programs ran on each core,
+    /// indexed by core id (items: the report's `others`; class 0).
+    pub others: Vec<Lane>,
     /// Spans stored (pieces of very long spans aside), kept to check the cap cheaply.
     stored: usize,
     /// Task lifetimes and scheduler spans not stored because the cap was reached.
@@ -85,6 +88,7 @@ impl Default for Timeline {
             core_tasks: Vec::new(),
             cores_from_kernel: false,
             counts: Counts::default(),
+            others: Vec::new(),
             stored: 0,
             dropped_tasks: 0,
             dropped_slices: 0,
@@ -105,7 +109,10 @@ impl Timeline {
             }
             RunEvent::Tasks(batch) => self.add_tasks(tasks, batch),
             RunEvent::Slices(batch) => self.add_slices(slices, batch),
-            RunEvent::Sched(report) => self.set_slices(&report.slices),
+            RunEvent::Sched(report) => {
+                self.set_slices(&report.slices);
+                self.set_others(&report.others);
+            }
             RunEvent::Environment(_)
             | RunEvent::Handoffs(_)
             | RunEvent::ThreadStarted { .. }
@@ -140,6 +147,7 @@ impl Timeline {
             .chain(&self.thread_states)
             .chain(&self.cores)
             .chain(self.core_tasks.iter().flatten())
+            .chain(&self.others)
     }
 
     pub fn len(&self) -> usize {
@@ -213,6 +221,21 @@ impl Timeline {
         running.sort_by_key(|&i| (slices[i as usize].core, slices[i as usize].start_ns));
         for i in running {
             self.add_slice(i, &slices[i as usize], Lanes::Core);
+        }
+    }
+
+    /// Sets what other programs ran on the cores (a system-wide capture's
+    /// `others`, sorted by core, then start).
+    pub fn set_others(&mut self, others: &[OtherSlice]) {
+        self.others.clear();
+        self.stored = self.len();
+        for (i, o) in others.iter().enumerate() {
+            if self.stored >= self.cap || o.core >= MAX_CORES {
+                self.dropped_slices += 1;
+                continue;
+            }
+            self.stored += 1;
+            at(&mut self.others, o.core).push(o.start_ns, o.end_ns, i as u32, 0);
         }
     }
 

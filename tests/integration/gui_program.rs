@@ -80,13 +80,13 @@ fn a_process_picked_from_the_list_is_attached_until_stop() {
     assert_eq!(rec.threads.len(), 1, "{:?}", rec.threads);
 }
 
-#[test]
-fn the_checkbox_names_other_programs_on_the_cores_or_says_why_it_cannot() {
-    let _machine = exclusive();
-    let (core, _) = cores();
+/// Runs `run` from the window with "Name other programs on the cores"
+/// ticked, beside a busy loop (`busyloop`) pinned to the first core.
+fn beside_a_busy_loop(
+    mut run: corelanes::run::RunConfig,
+) -> (Harness<'static, App>, super::system_wide::BusyLoop) {
     let dir = tempfile::tempdir().unwrap();
-    let _busy = super::system_wide::BusyLoop::start(dir.path(), core);
-    let mut run = config(Cpu, 1, 2, 100.0, Placement::OneCore(core));
+    let busy = super::system_wide::BusyLoop::start(dir.path(), cores().0);
     run.sched = SchedMode::Auto;
     let mut harness = app_harness(App::new(&run));
     harness
@@ -95,6 +95,14 @@ fn the_checkbox_names_other_programs_on_the_cores_or_says_why_it_cannot() {
     harness.run_steps(2);
     harness.get_by_label("Run").click();
     until_recorded(&mut harness);
+    (harness, busy)
+}
+
+#[test]
+fn the_checkbox_names_other_programs_on_the_cores_or_says_why_it_cannot() {
+    let _machine = exclusive();
+    let (core, _) = cores();
+    let (harness, _busy) = beside_a_busy_loop(config(Cpu, 1, 2, 100.0, Placement::OneCore(core)));
     let allowed = corelanes::telemetry::sched::check_system_wide(SchedMode::Auto, &[core]).is_ok();
     if allowed {
         // Named among the others (beside other load, not always first).
@@ -114,4 +122,43 @@ fn the_checkbox_names_other_programs_on_the_cores_or_says_why_it_cannot() {
         );
         harness.get_by_label_contains("CAP_PERFMON");
     }
+}
+
+#[test]
+fn a_system_wide_run_draws_the_other_programs_in_its_core_lanes_by_name() {
+    let _machine = exclusive();
+    let (core, _) = cores();
+    let refusal = corelanes::telemetry::sched::check_system_wide(SchedMode::Auto, &[core]).err();
+    if !corelanes::telemetry::sched::perf_checks_apply(refusal.map(|e| e.to_string()).as_deref()) {
+        return;
+    }
+    // One thread sleeping on the busy loop's core: the loop runs there
+    // whenever the thread does not (and other programs let it).
+    let (mut harness, _busy) =
+        beside_a_busy_loop(config(Io, 1, 3, 100.0, Placement::OneCore(core)));
+    let entry = harness.state().shown_entry().expect("the run is shown");
+    let lane = entry
+        .timeline
+        .others
+        .get(core)
+        .expect("a lane of other programs");
+    let report = entry.rec.sched.as_ref().unwrap();
+    // Its longest span on the core (beside other load it shares the core).
+    let longest = (0..lane.len())
+        .map(|i| lane.get(i))
+        .filter(|s| report.others[s.item as usize].name == "busyloop")
+        .max_by_key(|s| s.end_ns - s.start_ns)
+        .expect("the busy loop is drawn on its core");
+    // Zoomed so that it spans half the lanes' width: wide enough to be named.
+    let (start, len) = (
+        longest.start_ns as f64,
+        (longest.end_ns - longest.start_ns) as f64,
+    );
+    harness
+        .state_mut()
+        .timeline
+        .show_range([start - len / 2.0, start + len * 1.5]);
+    harness.run_steps(2);
+    let named = &harness.state().timeline.named_programs;
+    assert!(named.iter().any(|n| n == "busyloop"), "{named:?}");
 }

@@ -344,3 +344,227 @@ fn a_session_keeps_the_programs_name_and_exit_but_never_its_command_line() {
     assert_eq!((is.pid, is.exit_status), (was.pid, Some(0)));
     assert_eq!(back.threads, rec.threads);
 }
+
+/// A Python program with `sleepers` threads waiting, two busy threads (their
+/// tids on the first line of its output), and one more that starts five
+/// threads on SIGUSR1 ("late" on its output then). Runs until killed.
+fn many_threads(
+    sleepers: usize,
+) -> (
+    std::process::Child,
+    std::io::Lines<std::io::BufReader<std::process::ChildStdout>>,
+    Vec<i32>,
+) {
+    use std::io::BufRead;
+    let program = format!(
+        "import signal, threading, time\n\
+         threading.stack_size(256 * 1024)\n\
+         stop = threading.Event(); go = threading.Event()\n\
+         def spin():\n    while not stop.is_set(): pass\n\
+         def spawner():\n    go.wait()\n    late = [threading.Thread(target=stop.wait) for _ in range(5)]\n    \
+         [t.start() for t in late]\n    print('late', flush=True)\n    stop.wait()\n\
+         signal.signal(signal.SIGUSR1, lambda *_: go.set())\n\
+         others = [threading.Thread(target=stop.wait) for _ in range({sleepers})] + [threading.Thread(target=spawner)]\n\
+         busy = [threading.Thread(target=spin) for _ in range(2)]\n\
+         [t.start() for t in others + busy]\n\
+         print('busy', *[t.native_id for t in busy], flush=True)\n\
+         while True: time.sleep(0.05)\n"
+    );
+    let mut child = Command::new("python3")
+        .args(["-c", &program])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("python3 starts");
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = lines
+        .next()
+        .expect("python says which threads are busy")
+        .unwrap();
+    let busy = first
+        .split_whitespace()
+        .skip(1)
+        .map(|t| t.parse().unwrap())
+        .collect();
+    (child, lines, busy)
+}
+
+/// The threads of process `pid` now.
+fn tids_of(pid: u32) -> Vec<i32> {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_str().unwrap().parse().unwrap())
+        .collect()
+}
+
+/// Whether process `pid` runs its /proc sampler (`corelanes-proc`): with
+/// perf, it starts once perf has attached to what it could.
+fn sampling(pid: u32) -> bool {
+    std::fs::read_dir(format!("/proc/{pid}/task")).is_ok_and(|tasks| {
+        tasks.filter_map(Result::ok).any(|t| {
+            std::fs::read_to_string(t.path().join("comm"))
+                .is_ok_and(|c| c.trim() == "corelanes-proc")
+        })
+    })
+}
+
+#[test]
+fn attaching_past_the_open_file_limit_samples_the_rest_from_proc() {
+    let _machine = exclusive();
+    let (mut program, mut lines, busy) = many_threads(300);
+    let pid = program.id();
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("many.json");
+    // 300 threads on N CPUs need 300·N events: 128 descriptors (soft and
+    // hard, so raising the soft limit cannot help) cover a few dozen.
+    let line = format!(
+        "ulimit -n 128; exec \"$0\" record --pid {pid} --seconds 2 --json {}",
+        json.display()
+    );
+    let binary = std::env::var("CORELANES_TEST_BIN")
+        .unwrap_or_else(|_| env!("CARGO_BIN_EXE_corelanes").into());
+    let args = ["sh", "-c", &line, &binary];
+    let recorder = Command::new(args[0])
+        .args(&args[1..])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("sh starts");
+    // Once attached, one of the program's threads starts five more (most
+    // likely one sampled from /proc, which no perf event follows): they
+    // must be found too.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !sampling(recorder.id()) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    signal(&program, "USR1");
+    assert_eq!(lines.next().unwrap().unwrap(), "late");
+    let out = finish_within(recorder, &args, Duration::from_secs(60));
+    let all = tids_of(pid);
+    let _ = program.kill();
+    let _ = program.wait();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).expect("summary written")).unwrap();
+    let threads = summary["threads"].as_array().unwrap();
+    let recorded: std::collections::HashSet<i64> =
+        threads.iter().map(|t| t["tid"].as_i64().unwrap()).collect();
+    // Main, 300 sleepers, the spawner, two busy, five late.
+    assert_eq!(all.len(), 1 + 300 + 1 + 2 + 5, "{all:?}");
+    let missing: Vec<&i32> = all
+        .iter()
+        .filter(|t| !recorded.contains(&i64::from(**t)))
+        .collect();
+    assert!(missing.is_empty(), "threads not recorded: {missing:?}");
+    for tid in &busy {
+        let t = threads.iter().find(|t| t["tid"] == *tid).unwrap();
+        let cpu_ns = t["cpu_ns"].as_u64().unwrap();
+        eprintln!("busy thread {tid}: running {:.0} ms", cpu_ns as f64 / 1e6);
+        assert!(cpu_ns > 100_000_000, "{t}");
+    }
+    let note = summary["sched"]["note"].as_str().unwrap_or_default();
+    eprintln!("{} threads recorded; note: {note}", threads.len());
+    if summary["sched"]["source"] == "perf" {
+        check_perf_against_env(None);
+        // "K of M threads were sampled from /proc …": at most 64 of them
+        // (128 descriptors, two or more CPUs) had perf events.
+        let (k, m) = note
+            .split_once(" threads were sampled from /proc")
+            .and_then(|(counts, _)| counts.split_once(" of "))
+            .map(|(k, m)| (k.parse::<usize>().unwrap(), m.parse::<usize>().unwrap()))
+            .unwrap_or_else(|| panic!("the note does not say how many were sampled: {note}"));
+        assert_eq!(m, threads.len(), "{note}");
+        assert!(k >= threads.len() - 64, "{note}");
+        assert!(note.contains("ulimit -n"), "{note}");
+    } else {
+        // Only a refusal of perf itself may leave every thread to /proc,
+        // never the descriptor limit.
+        check_perf_against_env(Some(note));
+        assert!(!note.contains("file descriptors"), "{note}");
+        assert!(note.contains("/proc"), "{note}");
+    }
+}
+
+#[test]
+fn attaching_to_two_thousand_threads_records_them_all() {
+    let _machine = exclusive();
+    let (mut program, _lines, _busy) = many_threads(2000);
+    let pid = program.id();
+    let started = Instant::now();
+    let rec = record_with(
+        Program::Attach(pid as i32),
+        Some(Duration::from_millis(500)),
+        SchedMode::Auto,
+    );
+    let took = started.elapsed();
+    let all = tids_of(pid);
+    let _ = program.kill();
+    let _ = program.wait();
+    eprintln!(
+        "attached to {} threads for 0.5 s: {:.2} s in all, {:?} source; note: {:?}",
+        all.len(),
+        took.as_secs_f64(),
+        rec.sched_source,
+        rec.sched_note
+    );
+    assert!(rec.failures.is_empty(), "{:?}", rec.failures);
+    let recorded: std::collections::HashSet<i32> = rec.threads.iter().map(|t| t.tid).collect();
+    assert_eq!(
+        all.iter().filter(|t| !recorded.contains(t)).count(),
+        0,
+        "every thread recorded"
+    );
+}
+
+#[test]
+fn a_program_that_execs_is_named_after_the_last_program_it_became() {
+    let _machine = exclusive();
+    // sh becomes env, which becomes sleep; a forked sh also becomes sleep.
+    let line = "sh -c 'exec sleep 0.3' & exec env sleep 0.4";
+    let mut handle = record::start(RecordConfig {
+        program: launch(&["sh", "-c", line]),
+        duration: None,
+        sched: SchedMode::Auto,
+        system_wide: false,
+    });
+    let mut rec = Recording::new(record::program_config(SchedMode::Auto, false));
+    // Named live as well as at the end: the lanes show a thread by the
+    // name it has while the program runs.
+    let mut named_live = std::collections::HashMap::new();
+    let mut ended = false;
+    for event in handle.events() {
+        match &event {
+            corelanes::telemetry::events::RunEvent::ThreadSeen(t) if !ended => {
+                named_live.insert(t.tid, t.name.clone());
+            }
+            corelanes::telemetry::events::RunEvent::Sched(_) => ended = true,
+            _ => {}
+        }
+        rec.ingest(event);
+    }
+    for event in handle.obituary() {
+        rec.ingest(event);
+    }
+    let info = rec.program.as_ref().expect("it ran");
+    assert_eq!(info.exit_status, Some(0));
+    let names: Vec<(&str, i32)> = rec
+        .threads
+        .iter()
+        .map(|t| (t.name.as_str(), t.tid))
+        .collect();
+    eprintln!("threads {names:?}, named while running {named_live:?}");
+    assert_eq!(rec.threads.len(), 2, "{names:?}");
+    for t in &rec.threads {
+        assert_eq!(t.name, "sleep", "{names:?}");
+        assert_eq!(
+            named_live.get(&t.tid).map(String::as_str),
+            Some("sleep"),
+            "{named_live:?}"
+        );
+    }
+    assert_eq!(
+        rec.threads[0].tid, info.pid,
+        "the program's own process first"
+    );
+}

@@ -520,7 +520,7 @@ fn sample_times(record: &[Recorded], origin: u64) -> Vec<u64> {
     let sampler: Vec<i32> = record
         .iter()
         .filter_map(|r| match r {
-            Recorded::Switch(s) if s.next_comm == "corelanes-sched" => Some(s.next_pid),
+            Recorded::Switch(s) if s.next_comm == "corelanes-proc" => Some(s.next_pid),
             _ => None,
         })
         .collect();

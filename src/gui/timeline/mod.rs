@@ -99,6 +99,9 @@ pub struct TimelineView {
     /// Scratch: a collapsed group's columns, and the summary lane's levels.
     group_mixes: Vec<Mix>,
     levels: Vec<Level>,
+    /// The other programs named inside core lanes in the last frame (what a
+    /// person can read there without hovering; tests look at it).
+    pub named_programs: Vec<String>,
 }
 
 #[derive(Clone, Copy, Default)]
@@ -170,6 +173,8 @@ enum Kind {
     States { thread: usize },
     /// A collapsed group of cores: their running slices summed (class: thread).
     Group { cores: usize },
+    /// Other programs on a core (system-wide capture), drawn under its lane.
+    Programs { core: usize },
 }
 
 impl Kind {
@@ -178,6 +183,7 @@ impl Kind {
             Kind::Tasks { thread } | Kind::CoreTasks { thread } => colours.thread(thread),
             Kind::Core { .. } | Kind::Group { .. } => colours.thread(usize::from(class)),
             Kind::States { .. } => palette::state(class_state(class)),
+            Kind::Programs { .. } => palette::OTHER_PROGRAMS,
         }
     }
 
@@ -205,6 +211,9 @@ enum Content<'a> {
     },
     /// How many of the run's threads ran and waited, over time.
     Summary,
+    /// Lanes drawn over one another, the first at the bottom: a core's lane
+    /// over the other programs that ran on it (their time is the core lane's gaps).
+    Layers(Vec<(&'a Lane, Kind)>),
     /// Without kernel data, a core's lane: one band per thread that may run there.
     Bands(Vec<(&'a Lane, Kind)>),
 }
@@ -339,10 +348,18 @@ impl TimelineView {
         let mut hit = None;
         self.drew = Drew::default();
         self.headers.clear();
+        self.named_programs.clear();
         let mut y = rect.top() + legend.height;
         let lanes_top = y;
+        // Only the rows in view are painted: a program's thousands of thread
+        // lanes scroll, and each painted lane costs a pass over every column.
+        let visible = ui.clip_rect().y_range();
         for row in &rows {
-            y += self.row(&pc, row, y, lane_h, strip_h, hover, &mut hit);
+            let h = row_height(row, lane_h, strip_h);
+            if y + h >= visible.min && y <= visible.max {
+                self.row(&pc, row, y, lane_h, strip_h, hover, &mut hit);
+            }
+            y += h;
         }
         grid_and_axis(&pc, lanes_top..=y, axis);
         legend.paint(&pc, rect.min, self.drew);
@@ -425,7 +442,7 @@ impl TimelineView {
         self.range = Some([left, left + span]);
     }
 
-    /// Paints one row at `y`; returns its height.
+    /// Paints one row at `y` (its height: [`row_height`]).
     #[allow(clippy::too_many_arguments)]
     fn row(
         &mut self,
@@ -436,22 +453,20 @@ impl TimelineView {
         strip_h: f32,
         hover: Option<Pos2>,
         hit: &mut Option<(usize, Hit)>,
-    ) -> f32 {
+    ) {
         let left = pc.data.left() - GUTTER + 6.0;
         match row {
             Row::Text(galley) => {
                 pc.painter
                     .galley(pos2(left, y + TEXT_PAD / 2.0), galley.clone(), pc.text);
-                galley.size().y + TEXT_PAD
             }
             Row::Header { key, galley, open } => {
                 let at = pos2(left, y + TEXT_PAD / 2.0);
                 pc.painter.galley(at, galley.clone(), pc.text);
                 let r = Rect::from_min_size(at, galley.size());
                 self.headers.push((r, key.clone(), *open));
-                galley.size().y + TEXT_PAD
             }
-            Row::Gap => GAP_H,
+            Row::Gap => {}
             Row::Lane {
                 run,
                 label,
@@ -459,16 +474,7 @@ impl TimelineView {
                 content,
                 strip,
             } => {
-                let lane_h = match content {
-                    Content::Summary => 2.0 * lane_h,
-                    _ => lane_h,
-                };
-                let height = lane_h + if strip.is_some() { strip_h } else { 0.0 };
-                // Off screen (a long list scrolled away): nothing to compute.
-                let clip = pc.painter.clip_rect();
-                if y > clip.bottom() || y + height < clip.top() {
-                    return height;
-                }
+                let lane_h = lane_height(content, lane_h);
                 let lane_rect =
                     Rect::from_x_y_ranges(pc.data.x_range(), y + 1.0..=y + lane_h - 1.0);
                 pc.painter
@@ -513,6 +519,11 @@ impl TimelineView {
                         }
                     }
                     Content::Summary => self.summary(pc, run, lane_rect, hover, hit),
+                    Content::Layers(layers) => {
+                        for (lane, kind) in layers {
+                            self.lane(pc, run, &[lane], *kind, lane_rect, hover, hit);
+                        }
+                    }
                     Content::Bands(bands) => {
                         let band_h = lane_rect.height() / bands.len().max(1) as f32;
                         for (i, (lane, kind)) in bands.iter().enumerate() {
@@ -530,7 +541,6 @@ impl TimelineView {
                     );
                     self.lane(pc, run, &[strip], *kind, strip_rect, hover, hit);
                 }
-                height
             }
         }
     }
@@ -619,6 +629,17 @@ impl TimelineView {
                         &format!("task {}", task.id),
                         kind.colour(0, run.colours),
                     );
+                }
+            }
+            if let Kind::Programs { .. } = kind
+                && let Some(other) = rec
+                    .sched
+                    .as_ref()
+                    .and_then(|s| s.others.get(first.item as usize))
+            {
+                hatch(pc, r);
+                if name_task(pc, r, &other.name, kind.colour(0, run.colours)) {
+                    self.named_programs.push(other.name.clone());
                 }
             }
             if hover.is_some_and(|p| r.contains(p)) {
@@ -975,10 +996,14 @@ fn rows<'a>(runs: &'a [RunView<'a>], texts: &Texts, openness: &Openness) -> Vec<
 fn core_row<'a>(run: &'a RunView<'a>, core: usize, topo: &Topology) -> Row<'a> {
     let (rec, tl) = (run.rec, run.timeline);
     let content = if tl.cores_from_kernel {
-        Content::One(
+        let lane = (
             tl.cores.get(core).unwrap_or(&EMPTY_LANE),
             Kind::Core { core },
-        )
+        );
+        match tl.others.get(core).filter(|l| !l.is_empty()) {
+            Some(others) => Content::Layers(vec![(others, Kind::Programs { core }), lane]),
+            None => Content::One(lane.0, lane.1),
+        }
     } else {
         // The threads that may run on this core, one band each.
         let by_thread = tl.core_tasks.get(core).map_or(&[][..], Vec::as_slice);
@@ -1000,6 +1025,24 @@ fn core_row<'a>(run: &'a RunView<'a>, core: usize, topo: &Topology) -> Row<'a> {
         swatch: None,
         content,
         strip: None,
+    }
+}
+
+/// The height of `row` once laid out.
+fn row_height(row: &Row, lane_h: f32, strip_h: f32) -> f32 {
+    match row {
+        Row::Lane { strip, content, .. } => {
+            lane_height(content, lane_h) + if strip.is_some() { strip_h } else { 0.0 }
+        }
+        _ => fixed_height(row),
+    }
+}
+
+/// The summary lane is two lanes tall.
+fn lane_height(content: &Content, lane_h: f32) -> f32 {
+    match content {
+        Content::Summary => 2.0 * lane_h,
+        _ => lane_h,
     }
 }
 
@@ -1027,8 +1070,10 @@ fn outline_task(pc: &PaintCtx, r: Rect, ok: bool, selected: bool) {
 }
 
 /// Writes a task's name inside its bar when there is room.
-fn name_task(pc: &PaintCtx, r: Rect, name: &str, fill: Color32) {
-    if r.width() > 52.0 && r.height() > 14.0 {
+/// Returns whether it was written.
+fn name_task(pc: &PaintCtx, r: Rect, name: &str, fill: Color32) -> bool {
+    let fits = r.width() > 52.0 && r.height() > 14.0;
+    if fits {
         pc.painter.with_clip_rect(r).text(
             r.center(),
             Align2::CENTER_CENTER,
@@ -1037,6 +1082,26 @@ fn name_task(pc: &PaintCtx, r: Rect, name: &str, fill: Color32) {
             palette::text_on(fill),
         );
     }
+    fits
+}
+
+/// Diagonal hatching over `r` (visible: callers clamp it to the lane),
+/// which marks other programs' time apart from the run's threads.
+fn hatch(pc: &PaintCtx, r: Rect) {
+    const STEP: f32 = 6.0;
+    if r.width() < 2.0 {
+        return;
+    }
+    let painter = pc.painter.with_clip_rect(r);
+    let stroke = Stroke::new(1.0, palette::OTHER_PROGRAMS_HATCH);
+    let h = r.height();
+    // Lines from the bottom edge up to the right, starting far enough left to cover the corner.
+    let first = ((r.left() - h) / STEP).floor() * STEP;
+    let mut x = first;
+    while x < r.right() {
+        painter.line_segment([pos2(x, r.bottom()), pos2(x + h, r.top())], stroke);
+        x += STEP;
+    }
 }
 
 #[derive(Clone, Copy)]
@@ -1044,6 +1109,8 @@ enum Swatch {
     Fill(Color32),
     /// The lane's own background, outlined: where a core ran nothing of the run.
     Gap,
+    /// Other programs' time on a core (see [`hatch`]).
+    Hatched,
 }
 
 /// Thread colours, state colours and what a gap means, wrapped into rows.
@@ -1082,10 +1149,20 @@ impl Legend {
                 "other threads (zoom in)".into(),
             ));
         }
+        // A system-wide capture draws the other programs: its gaps are idle time.
+        let programs = runs
+            .iter()
+            .any(|r| r.timeline.others.iter().any(|l| !l.is_empty()));
+        if programs {
+            entries.push((Swatch::Hatched, "other programs".into()));
+        }
         if kernel {
             entries.push((
                 Swatch::Gap,
-                "core: not this run (idle or another program)".into(),
+                match programs {
+                    true => "core: idle".into(),
+                    false => "core: not this run (idle or another program)".into(),
+                },
             ));
         }
         if states {
@@ -1126,6 +1203,10 @@ impl Legend {
             match swatch {
                 Swatch::Fill(color) => {
                     pc.painter.rect_filled(sw, 2.0, *color);
+                }
+                Swatch::Hatched => {
+                    pc.painter.rect_filled(sw, 2.0, palette::OTHER_PROGRAMS);
+                    hatch(pc, sw);
                 }
                 Swatch::Gap => {
                     pc.painter
@@ -1217,6 +1298,26 @@ fn tooltip(ui: &mut Ui, run: &RunView, hit: &Hit) {
                 }
             }
         }
+        Hit::Span {
+            kind: Kind::Programs { core },
+            item,
+        } => {
+            let Some(o) = rec.sched.as_ref().and_then(|s| s.others.get(item as usize)) else {
+                return;
+            };
+            ui.label(format!(
+                "another program on {}: {} (pid {}, tid {})",
+                Topology::get().core_label(core),
+                o.name,
+                o.pid,
+                o.tid
+            ));
+            ui.label(format!(
+                "from {} for {}",
+                ms(o.start_ns),
+                human_ns(o.end_ns - o.start_ns)
+            ));
+        }
         Hit::Span { item, .. } => {
             let Some(slice) = rec.slices().get(item as usize) else {
                 return;
@@ -1267,6 +1368,7 @@ fn tooltip(ui: &mut Ui, run: &RunView, hit: &Hit) {
                 let what = match kind {
                     Kind::Core { .. } | Kind::Group { .. } => name(usize::from(class)),
                     Kind::States { .. } => palette::state_label(class_state(class)).into(),
+                    Kind::Programs { .. } => "other programs".into(),
                     Kind::Tasks { .. } | Kind::CoreTasks { .. } => "tasks in flight".into(),
                 };
                 ui.label(format!("{what}: {:.1} %", pct(ns)));
@@ -1281,6 +1383,7 @@ fn tooltip(ui: &mut Ui, run: &RunView, hit: &Hit) {
                         "not this run (idle or another program)"
                     }
                     Kind::States { .. } => "before or after the thread lived",
+                    Kind::Programs { .. } => "idle, or this run",
                     Kind::Tasks { .. } | Kind::CoreTasks { .. } => "between tasks",
                 };
                 ui.label(format!("{what}: {:.1} %", pct(empty)));
@@ -1400,8 +1503,10 @@ mod tests {
     use crate::gui::bench::many_core;
     use egui::{Context, Event, PointerButton, RawInput};
 
-    /// Draws `entry` into `view` once, with `events`, on a 1280 × 800 screen.
-    fn frame(
+    /// Draws `entry` into `view` once, with `events`, on a screen 1280
+    /// wide and `high` tall (rows out of view are not painted).
+    fn frame_on(
+        high: f32,
         ctx: &Context,
         view: &mut TimelineView,
         entry: &crate::gui::Entry,
@@ -1416,7 +1521,7 @@ mod tests {
             caption: entry.caption(0),
         }];
         let input = RawInput {
-            screen_rect: Some(Rect::from_min_size(pos2(0.0, 0.0), vec2(1280.0, 800.0))),
+            screen_rect: Some(Rect::from_min_size(pos2(0.0, 0.0), vec2(1280.0, high))),
             events,
             ..RawInput::default()
         };
@@ -1425,6 +1530,16 @@ mod tests {
         });
         // No renderer takes the fonts' texture here.
         output.textures_delta.clear();
+    }
+
+    /// [`frame_on`] a laptop's 1280 × 800 screen.
+    fn frame(
+        ctx: &Context,
+        view: &mut TimelineView,
+        entry: &crate::gui::Entry,
+        events: Vec<Event>,
+    ) {
+        frame_on(800.0, ctx, view, entry, events);
     }
 
     fn click(at: Pos2) -> Vec<Event> {
@@ -1463,7 +1578,8 @@ mod tests {
         let end = entry.timeline.end_ns() as f64;
         // 5 ms at 1 s: the always-busy groups ran then; not every group did.
         view.show_range([1e9, 1e9 + 5e6]);
-        frame(&ctx, &mut view, &entry, Vec::new());
+        // Tall enough that every group's title is painted.
+        frame_on(20_000.0, &ctx, &mut view, &entry, Vec::new());
         let open = view.headers.iter().filter(|(_, _, open)| *open).count();
         assert!((6..16).contains(&open), "{open} groups open of 16");
         view.show_range([0.0, end]);

@@ -121,6 +121,7 @@ mod tests {
             tid: 7,
             registered_ns: 1_100,
             first_sample: None,
+            sampled: false,
         });
         let out = RecordKind::SwitchOut { preempted: true };
         // Read from two rings out of order; tid 9 never registers.

@@ -22,6 +22,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::io::{self, Write};
 use std::str::FromStr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use crate::sys;
@@ -358,18 +359,42 @@ pub struct Registered {
     pub registered_ns: u64,
     /// procfs only: the worker's own first sample.
     pub first_sample: Option<procfs::Sample>,
+    /// Its slices come from sampling /proc: the capture's source is procfs,
+    /// or it is perf but this thread got no events (past the open-file limit).
+    pub sampled: bool,
+}
+
+#[derive(Debug, Default)]
+struct Workers {
+    list: Vec<Registered>,
+    /// Index in `list` by tid (a program may have thousands of threads).
+    by_tid: HashMap<i32, usize>,
+}
+
+impl Workers {
+    fn push(&mut self, r: Registered) {
+        self.by_tid.insert(r.tid, self.list.len());
+        self.list.push(r);
+    }
 }
 
 /// The workers registered so far, shared with the capture thread.
 #[derive(Debug, Default)]
 pub struct Registry {
-    workers: Mutex<Vec<Registered>>,
+    workers: Mutex<Workers>,
     /// Names of discovered threads (another program's), by tid.
-    names: Mutex<HashMap<i32, String>>,
+    /// Names of discovered threads (another program's), by tid, with the
+    /// time each was taken: rings are read one CPU after another, so a
+    /// thread's `comm` records may arrive out of order, and the latest wins.
+    names: Mutex<HashMap<i32, (String, u64)>>,
+    /// How many times the perf drain thread has read every ring.
+    drains: AtomicU64,
+    /// Threads renamed (at exec, or prctl) since [`Registry::renamed`] was last called.
+    renamed: Mutex<Vec<i32>>,
 }
 
 impl Registry {
-    fn lock(&self) -> MutexGuard<'_, Vec<Registered>> {
+    fn lock(&self) -> MutexGuard<'_, Workers> {
         self.workers.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
@@ -378,26 +403,27 @@ impl Registry {
     }
 
     pub fn snapshot(&self) -> Vec<Registered> {
-        self.lock().clone()
+        self.lock().list.clone()
     }
 
-    /// Another program's thread `tid`, seen in a record at `time_ns`:
-    /// registered with the next index the first time (named from
-    /// `/proc/TID/comm` while it lives), renamed when a record carries its
-    /// new `comm`.
-    pub fn discovered(&self, tid: i32, time_ns: u64, comm: Option<String>) {
+    /// Another program's thread `tid`, seen in a record (or, `sampled`, in
+    /// /proc) at `time_ns`: registered with the next index the first time
+    /// (named from `/proc/TID/comm` while it lives), renamed when a record
+    /// carries a newer `comm`.
+    pub fn discovered(&self, tid: i32, time_ns: u64, comm: Option<String>, sampled: bool) {
         if tid <= 0 {
             return; // the idle task: records of no thread of ours
         }
         let mut workers = self.lock();
-        let new = !workers.iter().any(|w| w.tid == tid);
+        let new = !workers.by_tid.contains_key(&tid);
         if new {
-            let index = workers.len();
+            let index = workers.list.len();
             workers.push(Registered {
                 index,
                 tid,
                 registered_ns: time_ns,
                 first_sample: None,
+                sampled,
             });
         }
         drop(workers);
@@ -406,12 +432,62 @@ impl Registry {
                 .flatten()
                 .map(|n| n.trim_end().to_owned())
         });
-        if let Some(name) = name {
-            self.names
+        let Some(name) = name else { return };
+        let mut names = self.names.lock().unwrap_or_else(PoisonError::into_inner);
+        let renamed = match names.get(&tid) {
+            Some((_, at)) if *at > time_ns => return, // an older name
+            Some((old, _)) => *old != name,
+            None => false,
+        };
+        names.insert(tid, (name, time_ns));
+        drop(names);
+        if renamed {
+            self.renamed
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
-                .insert(tid, name);
+                .push(tid);
         }
+    }
+
+    /// The registered threads renamed since the last call (a program that
+    /// execs another takes its name), so that what shows them can follow.
+    pub fn renamed(&self) -> Vec<Registered> {
+        let tids =
+            std::mem::take(&mut *self.renamed.lock().unwrap_or_else(PoisonError::into_inner));
+        let workers = self.lock();
+        tids.iter()
+            .filter_map(|tid| workers.by_tid.get(tid).map(|&i| workers.list[i]))
+            .collect()
+    }
+
+    /// Whether thread `tid` is registered.
+    pub fn knows(&self, tid: i32) -> bool {
+        self.lock().by_tid.contains_key(&tid)
+    }
+
+    /// Marks threads `tids` (registered or not yet) as sampled from /proc.
+    fn mark_sampled(&self, tids: impl IntoIterator<Item = i32>, time_ns: u64) {
+        let mut workers = self.lock();
+        for tid in tids {
+            match workers.by_tid.get(&tid) {
+                Some(&i) => workers.list[i].sampled = true,
+                None => {
+                    drop(workers);
+                    self.discovered(tid, time_ns, None, true);
+                    workers = self.lock();
+                }
+            }
+        }
+    }
+
+    /// The perf drain thread read every ring once more.
+    fn drained(&self) {
+        self.drains.fetch_add(1, Ordering::Release);
+    }
+
+    /// How many times the perf drain thread has read every ring.
+    fn drains(&self) -> u64 {
+        self.drains.load(Ordering::Acquire)
     }
 
     /// The name of discovered thread `tid`, if known.
@@ -420,16 +496,46 @@ impl Registry {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .get(&tid)
-            .cloned()
+            .map(|(name, _)| name.clone())
     }
 
     /// Registrations after the first `*seen`; advances `*seen`.
     pub fn since(&self, seen: &mut usize) -> Vec<Registered> {
-        let all = self.lock();
+        let all = &self.lock().list;
         let new = all.get(*seen..).unwrap_or_default().to_vec();
         *seen = all.len();
         new
     }
+}
+
+/// Adds the slices and switch counts of threads sampled from /proc.
+fn add_sampled(sampled: Vec<procfs::Sampled>, origin_ns: u64, report: &mut SchedReport) {
+    for sampled in sampled {
+        sampled
+            .track
+            .slices(sampled.index, origin_ns, &mut report.slices);
+        if report.per_thread.len() <= sampled.index {
+            report
+                .per_thread
+                .resize(sampled.index + 1, ThreadSched::default());
+        }
+        let t = &mut report.per_thread[sampled.index];
+        t.switches_out_blocked += sampled.switches.0;
+        t.switches_out_preempted += sampled.switches.1;
+    }
+}
+
+/// Why `sampled` of `threads` threads came from /proc, and what to do, in one sentence.
+fn shortfall_note(short: &perf::Shortfall, sampled: usize, threads: usize, cpus: usize) -> String {
+    // One event per thread and CPU, and room for the rest of the program.
+    let needed = (threads * cpus + 256).next_multiple_of(1024);
+    format!(
+        "{sampled} of {threads} threads were sampled from /proc (coarse: edges to a millisecond or \
+         more) instead of recorded by perf, because the open-file limit of {} allowed perf events \
+         for only {} threads on {cpus} CPUs: raise it (`ulimit -n {needed}` before starting \
+         corelanes, or LimitNOFILE=) for exact slices of every thread.",
+        short.limit, short.attached
+    )
 }
 
 const PROCFS_NOTE: &str = "Scheduler slices are sampled from /proc at about 1 kHz: \
@@ -439,7 +545,8 @@ const PERF_HINT: &str = "The perf source gives exact slices where kernel.perf_ev
      (`sudo sysctl kernel.perf_event_paranoid=2`) or with CAP_PERFMON.";
 
 enum Backend {
-    Perf(perf::PerfCapture),
+    /// With the sampler of the threads perf could not take, if any.
+    Perf(perf::PerfCapture, Option<procfs::ProcfsCapture>),
     Procfs(procfs::ProcfsCapture),
     Off,
 }
@@ -456,6 +563,13 @@ pub struct SchedCapture {
     system_wide: bool,
     registry: Arc<Registry>,
     state: Mutex<State>,
+    /// Perf attached to only some threads: the rest are sampled from /proc.
+    shortfall: Option<perf::Shortfall>,
+    /// CPUs recorded (for the note on a shortfall).
+    cpus: usize,
+    /// Threads seen in /proc but not yet registered, with the drain count
+    /// then (see [`SchedCapture::found_in_proc`]).
+    pending: Mutex<HashMap<i32, u64>>,
 }
 
 impl fmt::Debug for SchedCapture {
@@ -500,17 +614,19 @@ impl SchedCapture {
         if system_wide && !matches!(mode, SchedMode::Auto | SchedMode::Perf) {
             return Err(SchedError::WideNeedsPerf(mode));
         }
+        // Asked for perf alone, a thread perf cannot take fails the attach.
+        let spill = mode == SchedMode::Auto;
         let mode = if system_wide { SchedMode::Perf } else { mode };
         let registry = Arc::new(Registry::default());
         let now = sys::monotonic_ns();
         match target {
             perf::Target::Own => {}
-            perf::Target::Launch(pid) => registry.discovered(pid, now, None),
+            perf::Target::Launch(pid) => registry.discovered(pid, now, None, false),
             perf::Target::Attach(pid) => {
                 let tids =
                     perf::threads_of(pid).map_err(|e| SchedError::Target { pid, source: e })?;
                 for tid in tids {
-                    registry.discovered(tid, now, None);
+                    registry.discovered(tid, now, None, false);
                 }
             }
         }
@@ -521,39 +637,55 @@ impl SchedCapture {
         } else {
             cpus
         };
+        let mut shortfall = None;
+        let sample_all = |registry: &Arc<Registry>| {
+            registry.mark_sampled(registry.snapshot().iter().map(|w| w.tid), now);
+            procfs::ProcfsCapture::start(registry.clone())
+        };
         let (backend, source, note) = match mode {
             SchedMode::Off => (Backend::Off, SchedSource::Off, None),
             SchedMode::Procfs => (
-                Backend::Procfs(procfs::ProcfsCapture::start(registry.clone())?),
+                Backend::Procfs(sample_all(&registry)?),
                 SchedSource::Procfs,
                 Some(format!("{PROCFS_NOTE} {PERF_HINT}")),
             ),
-            SchedMode::Perf => (
-                Backend::Perf(perf::PerfCapture::start_for(
-                    cpus,
-                    registry.clone(),
-                    target,
-                    system_wide,
-                )?),
-                SchedSource::Perf,
-                None,
-            ),
-            SchedMode::Auto => {
-                match perf::PerfCapture::start_for(cpus, registry.clone(), target, false) {
-                    Ok(p) => (Backend::Perf(p), SchedSource::Perf, None),
-                    Err(e) => (
-                        Backend::Procfs(procfs::ProcfsCapture::start(registry.clone())?),
-                        SchedSource::Procfs,
-                        Some(match e {
-                            // The message already says how to allow it.
-                            SchedError::PerfDenied { .. } => {
-                                format!("Exact capture is off: {e}. {PROCFS_NOTE}")
-                            }
-                            _ => format!("Exact capture is off: {e}. {PROCFS_NOTE} {PERF_HINT}"),
-                        }),
-                    ),
+            SchedMode::Perf | SchedMode::Auto => match perf::PerfCapture::start_for(
+                cpus,
+                registry.clone(),
+                target,
+                system_wide,
+                spill,
+            ) {
+                Ok(p) if p.shortfall().tids.is_empty() => {
+                    (Backend::Perf(p, None), SchedSource::Perf, None)
                 }
-            }
+                // Past the open-file limit: /proc sampling for the rest.
+                Ok(p) => {
+                    registry.mark_sampled(p.shortfall().tids.iter().copied(), now);
+                    let sampler = procfs::ProcfsCapture::start(registry.clone())?;
+                    let short = p.shortfall().clone();
+                    let threads = registry.snapshot().len();
+                    let note = shortfall_note(&short, short.tids.len(), threads, cpus.len());
+                    shortfall = Some(short);
+                    (
+                        Backend::Perf(p, Some(sampler)),
+                        SchedSource::Perf,
+                        Some(note),
+                    )
+                }
+                Err(e) if mode == SchedMode::Perf => return Err(e),
+                Err(e) => (
+                    Backend::Procfs(sample_all(&registry)?),
+                    SchedSource::Procfs,
+                    Some(match e {
+                        // The message already says how to allow it.
+                        SchedError::PerfDenied { .. } => {
+                            format!("Exact capture is off: {e}. {PROCFS_NOTE}")
+                        }
+                        _ => format!("Exact capture is off: {e}. {PROCFS_NOTE} {PERF_HINT}"),
+                    }),
+                ),
+            },
         };
         Ok(Self {
             source,
@@ -561,6 +693,9 @@ impl SchedCapture {
             system_wide,
             registry,
             state: Mutex::new(State::Capturing(backend)),
+            shortfall,
+            cpus: cpus.len(),
+            pending: Mutex::default(),
         })
     }
 
@@ -592,7 +727,43 @@ impl SchedCapture {
             tid,
             registered_ns: sys::monotonic_ns(),
             first_sample,
+            sampled: self.source == SchedSource::Procfs,
         });
+    }
+
+    /// Whether some threads are sampled from /proc, which sees no new
+    /// thread by itself: the caller then lists the program's threads now and
+    /// then and hands them to [`SchedCapture::found_in_proc`].
+    pub fn samples_proc(&self) -> bool {
+        self.source == SchedSource::Procfs || self.shortfall.is_some()
+    }
+
+    /// Threads of the program listed in /proc at `time_ns`, with their
+    /// current `comm`. New ones are sampled from then on, unless perf covers
+    /// them: a thread started by one with perf events inherits them, and its
+    /// fork record registers it at the next drain of the rings. So with perf
+    /// running a new thread is taken for sampling only once two drains have
+    /// passed since it was first listed (the second began after the listing).
+    pub fn found_in_proc(&self, threads: Vec<(i32, Option<String>)>, time_ns: u64) {
+        let perf_too = self.source == SchedSource::Perf;
+        let drains = self.registry.drains();
+        let mut pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut listed = std::collections::HashSet::with_capacity(threads.len());
+        for (tid, comm) in threads {
+            listed.insert(tid);
+            if self.registry.knows(tid) {
+                pending.remove(&tid);
+                self.registry.discovered(tid, time_ns, comm, true);
+                continue;
+            }
+            let since = *pending.entry(tid).or_insert(drains);
+            if !perf_too || drains >= since + 2 {
+                pending.remove(&tid);
+                self.registry.discovered(tid, time_ns, comm, true);
+            }
+        }
+        // Those gone before they were taken.
+        pending.retain(|tid, _| listed.contains(tid));
     }
 
     /// Streams the workers' slices to `sink` as the capture builds them,
@@ -600,7 +771,7 @@ impl SchedCapture {
     /// slices are re-labelled after the fact, so they come whole at the end.
     pub fn stream(&self, origin_ns: u64, sink: live::Sink) {
         let state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-        if let State::Capturing(Backend::Perf(capture)) = &*state {
+        if let State::Capturing(Backend::Perf(capture, _)) = &*state {
             capture.stream(origin_ns, sink);
         }
     }
@@ -637,11 +808,19 @@ impl SchedCapture {
         };
         match backend {
             Backend::Off => return report,
-            Backend::Perf(capture) => {
+            Backend::Perf(capture, sampler) => {
                 let drained = capture.stop();
                 let end_ns = sys::monotonic_ns();
                 report.lost_records = drained.lost;
                 self.build_perf(&workers, drained, end_ns, origin_ns, &mut report);
+                if let Some(sampler) = sampler {
+                    add_sampled(sampler.stop(), origin_ns, &mut report);
+                }
+                if let Some(short) = &self.shortfall {
+                    let sampled = workers.iter().filter(|w| w.sampled).count();
+                    // Counted again: threads found later may have joined them.
+                    report.note = Some(shortfall_note(short, sampled, workers.len(), self.cpus));
+                }
                 if report.lost_records > 0 {
                     let lost = format!(
                         "The kernel dropped {} scheduler records (ring buffer full): some slices are missing.",
@@ -653,16 +832,7 @@ impl SchedCapture {
                     });
                 }
             }
-            Backend::Procfs(capture) => {
-                for sampled in capture.stop() {
-                    sampled
-                        .track
-                        .slices(sampled.index, origin_ns, &mut report.slices);
-                    let t = &mut report.per_thread[sampled.index];
-                    t.switches_out_blocked += sampled.switches.0;
-                    t.switches_out_preempted += sampled.switches.1;
-                }
-            }
+            Backend::Procfs(capture) => add_sampled(capture.stop(), origin_ns, &mut report),
         }
         report
             .slices
@@ -682,8 +852,10 @@ impl SchedCapture {
         use perf::RecordKind;
         use slices::{SwitchEvent, SwitchKind, ThreadTrack};
 
+        // Threads sampled from /proc have their slices from there.
         let mut tracks: HashMap<i32, ThreadTrack> = workers
             .iter()
+            .filter(|w| !w.sampled)
             .map(|w| {
                 let track = ThreadTrack {
                     registered_ns: Some(w.registered_ns),
@@ -721,7 +893,7 @@ impl SchedCapture {
             slices::other_slices(&drained.wide, &drained.names, &own, origin_ns, end_ns);
         for w in workers {
             let Some(mut track) = tracks.remove(&w.tid) else {
-                continue; // registered twice with the same tid
+                continue; // sampled, or registered twice with the same tid
             };
             // Records of different CPUs arrive ring by ring.
             track.events.sort_by_key(|e| e.time_ns);
@@ -1112,6 +1284,24 @@ mod tests {
             assert!(!advice.contains("seccomp"), "{advice}");
         }
         assert!(denied_advice("3", true).contains("seccomp filter"));
+    }
+
+    #[test]
+    fn the_latest_comm_names_a_thread_whatever_order_the_rings_are_read_in() {
+        let r = Registry::default();
+        // tid 1 << 30: no such thread, so nothing is read from /proc.
+        let tid = 1 << 30;
+        r.discovered(tid, 100, Some("sh".into()), false);
+        assert!(r.renamed().is_empty(), "a new thread is not a rename");
+        // exec'd env (CPU 0) and then sleep (CPU 1); CPU 1's ring read first.
+        r.discovered(tid, 300, Some("sleep".into()), false);
+        r.discovered(tid, 200, Some("env".into()), false);
+        r.discovered(tid, 400, None, false); // a switch record names nothing
+        assert_eq!(r.name(tid).as_deref(), Some("sleep"));
+        let renamed = r.renamed();
+        assert_eq!(renamed.len(), 1);
+        assert_eq!((renamed[0].tid, renamed[0].index), (tid, 0));
+        assert!(r.renamed().is_empty(), "told once");
     }
 
     #[test]

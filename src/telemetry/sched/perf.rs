@@ -200,6 +200,7 @@ pub struct PerfCapture {
     stop_tx: Sender<()>,
     live_tx: Sender<(u64, Sink)>,
     handle: Option<JoinHandle<Drained>>,
+    shortfall: Shortfall,
 }
 
 fn open_error(e: OpenError) -> SchedError {
@@ -277,55 +278,133 @@ pub fn threads_of(pid: i32) -> std::io::Result<Vec<i32>> {
     Ok(tids)
 }
 
+/// Descriptors an attach leaves for everything else: the /proc sampling of
+/// the threads past the limit, the files written at the end, the window.
+const FD_RESERVE: u64 = 64;
+
+/// An attached process's threads that got no perf events because the
+/// open-file limit ran out: they are sampled from /proc instead.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Shortfall {
+    /// The threads left without events, as listed at attach time.
+    pub tids: Vec<i32>,
+    /// How many threads got events.
+    pub attached: usize,
+    /// The soft open-file limit (`ulimit -n`) then.
+    pub limit: u64,
+}
+
 /// Opens the rings for `target`, one per CPU. Attaching opens one event per
 /// existing thread and CPU, all of a CPU's writing into one ring, and lists
 /// the threads again until no new one appeared meanwhile (a thread started
-/// before its creator's events opened inherits none).
-fn open_rings(cpus: &[usize], target: Target) -> Result<Vec<PerfSwitchRing>, SchedError> {
+/// before its creator's events opened inherits none). With `spill`, threads
+/// past what the open-file limit allows (less [`FD_RESERVE`]) are left out,
+/// the busiest kept, and named in the [`Shortfall`]; without it they fail the attach.
+fn open_rings(
+    cpus: &[usize],
+    target: Target,
+    spill: bool,
+) -> Result<(Vec<PerfSwitchRing>, Shortfall), SchedError> {
     let first = match target {
         Target::Own => Watch::Own,
         Target::Launch(pid) => Watch::FromExec(pid),
-        Target::Attach(pid) => {
-            let tids = threads_of(pid).map_err(|e| SchedError::Target { pid, source: e })?;
-            Watch::Thread(*tids.first().ok_or(SchedError::Target {
-                pid,
-                source: std::io::Error::from(std::io::ErrorKind::NotFound),
-            })?)
-        }
+        Target::Attach(pid) => return attach_rings(cpus, pid, spill),
     };
-    let mut rings: Vec<_> = cpus
+    let rings = cpus
         .iter()
         .map(|&cpu| open_ring(cpu, first))
         .collect::<Result<_, _>>()?;
-    if let (Target::Attach(pid), Watch::Thread(tid)) = (target, first) {
-        let mut attached = HashSet::from([tid]);
-        loop {
-            let now = threads_of(pid).unwrap_or_default();
-            let new: Vec<i32> = now.into_iter().filter(|t| !attached.contains(t)).collect();
-            if new.is_empty() {
-                break;
+    Ok((rings, Shortfall::default()))
+}
+
+fn attach_rings(
+    cpus: &[usize],
+    pid: i32,
+    spill: bool,
+) -> Result<(Vec<PerfSwitchRing>, Shortfall), SchedError> {
+    let mut tids = threads_of(pid).map_err(|e| SchedError::Target { pid, source: e })?;
+    let budget = match crate::sys::process::spare_fds().filter(|_| spill) {
+        Some(spare) => (spare.saturating_sub(FD_RESERVE) / cpus.len().max(1) as u64) as usize,
+        None => usize::MAX,
+    };
+    if budget < tids.len() {
+        busiest_first(pid, &mut tids);
+    }
+    let too_many = |attached: usize| SchedError::TooManyThreads {
+        pid,
+        attached,
+        cpus: cpus.len(),
+    };
+    let first = *tids.first().ok_or(SchedError::Target {
+        pid,
+        source: std::io::Error::from(std::io::ErrorKind::NotFound),
+    })?;
+    if budget == 0 {
+        return Err(too_many(0));
+    }
+    let mut rings: Vec<_> = cpus
+        .iter()
+        .map(|&cpu| open_ring(cpu, Watch::Thread(first)))
+        .collect::<Result<_, _>>()?;
+    let mut attached = HashSet::from([first]);
+    let mut short = Shortfall::default();
+    'listing: loop {
+        let new: Vec<i32> = tids.into_iter().filter(|t| !attached.contains(t)).collect();
+        if new.is_empty() {
+            break;
+        }
+        for (n, &tid) in new.iter().enumerate() {
+            if attached.len() >= budget {
+                short.tids.extend(&new[n..]);
+                break 'listing;
             }
-            for tid in new {
-                for ring in &mut rings {
-                    match ring.add(Watch::Thread(tid)) {
-                        Ok(()) => {}
-                        // It exited since it was listed.
-                        Err(e) if e.source.raw_os_error() == Some(libc::ESRCH) => {}
-                        Err(e) if e.source.raw_os_error() == Some(libc::EMFILE) => {
-                            return Err(SchedError::TooManyThreads {
-                                pid,
-                                attached: attached.len(),
-                                cpus: cpus.len(),
-                            });
-                        }
-                        Err(e) => return Err(open_error(e)),
-                    }
+            match add_thread(&mut rings, tid) {
+                Ok(()) => {
+                    attached.insert(tid);
                 }
-                attached.insert(tid);
+                // It exited since it was listed.
+                Err(e) if e.source.raw_os_error() == Some(libc::ESRCH) => {}
+                Err(e) if e.source.raw_os_error() == Some(libc::EMFILE) => {
+                    if !spill {
+                        return Err(too_many(attached.len()));
+                    }
+                    short.tids.extend(&new[n..]);
+                    break 'listing;
+                }
+                Err(e) => return Err(open_error(e)),
             }
         }
+        tids = threads_of(pid).unwrap_or_default();
     }
-    Ok(rings)
+    short.attached = attached.len();
+    short.limit = crate::sys::process::open_files_limit().unwrap_or(0);
+    Ok((rings, short))
+}
+
+/// Opens one event per ring (CPU) for thread `tid`; on failure closes
+/// those it opened, so that a thread is recorded on every CPU or on none.
+fn add_thread(rings: &mut [PerfSwitchRing], tid: i32) -> Result<(), OpenError> {
+    for i in 0..rings.len() {
+        if let Err(e) = rings[i].add(Watch::Thread(tid)) {
+            for ring in &mut rings[..i] {
+                ring.remove_last();
+            }
+            return Err(e);
+        }
+    }
+    Ok(())
+}
+
+/// Orders `tids` (threads of `pid`) by CPU time so far, most first: where
+/// not every thread can have perf events, the busy ones get them.
+fn busiest_first(pid: i32, tids: &mut [i32]) {
+    tids.sort_by_cached_key(|tid| {
+        let cpu_ns = std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/schedstat"))
+            .ok()
+            .and_then(|s| crate::telemetry::thread_stats::parse_schedstat(&s))
+            .map_or(0, |(on_cpu, _, _)| on_cpu);
+        std::cmp::Reverse(cpu_ns)
+    });
 }
 
 fn open_ring(cpu: usize, watch: Watch) -> Result<PerfSwitchRing, SchedError> {
@@ -358,7 +437,7 @@ impl PerfCapture {
     /// spawned *before* the events are opened so that it does not inherit
     /// them and pollute the rings with its own wake-ups.
     pub fn start(cpus: &[usize], registry: Arc<Registry>) -> Result<Self, SchedError> {
-        Self::start_for(cpus, registry, Target::Own, false)
+        Self::start_for(cpus, registry, Target::Own, false, false)
     }
 
     /// As [`PerfCapture::start`], for `target`. For another program the
@@ -368,11 +447,15 @@ impl PerfCapture {
     /// `system_wide` adds one CPU-wide ring per CPU (opened first, so that a
     /// refusal comes before anything else): the switches of every other task
     /// on those CPUs, for [`Drained::wide`].
+    ///
+    /// `spill`: attaching to more threads than the open-file limit allows
+    /// events for leaves the rest out ([`PerfCapture::shortfall`]) instead of failing.
     pub fn start_for(
         cpus: &[usize],
         registry: Arc<Registry>,
         target: Target,
         system_wide: bool,
+        spill: bool,
     ) -> Result<Self, SchedError> {
         let (rings_tx, rings_rx) = crossbeam_channel::bounded::<Rings>(1);
         let (stop_tx, stop_rx) = crossbeam_channel::bounded::<()>(1);
@@ -390,15 +473,16 @@ impl PerfCapture {
         } else {
             Ok(Vec::new())
         };
-        match wide.and_then(|wide| Ok((open_rings(cpus, target)?, wide))) {
-            Ok(rings) => {
+        match wide.and_then(|wide| Ok((open_rings(cpus, target, spill)?, wide))) {
+            Ok(((rings, shortfall), wide)) => {
                 rings_tx
-                    .send(rings)
+                    .send((rings, wide))
                     .expect("drain thread waits for the rings");
                 Ok(Self {
                     stop_tx,
                     live_tx,
                     handle: Some(handle),
+                    shortfall,
                 })
             }
             Err(e) => {
@@ -407,6 +491,11 @@ impl PerfCapture {
                 Err(e)
             }
         }
+    }
+
+    /// The attached threads left without events (none unless `spill` was needed).
+    pub fn shortfall(&self) -> &Shortfall {
+        &self.shortfall
     }
 
     /// From now on, sends the slices of registered workers to `sink` as they
@@ -456,7 +545,7 @@ impl Drainer<'_> {
         self.drain_rings();
         if let Some(registry) = self.discover {
             for r in &self.out.records[from..] {
-                registry.discovered(r.tid, r.time_ns, r.kind.comm());
+                registry.discovered(r.tid, r.time_ns, r.kind.comm(), false);
             }
         }
     }
@@ -531,6 +620,7 @@ fn drain_loop(
     let mut fed = 0;
     loop {
         d.drain();
+        registry.drained();
         if let Ok((origin_ns, sink)) = live_rx.try_recv() {
             live = Some(LiveSlices::new(origin_ns, sink));
         }

@@ -242,19 +242,59 @@ pub struct Sampled {
     pub switches: (u64, u64),
 }
 
+/// Descriptors the sampler leaves for everything else before it stops
+/// keeping its files open.
+const FD_RESERVE: u64 = 64;
+
+/// One of a thread's /proc files: kept open (a read is one `pread`) while
+/// descriptors are plentiful, else opened for each read (slower, but past
+/// the open-file limit nothing else works: thousands of attached threads).
+enum ProcFile {
+    Kept(File),
+    Reopened(String),
+}
+
+impl ProcFile {
+    fn open(path: String, keep: bool) -> std::io::Result<ProcFile> {
+        let file = File::open(&path)?;
+        Ok(if keep {
+            ProcFile::Kept(file)
+        } else {
+            ProcFile::Reopened(path)
+        })
+    }
+
+    /// Reads the file from its start into `buf`; `None` if gone or empty.
+    fn read(&self, buf: &mut [u8]) -> Option<usize> {
+        let reopened;
+        let file = match self {
+            ProcFile::Kept(file) => file,
+            ProcFile::Reopened(path) => {
+                reopened = File::open(path).ok()?;
+                &reopened
+            }
+        };
+        file.read_at(buf, 0).ok().filter(|&n| n > 0)
+    }
+}
+
 struct Watched {
     out: Sampled,
     /// A thread of this process: its CPU clock can be read, exact.
     own: bool,
-    schedstat: File,
-    stat: File,
-    status: File,
+    schedstat: ProcFile,
+    stat: ProcFile,
+    status: ProcFile,
     first_switches: Option<(u64, u64)>,
     alive: bool,
 }
 
+/// Descriptors a [`Watched`] keeps open.
+const FILES_PER_THREAD: u64 = 3;
+
 impl Watched {
-    fn open(r: &Registered) -> std::io::Result<Self> {
+    /// `keep`: keep its files open (see [`ProcFile`]).
+    fn open(r: &Registered, keep: bool) -> std::io::Result<Self> {
         // `/proc/TID` names a thread of this process or of another program
         // (`corelanes record` with perf refused).
         let dir = format!("/proc/{}", r.tid);
@@ -270,9 +310,9 @@ impl Watched {
                 track,
                 ..Default::default()
             },
-            schedstat: File::open(format!("{dir}/schedstat"))?,
-            stat: File::open(format!("{dir}/stat"))?,
-            status: File::open(format!("{dir}/status"))?,
+            schedstat: ProcFile::open(format!("{dir}/schedstat"), keep)?,
+            stat: ProcFile::open(format!("{dir}/stat"), keep)?,
+            status: ProcFile::open(format!("{dir}/status"), keep)?,
             first_switches: None,
             alive: true,
             own,
@@ -292,10 +332,7 @@ impl Watched {
             None // another process's thread clock cannot be read: schedstat's
         };
         let t_ns = sys::monotonic_ns();
-        let read = |file: &File, buf: &mut [u8]| -> Option<usize> {
-            file.read_at(buf, 0).ok().filter(|&n| n > 0)
-        };
-        let Some(n) = read(&self.schedstat, buf) else {
+        let Some(n) = self.schedstat.read(buf) else {
             self.alive = false;
             return;
         };
@@ -306,7 +343,7 @@ impl Watched {
             self.alive = false;
             return;
         };
-        let Some(n) = read(&self.stat, buf) else {
+        let Some(n) = self.stat.read(buf) else {
             self.alive = false;
             return;
         };
@@ -324,7 +361,9 @@ impl Watched {
             runnable: state == 'R',
         });
         if with_status || self.first_switches.is_none() {
-            let counts = read(&self.status, buf)
+            let counts = self
+                .status
+                .read(buf)
                 .and_then(|n| std::str::from_utf8(&buf[..n]).ok())
                 .and_then(parse_status_switches);
             if let Some(now) = counts {
@@ -345,7 +384,7 @@ impl ProcfsCapture {
     pub fn start(registry: Arc<Registry>) -> Result<Self, SchedError> {
         let (stop_tx, stop_rx) = crossbeam_channel::bounded::<()>(1);
         let handle = std::thread::Builder::new()
-            .name("corelanes-sched".into())
+            .name("corelanes-proc".into())
             .spawn(move || sampler_loop(&registry, &stop_rx))
             .map_err(SchedError::Thread)?;
         Ok(Self {
@@ -389,8 +428,22 @@ fn sampler_loop(registry: &Registry, stop_rx: &Receiver<()>) -> Vec<Sampled> {
             Err(RecvTimeoutError::Timeout) => false,
             Ok(()) | Err(RecvTimeoutError::Disconnected) => true,
         };
-        for r in registry.since(&mut seen) {
-            match Watched::open(&r) {
+        let new: Vec<Registered> = registry
+            .since(&mut seen)
+            .into_iter()
+            .filter(|r| r.sampled)
+            .collect();
+        // Files are kept open while that leaves FD_RESERVE descriptors.
+        let mut keepable = match new.len() {
+            0 => 0,
+            _ => sys::process::spare_fds().map_or(0, |spare| {
+                spare.saturating_sub(FD_RESERVE) / FILES_PER_THREAD
+            }),
+        };
+        for r in new {
+            let keep = keepable > 0;
+            keepable = keepable.saturating_sub(1);
+            match Watched::open(&r, keep) {
                 Ok(w) => watched.push(w),
                 // Already gone: it is reported with no slices.
                 Err(_) => gone.push(Sampled {
@@ -400,6 +453,7 @@ fn sampler_loop(registry: &Registry, stop_rx: &Receiver<()>) -> Vec<Sampled> {
                 }),
             }
         }
+        let began = Instant::now();
         for w in watched.iter_mut().filter(|w| w.alive) {
             w.sample(&mut buf, tick.is_multiple_of(STATUS_EVERY));
         }
@@ -410,7 +464,10 @@ fn sampler_loop(registry: &Registry, stop_rx: &Receiver<()>) -> Vec<Sampled> {
         next += PERIOD;
         let now = Instant::now();
         if next < now {
-            next = now + PERIOD; // fell behind: skip, never burst
+            // Fell behind: skip, never burst. A pass longer than the period
+            // (hundreds of threads) is followed by as long a rest, so that
+            // sampling takes at most half a CPU.
+            next = now + PERIOD.max(now - began);
         }
     }
     gone.extend(watched.into_iter().map(|w| w.out));
