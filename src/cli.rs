@@ -119,6 +119,13 @@ pub struct RunArgs {
     /// kernel.perf_event_paranoid=0. Never on unless given.
     #[arg(long)]
     pub system_wide: bool,
+    /// Run until stopped (Ctrl+C, or Stop in the app): the task queue never
+    /// runs dry, each thread takes task after task; --tasks then only sizes
+    /// amdahl's serial part. What was recorded is printed and written at the
+    /// end; raw data is kept for the last 10 minutes (or a memory budget),
+    /// older data as a summary.
+    #[arg(long)]
+    pub until_stop: bool,
 }
 
 impl RunArgs {
@@ -138,6 +145,7 @@ impl RunArgs {
             serial: self.serial.unwrap_or(d.serial),
             sched: self.sched.unwrap_or(d.sched),
             system_wide: self.system_wide,
+            until_stop: self.until_stop,
         })
     }
 
@@ -153,6 +161,7 @@ impl RunArgs {
             serial,
             sched,
             system_wide,
+            until_stop,
         } = self;
         workload.is_some()
             || threads.is_some()
@@ -163,6 +172,7 @@ impl RunArgs {
             || serial.is_some()
             || sched.is_some()
             || *system_wide
+            || *until_stop
     }
 }
 
@@ -353,7 +363,10 @@ fn run_once(args: &RunArgs, out: &OutputArgs) -> anyhow::Result<ExitCode> {
     for why in &rec.failures {
         eprintln!("failure: {why}");
     }
-    if let Some(code) = interrupts.exit_code() {
+    // Ctrl+C is how a run until Stop is meant to end: not a failure.
+    if let Some(code) = interrupts.exit_code()
+        && !rec.config.until_stop
+    {
         return Ok(code);
     }
     Ok(if rec.failures.is_empty() {
@@ -505,6 +518,11 @@ fn run_sweep(
     json: Option<&std::path::Path>,
 ) -> anyhow::Result<ExitCode> {
     let topo = Topology::get();
+    if args.until_stop {
+        anyhow::bail!(
+            "--until-stop does not apply to sweep: a sweep compares runs of the same total work; use it with run or gui"
+        );
+    }
     let base = args.to_config(topo)?;
     // Same total work at every point: the task count is fixed by the largest run.
     let base = RunConfig {

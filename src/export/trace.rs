@@ -234,6 +234,7 @@ mod tests {
             serial: 0.1,
             sched: crate::telemetry::sched::SchedMode::Auto,
             system_wide: false,
+            until_stop: false,
         });
         let thread = |index: usize| ThreadRecord {
             index,

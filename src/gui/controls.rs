@@ -154,6 +154,8 @@ pub struct Controls {
     pub sched: SchedMode,
     /// Also capture what else ran on the cores (privileged, opt-in).
     pub system_wide: bool,
+    /// Run until Stop: the task queue never runs dry.
+    pub until_stop: bool,
     /// A run estimated over [`ASK_ABOVE_NS`], waiting for the user to confirm it.
     confirm: Option<Action>,
 }
@@ -177,6 +179,7 @@ impl Controls {
             serial: Field::new(config.serial),
             sched: config.sched,
             system_wide: config.system_wide,
+            until_stop: config.until_stop,
             confirm: None,
         };
         if controls.choice != PlacementChoice::Custom {
@@ -246,6 +249,7 @@ impl Controls {
             placement,
             sched: self.sched,
             system_wide: self.system_wide,
+            until_stop: self.until_stop,
         };
         Ok(config.validate(topo)?)
     }
@@ -420,6 +424,7 @@ impl Controls {
         if threads {
             self.fit_custom_to_threads(topo);
         }
+        let endless = self.until_stop && self.workload != WorkloadKind::Amdahl;
         number_row(
             ui,
             "Tasks",
@@ -427,7 +432,7 @@ impl Controls {
             &values.tasks,
             "",
             "Tasks in total, shared by the threads",
-            None,
+            endless.then_some("Run until Stop: the threads take tasks until you press Stop"),
         );
         number_row(
             ui,
@@ -461,6 +466,13 @@ impl Controls {
                 "System-wide capture: the figures name the programs that took the run's cores. \
                  It needs root, CAP_PERFMON or kernel.perf_event_paranoid ≤ 0; without, the run fails with the reason and nothing else is lost. \
                  Off, the capture sees only the run's own threads, as any user may.",
+            );
+        ui.end_row();
+        ui.checkbox(&mut self.until_stop, "Run until Stop")
+            .on_hover_text(
+                "A steady workload to watch live: the task queue never runs dry, each thread takes task after task \
+                 until you press Stop (amdahl runs its serial task once, first). Raw spans are kept for the last \
+                 10 minutes or up to the memory budget; older ones as the per-pixel summary only.",
             );
     }
 
@@ -594,6 +606,8 @@ pub fn estimated_ns(config: &RunConfig, topo: &Topology) -> f64 {
 
 fn action_estimated_ns(action: &Action, topo: &Topology) -> f64 {
     match action {
+        // It lasts until Stop: nothing to estimate, nothing to ask.
+        Action::Run(valid) if valid.config.until_stop => 0.0,
         Action::Run(valid) => estimated_ns(&valid.config, topo),
         Action::RunBoth(runs) => runs.iter().map(|v| estimated_ns(&v.config, topo)).sum(),
         // A program's length is its own; nothing to ask.
@@ -776,6 +790,7 @@ mod tests {
                 serial: 0.5,
                 sched: SchedMode::Off,
                 system_wide: false,
+                until_stop: false,
             };
             estimated_ns(&config, &topo) / 1e9
         };

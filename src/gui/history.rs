@@ -71,7 +71,7 @@ impl Entry {
         for event in events {
             let (tasks, slices) = (rec.tasks.len(), rec.live_slices.len());
             self.timeline
-                .ingest(&event, tasks, slices, rec.config.tasks);
+                .ingest(&event, tasks, slices, rec.config.planned_tasks());
             rec.ingest(event);
         }
         self.metrics = rec.metrics();
@@ -377,9 +377,16 @@ fn progress(rec: &Recording) -> String {
             human_ns(rec.elapsed_ns())
         );
     }
-    let done = rec.tasks.len();
-    let planned = rec.config.tasks;
+    // Counted as they arrived: the raw tasks of a long run are not all kept.
+    let done = rec.task_totals.recorded as usize;
     let elapsed = rec.elapsed_ns();
+    if rec.config.until_stop {
+        return format!(
+            "running until Stop: {done} tasks done · {} elapsed",
+            human_ns(elapsed)
+        );
+    }
+    let planned = rec.config.tasks;
     // At the rate so far; before any task ended, from the estimate.
     let left = if done > 0 {
         elapsed as f64 / done as f64 * planned.saturating_sub(done) as f64
@@ -447,6 +454,30 @@ mod tests {
     }
 
     const NONE: Result<Baseline, NoSpeedup> = Err(NoSpeedup::NoBaseline);
+
+    #[test]
+    fn a_run_until_stop_tells_no_time_left() {
+        let config = |until_stop| RunConfig {
+            until_stop,
+            ..work(Io, 2, Placement::Spread)
+        };
+        let caption = |until_stop| {
+            let mut rec = Recording::new(config(until_stop));
+            rec.task_totals.recorded = 3;
+            rec.seen_ns = 2_000_000_000;
+            Entry::new(rec).caption(0)
+        };
+        let endless = caption(true);
+        assert!(
+            endless.contains("running until Stop: 3 tasks done") && !endless.contains("left"),
+            "{endless}"
+        );
+        let planned = caption(false);
+        assert!(
+            planned.contains("3 of 8 tasks done · 2.00 s elapsed · about"),
+            "{planned}"
+        );
+    }
 
     #[test]
     fn speedup_baseline_is_the_same_work_on_fewer_cores_preferring_one_core() {

@@ -143,6 +143,7 @@ pub fn program_config(sched: SchedMode, system_wide: bool) -> RunConfig {
         serial: 0.0,
         sched,
         system_wide,
+        until_stop: false,
     }
 }
 

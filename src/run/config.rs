@@ -81,6 +81,13 @@ pub struct RunConfig {
     /// cores' gaps name the programs that took them. Only when asked.
     #[serde(default)]
     pub system_wide: bool,
+    /// Run until Stop (`--until-stop`): the task queue never runs dry, so
+    /// each thread takes task after task of `task_ms` until the run is
+    /// stopped; `tasks` then only sizes amdahl's serial task (run once,
+    /// first). A steady workload to watch live; memory stays bounded (see
+    /// [`crate::retention`]).
+    #[serde(default)]
+    pub until_stop: bool,
 }
 
 impl RunConfig {
@@ -96,7 +103,14 @@ impl RunConfig {
             serial: 0.1,
             sched: SchedMode::Auto,
             system_wide: false,
+            until_stop: false,
         }
+    }
+
+    /// How many tasks the run will record: none known in advance when it
+    /// runs until Stop (what is reserved up front).
+    pub fn planned_tasks(&self) -> usize {
+        if self.until_stop { 0 } else { self.tasks }
     }
 
     /// How many cores the run can use at once: the distinct cores of its

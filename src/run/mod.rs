@@ -76,6 +76,11 @@ impl RunHandle {
 pub fn start(valid: ValidConfig) -> RunHandle {
     let c = &valid.config;
     let plan = Plan::new(c.workload, c.tasks, c.task_ms, c.serial);
+    let plan = if c.until_stop {
+        plan.map(Plan::endless)
+    } else {
+        plan
+    };
     start_plan(valid, plan)
 }
 

@@ -84,7 +84,7 @@ impl Recording {
             } => {
                 self.origin_ns = origin_ns;
                 // The task count is known: reserve once instead of growing (and copying) as batches arrive.
-                let tasks = self.config.tasks.min(crate::timeline::SPAN_CAP);
+                let tasks = self.config.planned_tasks().min(crate::timeline::SPAN_CAP);
                 crate::timeline::reserve_resident(&mut self.tasks, tasks);
                 self.threads = threads;
                 self.sched_source = sched_source;

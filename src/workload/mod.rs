@@ -151,6 +151,17 @@ impl Plan {
     }
 }
 
+impl Plan {
+    /// The same tasks, endlessly: the queue refills until the run is
+    /// cancelled (a run until Stop). Amdahl's serial task still runs once, first.
+    pub fn endless(self) -> Plan {
+        Plan {
+            tasks: usize::MAX,
+            ..self
+        }
+    }
+}
+
 struct Compute {
     iters: u64,
 }

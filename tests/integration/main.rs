@@ -62,6 +62,7 @@ pub fn config(
         serial: 0.25,
         sched: SchedMode::Off,
         system_wide: false,
+        until_stop: false,
     }
 }
 
