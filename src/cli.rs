@@ -10,7 +10,7 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::export;
 use crate::interrupt::Interrupts;
-use crate::metrics::{KernelFigures, human_ns};
+use crate::metrics::human_ns;
 use crate::outputs::{Outputs, is_stdout};
 use crate::record;
 use crate::run::{self, ConfigError, Placement, Recording, RunConfig, RunStatus};
@@ -327,7 +327,9 @@ pub fn run(cli: Cli) -> ExitCode {
         }) => run_sweep(&run, max_threads, json.as_deref()),
         Some(Command::Bench(args)) => crate::bench::run(&args).inspect(|_| {
             #[cfg(feature = "gui")]
-            crate::gui::bench::print_figures(args.events);
+            if !args.long {
+                crate::gui::bench::print_figures(args.events);
+            }
         }),
         Some(Command::Open(args)) => open_session(&args),
         Some(Command::Record(args)) => record_program(&args),
@@ -422,7 +424,7 @@ fn record_program(args: &RecordArgs) -> anyhow::Result<ExitCode> {
 /// kernel's slices alone, then one line per thread.
 pub fn program_report(rec: &Recording, program: &record::ProgramInfo) -> String {
     let m = rec.metrics();
-    let k = KernelFigures::of(rec.slices(), rec.wall_ns);
+    let k = rec.kernel_figures();
     let mut out = rec.title();
     out += &match (program.exit_status, program.attached) {
         (Some(status), _) => format!(" — exited with status {status}\n"),

@@ -278,6 +278,7 @@ mod tests {
             note: None,
             system_wide: false,
             others: Vec::new(),
+            streamed: false,
         }));
         rec
     }

@@ -46,10 +46,11 @@ impl Entry {
         let mut timeline = Timeline::default();
         // Rebuilt from what the recording holds (nothing, for a run about to start).
         timeline.reset(rec.threads.len());
-        timeline.add_tasks(0, &rec.tasks);
+        let (tasks, slices) = (rec.dropped_tasks.items, rec.dropped_slices.items);
+        timeline.add_tasks(tasks as usize, &rec.tasks);
         match &rec.sched {
-            Some(report) => timeline.set_slices(&report.slices),
-            None => timeline.add_slices(0, &rec.live_slices),
+            Some(report) => timeline.set_slices(slices as usize, &report.slices),
+            None => timeline.add_slices(slices as usize, &rec.live_slices),
         }
         Entry {
             metrics: rec.metrics(),
@@ -69,7 +70,7 @@ impl Entry {
         // Copies only if an export still holds this (running) recording.
         let rec = Arc::make_mut(&mut self.rec);
         for event in events {
-            let (tasks, slices) = (rec.tasks.len(), rec.live_slices.len());
+            let (tasks, slices) = (rec.tasks_seen(), rec.slices_seen());
             self.timeline
                 .ingest(&event, tasks, slices, rec.config.planned_tasks());
             rec.ingest(event);
@@ -95,11 +96,30 @@ impl Entry {
             RunStatus::Finished => String::new(),
         };
         format!(
-            "{} — wall {} · parallelism {:.2} · concurrency {:.2}{status}",
+            "{} — wall {} · parallelism {:.2} · concurrency {:.2}{status}{}",
             self.name(index),
             human_ns(m.wall_ns),
             m.parallelism,
-            m.concurrency
+            m.concurrency,
+            self.summary_only()
+        )
+    }
+
+    /// Where a long run kept only the summary: " · before 1.2 min only the
+    /// summary is kept (…)", or nothing when every raw span is kept.
+    fn summary_only(&self) -> String {
+        let before = self
+            .rec
+            .summarised_before_ns()
+            .unwrap_or(0)
+            .max(self.timeline.summarised_before_ns());
+        if before == 0 {
+            return String::new();
+        }
+        format!(
+            " · before {} only the summary is kept (raw: the last 10 min or {} MiB)",
+            human_ns(before),
+            crate::retention::BUDGET_BYTES >> 20
         )
     }
 

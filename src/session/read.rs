@@ -419,6 +419,7 @@ impl RunBuilder {
             note: meta.note,
             system_wide: meta.system_wide,
             others: meta.others,
+            streamed: false,
         }))
     }
 
