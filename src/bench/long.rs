@@ -205,6 +205,41 @@ mod tests {
     }
 
     #[test]
+    fn a_saved_long_run_reopens_marked_summary_only_with_its_figures() {
+        let mut run = LongRun::new(400);
+        run.ingest_switches(480_000 / BATCH * BATCH);
+        run.rec
+            .ingest(RunEvent::Sched(crate::telemetry::sched::SchedReport {
+                source: SchedSource::Perf,
+                lost_records: 0,
+                slices: Vec::new(),
+                per_thread: Vec::new(),
+                note: None,
+                system_wide: false,
+                others: Vec::new(),
+                streamed: true,
+            }));
+        run.rec.ingest(RunEvent::Finished {
+            wall_ns: run.simulated_ns(),
+            cancelled: true,
+        });
+        let was = &run.rec;
+        assert!(was.summarised_before_ns().is_some() && !was.slices().is_empty());
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("long.pftrace");
+        let machine = crate::session::Machine::this();
+        crate::session::save(&path, &[(was, &machine)]).unwrap();
+        let back = crate::session::open(&path).unwrap().remove(0).recording;
+        assert_eq!(back.summarised_before_ns(), was.summarised_before_ns());
+        assert_eq!(back.task_totals, was.task_totals);
+        assert_eq!(back.metrics().concurrency, was.metrics().concurrency);
+        assert_eq!(back.tasks.len(), was.tasks.len());
+        // Items keep their numbering past the dropped ones.
+        assert_eq!(back.slices_seen(), was.slices_seen());
+        assert!(back.slice(back.dropped_slices.items as u32).is_some());
+    }
+
+    #[test]
     fn at_80_000_switches_a_second_the_budget_rules() {
         let mut run = LongRun::new(80_000);
         run.ingest_switches(2_000_000 / BATCH * BATCH);
