@@ -11,7 +11,7 @@ use clap::{Args, Parser, Subcommand};
 use crate::export;
 use crate::interrupt::Interrupts;
 use crate::lesson::{self, LessonId};
-use crate::metrics::{KernelFigures, human_ns};
+use crate::metrics::human_ns;
 use crate::outputs::{Outputs, is_stdout};
 use crate::record;
 use crate::run::{self, ConfigError, Placement, Recording, RunConfig, RunStatus};
@@ -142,6 +142,13 @@ pub struct RunArgs {
     /// kernel.perf_event_paranoid=0. Never on unless given.
     #[arg(long)]
     pub system_wide: bool,
+    /// Run until stopped (Ctrl+C, or Stop in the app): the task queue never
+    /// runs dry, each thread takes task after task; --tasks then only sizes
+    /// amdahl's serial part. What was recorded is printed and written at the
+    /// end; raw data is kept for the last 10 minutes (or a memory budget),
+    /// older data as a summary.
+    #[arg(long)]
+    pub until_stop: bool,
 }
 
 impl RunArgs {
@@ -162,6 +169,7 @@ impl RunArgs {
             sched: self.sched.unwrap_or(d.sched),
             system_wide: self.system_wide,
             task_iters: self.task_iters,
+            until_stop: self.until_stop,
         })
     }
 
@@ -178,6 +186,7 @@ impl RunArgs {
             serial,
             sched,
             system_wide,
+            until_stop,
         } = self;
         workload.is_some()
             || threads.is_some()
@@ -189,6 +198,7 @@ impl RunArgs {
             || serial.is_some()
             || sched.is_some()
             || *system_wide
+            || *until_stop
     }
 }
 
@@ -348,7 +358,9 @@ pub fn run(cli: Cli) -> ExitCode {
         }) => run_sweep(&run, max_threads, json.as_deref()),
         Some(Command::Bench(args)) => crate::bench::run(&args).inspect(|_| {
             #[cfg(feature = "gui")]
-            crate::gui::bench::print_figures(args.events);
+            if !args.long {
+                crate::gui::bench::print_figures(args.events);
+            }
         }),
         Some(Command::Open(args)) => open_session(&args),
         Some(Command::Record(args)) => record_program(&args),
@@ -385,7 +397,10 @@ fn run_once(args: &RunArgs, out: &OutputArgs) -> anyhow::Result<ExitCode> {
     for why in &rec.failures {
         eprintln!("failure: {why}");
     }
-    if let Some(code) = interrupts.exit_code() {
+    // Ctrl+C is how a run until Stop is meant to end: not a failure.
+    if let Some(code) = interrupts.exit_code()
+        && !rec.config.until_stop
+    {
         return Ok(code);
     }
     Ok(if rec.failures.is_empty() {
@@ -441,7 +456,7 @@ fn record_program(args: &RecordArgs) -> anyhow::Result<ExitCode> {
 /// kernel's slices alone, then one line per thread.
 pub fn program_report(rec: &Recording, program: &record::ProgramInfo) -> String {
     let m = rec.metrics();
-    let k = KernelFigures::of(rec.slices(), rec.wall_ns);
+    let k = rec.kernel_figures();
     let mut out = rec.title();
     out += &match (program.exit_status, program.attached) {
         (Some(status), _) => format!(" — exited with status {status}\n"),
@@ -537,6 +552,11 @@ fn run_sweep(
     json: Option<&std::path::Path>,
 ) -> anyhow::Result<ExitCode> {
     let topo = Topology::get();
+    if args.until_stop {
+        anyhow::bail!(
+            "--until-stop does not apply to sweep: a sweep compares runs of the same total work; use it with run or gui"
+        );
+    }
     let base = args.to_config(topo)?;
     // Same total work at every point: the task count is fixed by the largest run.
     let base = RunConfig {

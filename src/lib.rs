@@ -37,6 +37,7 @@ pub mod lesson;
 pub mod metrics;
 pub mod outputs;
 pub mod record;
+pub mod retention;
 pub mod run;
 pub mod session;
 pub mod sweep;

@@ -26,7 +26,7 @@ pub struct Metrics {
 
 /// Sums over a run's finished tasks, kept as tasks arrive so that figures
 /// cost nothing per frame.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct TaskTotals {
     pub cpu_ns: u64,
     /// Σ lifetimes (end − start).

@@ -92,6 +92,7 @@ pub fn synthetic_run(tasks: usize, slices: usize) -> Recording {
         note: None,
         system_wide: false,
         others: Vec::new(),
+        streamed: false,
     }));
     rec.ingest(RunEvent::Finished {
         wall_ns,

@@ -93,7 +93,7 @@ impl<'a> Summary<'a> {
             environment: rec.environment.as_ref(),
             program: rec.program.as_ref().map(|info| ProgramSummary {
                 info,
-                kernel: crate::metrics::KernelFigures::of(rec.slices(), rec.wall_ns),
+                kernel: rec.kernel_figures(),
             }),
         }
     }

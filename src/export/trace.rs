@@ -235,6 +235,7 @@ mod tests {
             sched: crate::telemetry::sched::SchedMode::Auto,
             system_wide: false,
             task_iters: None,
+            until_stop: false,
         });
         let thread = |index: usize| ThreadRecord {
             index,
@@ -278,6 +279,7 @@ mod tests {
             note: None,
             system_wide: false,
             others: Vec::new(),
+            streamed: false,
         }));
         rec
     }

@@ -113,6 +113,7 @@ pub fn synthetic(spans: usize, live: bool) -> Entry {
                 note: None,
                 system_wide: false,
                 others: Vec::new(),
+                streamed: false,
             }),
             RunEvent::Finished {
                 wall_ns: end_ns,
@@ -236,6 +237,7 @@ pub fn many_core(spans: usize) -> Entry {
             note: None,
             system_wide: false,
             others: Vec::new(),
+            streamed: false,
         }),
         RunEvent::Finished {
             wall_ns: MANY_NS,

@@ -157,6 +157,8 @@ pub struct Controls {
     /// `--task-iters` as given on the command line: kept, shown, and
     /// dropped by one click (no field to type it: it is for scripted runs).
     pub task_iters: Option<u64>,
+    /// Run until Stop: the task queue never runs dry.
+    pub until_stop: bool,
     /// A run estimated over [`ASK_ABOVE_NS`], waiting for the user to confirm it.
     confirm: Option<Action>,
 }
@@ -181,6 +183,7 @@ impl Controls {
             sched: config.sched,
             system_wide: config.system_wide,
             task_iters: config.task_iters,
+            until_stop: config.until_stop,
             confirm: None,
         };
         if controls.choice != PlacementChoice::Custom {
@@ -251,6 +254,7 @@ impl Controls {
             sched: self.sched,
             system_wide: self.system_wide,
             task_iters: self.task_iters,
+            until_stop: self.until_stop,
         };
         Ok(config.validate(topo)?)
     }
@@ -425,6 +429,7 @@ impl Controls {
         if threads {
             self.fit_custom_to_threads(topo);
         }
+        let endless = self.until_stop && self.workload != WorkloadKind::Amdahl;
         number_row(
             ui,
             "Tasks",
@@ -432,7 +437,7 @@ impl Controls {
             &values.tasks,
             "",
             "Tasks in total, shared by the threads",
-            None,
+            endless.then_some("Run until Stop: the threads take tasks until you press Stop"),
         );
         number_row(
             ui,
@@ -483,6 +488,13 @@ impl Controls {
                 "System-wide capture: the figures name the programs that took the run's cores. \
                  It needs root, CAP_PERFMON or kernel.perf_event_paranoid ≤ 0; without, the run fails with the reason and nothing else is lost. \
                  Off, the capture sees only the run's own threads, as any user may.",
+            );
+        ui.end_row();
+        ui.checkbox(&mut self.until_stop, "Run until Stop")
+            .on_hover_text(
+                "A steady workload to watch live: the task queue never runs dry, each thread takes task after task \
+                 until you press Stop (amdahl runs its serial task once, first). Raw spans are kept for the last \
+                 10 minutes or up to the memory budget; older ones as the per-pixel summary only.",
             );
     }
 
@@ -620,6 +632,8 @@ pub fn estimated_ns(config: &RunConfig, topo: &Topology) -> f64 {
 
 fn action_estimated_ns(action: &Action, topo: &Topology) -> f64 {
     match action {
+        // It lasts until Stop: nothing to estimate, nothing to ask.
+        Action::Run(valid) if valid.config.until_stop => 0.0,
         Action::Run(valid) => estimated_ns(&valid.config, topo),
         Action::RunBoth(runs) => runs.iter().map(|v| estimated_ns(&v.config, topo)).sum(),
         // A program's length is its own; nothing to ask.
@@ -803,6 +817,7 @@ mod tests {
                 sched: SchedMode::Off,
                 system_wide: false,
                 task_iters: None,
+                until_stop: false,
             };
             estimated_ns(&config, &topo) / 1e9
         };

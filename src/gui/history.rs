@@ -50,13 +50,14 @@ impl Entry {
         let mut timeline = Timeline::default();
         // Rebuilt from what the recording holds (nothing, for a run about to start).
         timeline.reset(rec.threads.len());
-        timeline.add_tasks(0, &rec.tasks);
+        let (tasks, slices) = (rec.dropped_tasks.items, rec.dropped_slices.items);
+        timeline.add_tasks(tasks as usize, &rec.tasks);
         match &rec.sched {
             Some(report) => {
-                timeline.set_slices(&report.slices);
+                timeline.set_slices(slices as usize, &report.slices);
                 timeline.set_others(&report.others);
             }
-            None => timeline.add_slices(0, &rec.live_slices),
+            None => timeline.add_slices(slices as usize, &rec.live_slices),
         }
         Entry {
             metrics: rec.metrics(),
@@ -78,9 +79,9 @@ impl Entry {
         // Copies only if an export still holds this (running) recording.
         let rec = Arc::make_mut(&mut self.rec);
         for event in events {
-            let (tasks, slices) = (rec.tasks.len(), rec.live_slices.len());
+            let (tasks, slices) = (rec.tasks_seen(), rec.slices_seen());
             self.timeline
-                .ingest(&event, tasks, slices, rec.config.tasks);
+                .ingest(&event, tasks, slices, rec.config.planned_tasks());
             rec.ingest(event);
         }
         self.metrics = rec.metrics();
@@ -112,11 +113,30 @@ impl Entry {
             None => String::new(),
         };
         format!(
-            "{synthetic}{} — wall {} · parallelism {:.2} · concurrency {:.2}{status}",
+            "{synthetic}{} — wall {} · parallelism {:.2} · concurrency {:.2}{status}{}",
             self.name(index),
             human_ns(m.wall_ns),
             m.parallelism,
-            m.concurrency
+            m.concurrency,
+            self.summary_only()
+        )
+    }
+
+    /// Where a long run kept only the summary: " · before 1.2 min only the
+    /// summary is kept (…)", or nothing when every raw span is kept.
+    fn summary_only(&self) -> String {
+        let before = self
+            .rec
+            .summarised_before_ns()
+            .unwrap_or(0)
+            .max(self.timeline.summarised_before_ns());
+        if before == 0 {
+            return String::new();
+        }
+        format!(
+            " · before {} only the summary is kept (raw: the last 10 min or {} MiB)",
+            human_ns(before),
+            crate::retention::BUDGET_BYTES >> 20
         )
     }
 
@@ -404,9 +424,16 @@ fn progress(rec: &Recording) -> String {
             human_ns(rec.elapsed_ns())
         );
     }
-    let done = rec.tasks.len();
-    let planned = rec.config.tasks;
+    // Counted as they arrived: the raw tasks of a long run are not all kept.
+    let done = rec.task_totals.recorded as usize;
     let elapsed = rec.elapsed_ns();
+    if rec.config.until_stop {
+        return format!(
+            "running until Stop: {done} tasks done · {} elapsed",
+            human_ns(elapsed)
+        );
+    }
+    let planned = rec.config.tasks;
     // At the rate so far; before any task ended, from the estimate.
     let left = if done > 0 {
         elapsed as f64 / done as f64 * planned.saturating_sub(done) as f64
@@ -474,6 +501,30 @@ mod tests {
     }
 
     const NONE: Result<Baseline, NoSpeedup> = Err(NoSpeedup::NoBaseline);
+
+    #[test]
+    fn a_run_until_stop_tells_no_time_left() {
+        let config = |until_stop| RunConfig {
+            until_stop,
+            ..work(Io, 2, Placement::Spread)
+        };
+        let caption = |until_stop| {
+            let mut rec = Recording::new(config(until_stop));
+            rec.task_totals.recorded = 3;
+            rec.seen_ns = 2_000_000_000;
+            Entry::new(rec).caption(0)
+        };
+        let endless = caption(true);
+        assert!(
+            endless.contains("running until Stop: 3 tasks done") && !endless.contains("left"),
+            "{endless}"
+        );
+        let planned = caption(false);
+        assert!(
+            planned.contains("3 of 8 tasks done · 2.00 s elapsed · about"),
+            "{planned}"
+        );
+    }
 
     #[test]
     fn speedup_baseline_is_the_same_work_on_fewer_cores_preferring_one_core() {

@@ -206,6 +206,7 @@ mod tests {
                 note: None,
                 system_wide: false,
                 others: Vec::new(),
+                streamed: false,
             }),
             ..Recording::new(RunConfig::defaults(Topology::get()))
         }

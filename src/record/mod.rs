@@ -144,6 +144,7 @@ pub fn program_config(sched: SchedMode, system_wide: bool) -> RunConfig {
         sched,
         system_wide,
         task_iters: None,
+        until_stop: false,
     }
 }
 

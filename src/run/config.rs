@@ -93,6 +93,13 @@ pub struct RunConfig {
     /// saved before it existed: calibrated milliseconds.
     #[serde(default)]
     pub task_iters: Option<u64>,
+    /// Run until Stop (`--until-stop`): the task queue never runs dry, so
+    /// each thread takes task after task of `task_ms` until the run is
+    /// stopped; `tasks` then only sizes amdahl's serial task (run once,
+    /// first). A steady workload to watch live; memory stays bounded (see
+    /// [`crate::retention`]).
+    #[serde(default)]
+    pub until_stop: bool,
 }
 
 impl RunConfig {
@@ -109,6 +116,7 @@ impl RunConfig {
             sched: SchedMode::Auto,
             system_wide: false,
             task_iters: None,
+            until_stop: false,
         }
     }
 
@@ -138,6 +146,12 @@ impl RunConfig {
         }
     }
 
+    /// How many tasks the run will record: none known in advance when it
+    /// runs until Stop (what is reserved up front).
+    pub fn planned_tasks(&self) -> usize {
+        if self.until_stop { 0 } else { self.tasks }
+    }
+
     /// How many cores the run can use at once: the distinct cores of its
     /// placement (the allowed cores when unpinned), never more than its
     /// threads, since a thread runs on one core at a time.
@@ -153,13 +167,19 @@ impl RunConfig {
 
     /// The tasks this configuration runs.
     pub fn plan(&self) -> Result<crate::workload::Plan, String> {
-        crate::workload::Plan::new(
+        let plan = crate::workload::Plan::new(
             self.workload,
             self.tasks,
             self.task_ms,
             self.serial,
             self.task_iters,
-        )
+        )?;
+        // Run until Stop: the queue never runs dry.
+        Ok(if self.until_stop {
+            plan.endless()
+        } else {
+            plan
+        })
     }
 
     /// Checks every field and resolves the core of each thread.

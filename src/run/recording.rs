@@ -3,6 +3,7 @@
 use crate::environment::Environment;
 use crate::metrics::{Inputs, Metrics, TaskTotals};
 use crate::record::ProgramInfo;
+use crate::retention::{self, Dropped};
 use crate::telemetry::events::{Handoff, InFlight, RunEvent, TaskCpu, TaskRecord, ThreadRecord};
 use crate::telemetry::sched::slices::Totals;
 use crate::telemetry::sched::{SchedReport, SchedSlice, SchedSource};
@@ -58,6 +59,12 @@ pub struct Recording {
     /// With [`TaskCpu::KernelSlices`]: the tasks' CPU times are still to be
     /// summed from the kernel's report when it arrives.
     pub cpu_from_report: bool,
+    /// Tasks dropped from the front of `tasks` (a long run keeps the last
+    /// ones only, see [`crate::retention`]); `task_totals` still count them.
+    pub dropped_tasks: Dropped,
+    /// Slices dropped from the front of the live slices (and so of the
+    /// final report's, which continue them); the totals still count them.
+    pub dropped_slices: Dropped,
 }
 
 impl Recording {
@@ -83,6 +90,8 @@ impl Recording {
             program: None,
             task_cpu: TaskCpu::ThreadClock,
             cpu_from_report: false,
+            dropped_tasks: Dropped::default(),
+            dropped_slices: Dropped::default(),
         }
     }
 
@@ -103,7 +112,7 @@ impl Recording {
             } => {
                 self.origin_ns = origin_ns;
                 // The task count is known: reserve once instead of growing (and copying) as batches arrive.
-                let tasks = self.config.tasks.min(crate::timeline::SPAN_CAP);
+                let tasks = self.config.planned_tasks().min(crate::timeline::SPAN_CAP);
                 crate::timeline::reserve_resident(&mut self.tasks, tasks);
                 self.threads = threads;
                 self.sched_source = sched_source;
@@ -123,6 +132,14 @@ impl Recording {
                     self.wall_ns = self.wall_ns.max(task.end_ns);
                     self.task_totals.add(task);
                 }
+                retention::trim(
+                    &mut self.tasks,
+                    batch.len(),
+                    self.wall_ns,
+                    retention::TASKS_SHARE,
+                    |t| t.end_ns,
+                    &mut self.dropped_tasks,
+                );
                 self.tasks.extend_from_slice(&batch);
             }
             RunEvent::Handoffs(batch) => self.handoffs.extend(batch),
@@ -140,12 +157,30 @@ impl Recording {
             RunEvent::Program(info) => self.program = Some(info),
             RunEvent::Failure(why) => self.failures.push(why),
             RunEvent::Slices(batch) => {
+                let mut latest = 0;
                 for slice in &batch {
                     self.live_sched.add(slice, true);
+                    latest = latest.max(slice.end_ns);
                 }
+                retention::trim(
+                    &mut self.live_slices,
+                    batch.len(),
+                    latest,
+                    retention::SLICES_SHARE,
+                    |s| s.end_ns,
+                    &mut self.dropped_slices,
+                );
                 self.live_slices.extend(batch);
             }
-            RunEvent::Sched(report) => {
+            RunEvent::Sched(mut report) => {
+                if report.streamed {
+                    // The capture kept no raw records of its own: its slices
+                    // are those streamed (the last ones were sent just before).
+                    report.slices = std::mem::take(&mut self.live_slices);
+                } else {
+                    // The complete set replaces the streamed ones, whatever they lost.
+                    self.dropped_slices = Dropped::default();
+                }
                 self.live_slices = Vec::new();
                 self.live_sched = Totals::default();
                 if report.note.is_some() {
@@ -196,6 +231,67 @@ impl Recording {
         }
     }
 
+    /// Task `item` (its index among all the run's tasks, dropped ones
+    /// included: what the drawing store's task lanes hold), if still kept.
+    pub fn task(&self, item: u32) -> Option<&TaskRecord> {
+        let i = u64::from(item).checked_sub(self.dropped_tasks.items)?;
+        self.tasks.get(usize::try_from(i).ok()?)
+    }
+
+    /// Slice `item` (its index among all the slices, dropped ones included), if still kept.
+    pub fn slice(&self, item: u32) -> Option<&SchedSlice> {
+        let i = u64::from(item).checked_sub(self.dropped_slices.items)?;
+        self.slices().get(usize::try_from(i).ok()?)
+    }
+
+    /// Tasks recorded so far, dropped ones included (the next task's item).
+    pub fn tasks_seen(&self) -> usize {
+        self.tasks.len() + self.dropped_tasks.items as usize
+    }
+
+    /// Slices recorded so far, dropped ones included (the next slice's item).
+    pub fn slices_seen(&self) -> usize {
+        self.slices().len() + self.dropped_slices.items as usize
+    }
+
+    /// Before this time (ns since the origin) not all raw tasks and slices
+    /// are kept, only their totals (and, in the drawing store, the
+    /// summary); `None` when every record is kept.
+    pub fn summarised_before_ns(&self) -> Option<u64> {
+        let t = self
+            .dropped_tasks
+            .before_ns
+            .max(self.dropped_slices.before_ns);
+        (self.dropped_tasks.any() || self.dropped_slices.any()).then_some(t)
+    }
+
+    /// Figures from the kernel's slices alone. Once slices were dropped,
+    /// parallelism and concurrency come from the exact per-thread totals
+    /// and the profile (which needs every slice) is left empty.
+    pub fn kernel_figures(&self) -> crate::metrics::KernelFigures {
+        let wall = self.elapsed_ns();
+        match &self.sched {
+            Some(report) if self.dropped_slices.any() => {
+                let sum = |f: fn(&crate::telemetry::sched::ThreadSched) -> u64| {
+                    report.per_thread.iter().map(f).sum::<u64>()
+                };
+                let ratio = |ns: u64| {
+                    if wall == 0 {
+                        0.0
+                    } else {
+                        ns as f64 / wall as f64
+                    }
+                };
+                crate::metrics::KernelFigures {
+                    parallelism: ratio(sum(|t| t.running_ns)),
+                    concurrency: ratio(sum(|t| t.running_ns + t.runnable_ns)),
+                    profile_ns: Vec::new(),
+                }
+            }
+            _ => crate::metrics::KernelFigures::of(self.slices(), wall),
+        }
+    }
+
     /// How far the run has got: its wall time once ended, else the time observed.
     pub fn elapsed_ns(&self) -> u64 {
         if self.is_running() {
@@ -224,8 +320,7 @@ impl Recording {
         if self.program.is_some() {
             // No task stamps in another program: its threads running or
             // waiting for a CPU are what is in flight.
-            m.concurrency =
-                crate::metrics::KernelFigures::of(self.slices(), self.elapsed_ns()).concurrency;
+            m.concurrency = self.kernel_figures().concurrency;
         }
         m
     }

@@ -45,6 +45,16 @@ pub struct RunMeta {
     /// recorded: the thread clock, the only path then).
     #[serde(default)]
     pub task_cpu: crate::telemetry::events::TaskCpu,
+    /// A long run kept only its last raw tasks and slices: how many were
+    /// dropped before those saved, and before when (the part before is
+    /// summary-only: its figures are in `metrics` and `task_totals`).
+    #[serde(default)]
+    pub dropped_tasks: crate::retention::Dropped,
+    #[serde(default)]
+    pub dropped_slices: crate::retention::Dropped,
+    /// The sums over every task, dropped ones included (absent from older files).
+    #[serde(default)]
+    pub task_totals: Option<crate::metrics::TaskTotals>,
 }
 
 /// The parts of the kernel report that the `sched_switch` pairs do not carry.

@@ -419,6 +419,7 @@ impl RunBuilder {
             note: meta.note,
             system_wide: meta.system_wide,
             others: meta.others,
+            streamed: false,
         }))
     }
 
@@ -456,6 +457,12 @@ impl RunBuilder {
         }
         if let Some(report) = sched {
             rec.ingest(RunEvent::Sched(report));
+        }
+        // A long run's saved part: what came before is summary-only.
+        rec.dropped_tasks = meta.dropped_tasks;
+        rec.dropped_slices = meta.dropped_slices;
+        if let Some(totals) = meta.task_totals {
+            rec.task_totals = totals;
         }
         if meta.status != RunStatus::Running {
             rec.ingest(RunEvent::Finished {

@@ -103,6 +103,19 @@ fn write_run(
 ) -> io::Result<()> {
     let seq = packets.seq;
     let origin = rec.origin_ns;
+    // A streamed report's slices are in the order they streamed; the file
+    // holds a report's order, by thread then start.
+    let sorted;
+    let sched = match &rec.sched {
+        Some(report) if report.streamed => {
+            let mut copy = report.clone();
+            copy.slices
+                .sort_by_key(|s| (s.thread, s.start_ns, s.end_ns));
+            sorted = copy;
+            Some(&sorted)
+        }
+        report => report.as_ref(),
+    };
     packets.put(TracePacket {
         sequence_flags: Some(SEQ_INCREMENTAL_STATE_CLEARED),
         clock_snapshot: Some(ClockSnapshot {
@@ -148,7 +161,7 @@ fn write_run(
     };
     let run_track = track_uuid(seq, None);
     let window = counters::busy_window_ns(rec.wall_ns);
-    let busy = rec.sched.as_ref().map_or_else(Default::default, |report| {
+    let busy = sched.map_or_else(Default::default, |report| {
         counters::core_busy(&report.slices, window, rec.wall_ns)
     });
     let descriptors = std::iter::once(TrackDescriptor {
@@ -174,7 +187,7 @@ fn write_run(
             unit_name: Some("%".into()),
         }),
     }))
-    .chain(rec.sched.iter().flat_map(|_| {
+    .chain(sched.iter().flat_map(|_| {
         COUNTERS
             .iter()
             .enumerate()
@@ -206,7 +219,7 @@ fn write_run(
         sched_source: rec.sched_source,
         sched_note: rec.sched_note.clone(),
         task_cpu: rec.task_cpu,
-        sched: rec.sched.as_ref().map(|report| {
+        sched: sched.map(|report| {
             let (extra, not_there) = not_implied(&report.slices);
             SchedMeta {
                 source: report.source,
@@ -224,6 +237,9 @@ fn write_run(
         tasks: rec.tasks.len(),
         environment: rec.environment.clone(),
         program,
+        dropped_tasks: rec.dropped_tasks,
+        dropped_slices: rec.dropped_slices,
+        task_totals: Some(rec.task_totals),
     };
     let json = serde_json::to_string(&meta).map_err(io::Error::other)?;
     packets.event(
@@ -263,7 +279,7 @@ fn write_run(
             },
         )?;
     }
-    if let Some(report) = &rec.sched {
+    if let Some(report) = sched {
         for (k, (state, _)) in COUNTERS.iter().enumerate() {
             let track_uuid = Some(counter_uuid(seq, k));
             counters::count_changes(&report.slices, *state, |t, count| {

@@ -4,7 +4,10 @@
 //! ([`super::summary`]) that answers "how much time did each class have in
 //! this pixel column" in O(log n), however many spans the column holds.
 
-use super::summary::{LEAF, Mix, Node, Summary};
+use super::summary::{KEEP, LEAF, Mix, Node, Summary};
+
+/// Spans a kept summary node sums: a lane forgets its spans in such steps.
+const STEP: usize = LEAF << KEEP;
 
 /// What a lane's spans are told apart by when drawn: the thread (core lanes),
 /// the scheduler state (thread strips), or nothing (one thread's tasks).
@@ -32,6 +35,12 @@ pub struct Lane {
     /// Nanoseconds cut from spans that began before the previous one ended
     /// (sampled sources place edges to about a millisecond).
     pub clipped_ns: u64,
+    /// Spans forgotten from the front (a multiple of [`STEP`]): the arrays
+    /// start at this index of the lane's spans…
+    base: usize,
+    /// …and each forgotten [`STEP`] is known only by its kept summary node,
+    /// which began here.
+    kept_start: Vec<u64>,
 }
 
 impl Lane {
@@ -45,6 +54,45 @@ impl Lane {
             + self.item.capacity() * 4
             + self.class.capacity() * 2
             + self.summary.heap_bytes()
+            + self.kept_start.capacity() * 8
+    }
+
+    /// Where the forgotten spans end: only their summary is kept before it (0: none forgotten).
+    pub fn summarised_before_ns(&self) -> u64 {
+        self.kept_start
+            .len()
+            .checked_sub(1)
+            .map_or(0, |j| self.summary.kept()[j].end_ns())
+    }
+
+    /// Spans that end by `t` and could be forgotten now (whole steps only).
+    pub fn forgettable(&self, t: u64) -> usize {
+        let ended = self.start.partition_point(|&s| s < t);
+        let ended = if ended > 0 && self.end(ended - 1) > t {
+            ended - 1
+        } else {
+            ended
+        };
+        (self.base + ended) / STEP * STEP - self.base
+    }
+
+    /// Forgets the first `n` spans (a multiple of [`STEP`], at most
+    /// [`Lane::forgettable`]): their summary nodes stay, drawn as an even
+    /// spread of their classes' time over their stretch.
+    pub fn forget(&mut self, n: usize) {
+        if n == 0 {
+            return;
+        }
+        debug_assert!(n.is_multiple_of(STEP) && n <= self.len());
+        for k in (0..n).step_by(STEP) {
+            self.kept_start.push(self.start[k]);
+        }
+        self.start.drain(..n);
+        self.len.drain(..n);
+        self.item.drain(..n);
+        self.class.drain(..n);
+        self.base += n;
+        self.summary.forget(self.base);
     }
 
     pub fn len(&self) -> usize {
@@ -57,7 +105,9 @@ impl Lane {
 
     /// Where the last span ends (0 for an empty lane).
     pub fn end_ns(&self) -> u64 {
-        self.len().checked_sub(1).map_or(0, |i| self.end(i))
+        self.len()
+            .checked_sub(1)
+            .map_or_else(|| self.summarised_before_ns(), |i| self.end(i))
     }
 
     pub fn reserve(&mut self, spans: usize) {
@@ -81,7 +131,7 @@ impl Lane {
             self.item.push(item);
             self.class.push(class);
             start += len;
-            if self.len().is_multiple_of(LEAF) {
+            if (self.base + self.len()).is_multiple_of(LEAF) {
                 let from = self.len() - LEAF;
                 let spans = (from..self.len()).map(|i| (self.class[i], self.len[i]));
                 let node = Node::of_spans(spans, start);
@@ -146,9 +196,9 @@ impl Lane {
             let (a, b) = (bounds[k], bounds[k + 1]);
             *mix = Mix::of_width(b - a);
             while i < n && self.start[i] < b {
-                if i.is_multiple_of(LEAF)
+                if (self.base + i).is_multiple_of(LEAF)
                     && self.start[i] >= a
-                    && let Some((node, count)) = self.summary.largest_at(i, b)
+                    && let Some((node, count)) = self.summary.largest_at(self.base + i, b)
                 {
                     mix.add_node(node, count as u64);
                     i += count;
@@ -164,6 +214,27 @@ impl Lane {
                     break; // it goes on in the next column
                 }
                 i += 1;
+            }
+        }
+        self.forgotten_columns(bounds, out);
+    }
+
+    /// Adds the forgotten stretch's share of each column, from the kept summary nodes.
+    fn forgotten_columns(&self, bounds: &[u64], out: &mut [Mix]) {
+        let kept = &self.summary.kept()[..self.kept_start.len()];
+        let mut j = kept.partition_point(|n| n.end_ns() <= bounds[0]);
+        for (k, mix) in out.iter_mut().enumerate() {
+            let (a, b) = (bounds[k], bounds[k + 1]);
+            while j < kept.len() && self.kept_start[j] < b {
+                let (s, e) = (self.kept_start[j], kept[j].end_ns());
+                let part = e.min(b).saturating_sub(s.max(a));
+                if part > 0 {
+                    mix.add_part(&kept[j], part, e - s, STEP as u64);
+                }
+                if e > b {
+                    break; // it goes on in the next column
+                }
+                j += 1;
             }
         }
     }

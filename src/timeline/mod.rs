@@ -107,10 +107,19 @@ impl Timeline {
                 self.reset(threads.len());
                 self.reserve(planned_tasks.min(self.cap));
             }
-            RunEvent::Tasks(batch) => self.add_tasks(tasks, batch),
-            RunEvent::Slices(batch) => self.add_slices(slices, batch),
+            RunEvent::Tasks(batch) => {
+                self.age_out(batch.iter().map(|t| t.end_ns).max().unwrap_or(0));
+                self.add_tasks(tasks, batch);
+            }
+            RunEvent::Slices(batch) => {
+                self.age_out(batch.iter().map(|s| s.end_ns).max().unwrap_or(0));
+                self.add_slices(slices, batch);
+            }
             RunEvent::Sched(report) => {
-                self.set_slices(&report.slices);
+                // A streamed report's slices are those already here.
+                if !report.streamed {
+                    self.set_slices(0, &report.slices);
+                }
                 self.set_others(&report.others);
             }
             RunEvent::Environment(_)
@@ -158,10 +167,62 @@ impl Timeline {
         self.len() == 0
     }
 
+    /// Forgets, in every lane, the spans that ended over
+    /// [`crate::retention::WINDOW_NS`] before `now_ns`, once they are an
+    /// eighth of the lane (so the copy is amortised); their summary stays.
+    fn age_out(&mut self, now_ns: u64) {
+        let horizon = now_ns.saturating_sub(crate::retention::WINDOW_NS);
+        let mut forgot = false;
+        for lane in self.lanes_mut() {
+            let n = lane.forgettable(horizon);
+            if n > 0 && n >= lane.len() / 8 {
+                lane.forget(n);
+                forgot = true;
+            }
+        }
+        if forgot {
+            self.stored = self.len();
+        }
+    }
+
+    /// Makes room for `needed` more spans under the cap by forgetting the
+    /// oldest quarter of every lane (the memory budget's rule); what
+    /// still does not fit is dropped and counted by the caller.
+    fn make_room(&mut self, needed: usize) {
+        if self.stored + needed <= self.cap {
+            return;
+        }
+        for lane in self.lanes_mut() {
+            let quarter = lane.get(lane.len() / 4).end_ns;
+            let n = lane.forgettable(quarter);
+            lane.forget(n);
+        }
+        self.stored = self.len();
+    }
+
+    fn lanes_mut(&mut self) -> impl Iterator<Item = &mut Lane> {
+        self.threads
+            .iter_mut()
+            .chain(&mut self.thread_states)
+            .chain(&mut self.cores)
+            .chain(self.core_tasks.iter_mut().flatten())
+            .filter(|lane| !lane.is_empty())
+    }
+
+    /// Before this time (ns since the origin) some lane keeps only the
+    /// summary of its spans; 0 when every span is kept.
+    pub fn summarised_before_ns(&self) -> u64 {
+        self.lanes()
+            .map(Lane::summarised_before_ns)
+            .max()
+            .unwrap_or(0)
+    }
+
     /// Adds task lifetimes; `first` is the index of `tasks[0]` in the run's task list.
     pub fn add_tasks(&mut self, first: usize, tasks: &[TaskRecord]) {
         // Without kernel data each task is drawn twice: on its thread and on its core.
         let lanes_per_task = if self.cores_from_kernel { 1 } else { 2 };
+        self.make_room(tasks.len() * lanes_per_task);
         let keep = tasks
             .len()
             .min(self.cap.saturating_sub(self.stored) / lanes_per_task);
@@ -190,8 +251,9 @@ impl Timeline {
     }
 
     /// Replaces the streamed slices with the final, complete ones (sorted
-    /// by thread, then start, as a `SchedReport` holds them).
-    pub fn set_slices(&mut self, slices: &[SchedSlice]) {
+    /// by thread, then start, as a `SchedReport` holds them); `first` is the
+    /// index of `slices[0]` among the run's slices.
+    pub fn set_slices(&mut self, first: usize, slices: &[SchedSlice]) {
         self.thread_states.fill(Lane::default());
         self.cores.clear();
         self.counts = Counts::default();
@@ -212,7 +274,7 @@ impl Timeline {
             at(&mut self.cores, core).reserve(n);
         }
         for (i, slice) in slices.iter().enumerate() {
-            self.add_slice(i as u32, slice, Lanes::State);
+            self.add_slice((first + i) as u32, slice, Lanes::State);
         }
         // Core lanes fill in start order per core; the report is in thread order.
         let mut running: Vec<u32> = (0..slices.len() as u32)
@@ -220,7 +282,7 @@ impl Timeline {
             .collect();
         running.sort_by_key(|&i| (slices[i as usize].core, slices[i as usize].start_ns));
         for i in running {
-            self.add_slice(i, &slices[i as usize], Lanes::Core);
+            self.add_slice(first as u32 + i, &slices[i as usize], Lanes::Core);
         }
     }
 
@@ -252,6 +314,7 @@ impl Timeline {
         if to_state {
             self.counts.add(slice.state, slice.start_ns, slice.end_ns);
         }
+        self.make_room(needed);
         if self.stored + needed > self.cap || slice.core >= MAX_CORES {
             self.dropped_slices += needed as u64;
             return;
@@ -390,11 +453,14 @@ mod tests {
         let mut tl = Timeline::default();
         tl.reset(2);
         // Thread 0 ran at 10, thread 1 at 0 and 20, all on core 0.
-        tl.set_slices(&[
-            slice(0, 0, SliceState::Running, 10),
-            slice(1, 0, SliceState::Running, 0),
-            slice(1, 0, SliceState::Running, 20),
-        ]);
+        tl.set_slices(
+            0,
+            &[
+                slice(0, 0, SliceState::Running, 10),
+                slice(1, 0, SliceState::Running, 0),
+                slice(1, 0, SliceState::Running, 20),
+            ],
+        );
         let core: Vec<(u64, Class)> = (0..3)
             .map(|i| tl.cores[0].get(i))
             .map(|s| (s.start_ns, s.class))

@@ -68,10 +68,16 @@ impl Node {
     }
 }
 
-/// Nodes level by level: `levels[l][j]` sums spans `j·LEAF·2^l ..` of the lane.
+/// The level whose nodes outlive the spans they sum (each sums `LEAF <<
+/// KEEP` = 4096 spans): the summary of a long run's older part.
+pub const KEEP: usize = 6;
+
+/// Nodes level by level: `levels[l][j]` sums spans `(first[l] + j)·LEAF·2^l ..`
+/// of the lane (the nodes below [`KEEP`] of forgotten spans are dropped).
 #[derive(Clone, Debug, Default)]
 pub struct Summary {
     levels: Vec<Vec<Node>>,
+    first: Vec<usize>,
 }
 
 impl Summary {
@@ -88,11 +94,13 @@ impl Summary {
         for level in 0.. {
             if self.levels.len() == level {
                 self.levels.push(Vec::new());
+                self.first.push(0);
             }
             let nodes = &mut self.levels[level];
             nodes.push(node);
             let n = nodes.len();
-            if !n.is_multiple_of(2) {
+            // Forgetting keeps whole pairs, so a left sibling is still here.
+            if !(self.first[level] + n).is_multiple_of(2) {
                 return;
             }
             node = Node::merge(&nodes[n - 2], &nodes[n - 1]);
@@ -108,12 +116,37 @@ impl Summary {
             if !i.is_multiple_of(size) {
                 break;
             }
-            match nodes.get(i / size) {
+            match (i / size)
+                .checked_sub(self.first[level])
+                .and_then(|j| nodes.get(j))
+            {
                 Some(node) if node.end_ns <= end_ns => best = Some((node, size)),
                 _ => break,
             }
         }
         best
+    }
+}
+
+impl Summary {
+    /// Drops the nodes below [`KEEP`] of the spans before `base` (a multiple of `LEAF << KEEP`).
+    pub fn forget(&mut self, base: usize) {
+        for (level, nodes) in self.levels.iter_mut().enumerate().take(KEEP) {
+            let gone = (base / (LEAF << level)).saturating_sub(self.first[level]);
+            nodes.drain(..gone.min(nodes.len()));
+            self.first[level] += gone;
+        }
+    }
+
+    /// The nodes of level [`KEEP`] (none dropped), for the forgotten spans' summary.
+    pub fn kept(&self) -> &[Node] {
+        self.levels.get(KEEP).map_or(&[], Vec::as_slice)
+    }
+}
+
+impl Node {
+    pub fn end_ns(&self) -> u64 {
+        self.end_ns
     }
 }
 
@@ -162,6 +195,17 @@ impl Mix {
         }
         self.others_ns += node.others;
         self.slices += slices;
+    }
+
+    /// Adds the share `part / whole` of a node, as if its time were spread
+    /// evenly (a forgotten stretch's summary is all that is left of it).
+    pub fn add_part(&mut self, node: &Node, part: u64, whole: u64, spans: u64) {
+        let share = |ns: u64| (u128::from(ns) * u128::from(part) / u128::from(whole.max(1))) as u64;
+        for (&class, &ns) in node.class.iter().zip(&node.ns) {
+            self.add(class, share(ns), 0);
+        }
+        self.others_ns += share(node.others);
+        self.slices += share(spans);
     }
 
     /// Adds another column's tally (to draw a group of columns as one).

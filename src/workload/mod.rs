@@ -180,6 +180,17 @@ fn iters_for(share: f64, task_ms: f64, task_iters: Option<u64>, calibration: Cal
     }
 }
 
+impl Plan {
+    /// The same tasks, endlessly: the queue refills until the run is
+    /// cancelled (a run until Stop). Amdahl's serial task still runs once, first.
+    pub fn endless(self) -> Plan {
+        Plan {
+            tasks: usize::MAX,
+            ..self
+        }
+    }
+}
+
 struct Compute {
     iters: u64,
 }

@@ -4,11 +4,14 @@
 //! their core.
 
 use corelanes::bench::{Latency, live_latency_of};
-use corelanes::run::Placement;
+use corelanes::run::{Placement, Recording, RunStatus};
 use corelanes::telemetry::sched::{SchedMode, SliceState};
-use corelanes::workload::WorkloadKind::Cpu;
+use corelanes::topology::Topology;
+use corelanes::workload::WorkloadKind::{Cpu, Io};
 
-use super::{config, cores, exclusive, run};
+use super::{
+    command, config, cores, exclusive, finish_within, run, signal, wait_for_workers, words,
+};
 
 const MS: u64 = 1_000_000;
 
@@ -90,4 +93,57 @@ fn pinned_workers_are_born_on_their_core() {
         "{:?}",
         rec.threads
     );
+}
+
+#[test]
+fn a_run_until_stop_takes_tasks_until_it_is_stopped() {
+    let _machine = exclusive();
+    let (core, _) = cores();
+    // Two tasks planned; until Stop, the queue refills: it must go past them.
+    let mut cfg = config(Io, 2, 2, 1.0, Placement::OneCore(core));
+    cfg.until_stop = true;
+    let valid = cfg.validate(Topology::get()).unwrap();
+    let mut rec = Recording::new(valid.config.clone());
+    let handle = corelanes::run::start(valid);
+    let mut stopped = false;
+    for event in handle.events() {
+        rec.ingest(event);
+        if !stopped && rec.task_totals.recorded >= 20 {
+            handle.cancel();
+            stopped = true;
+        }
+    }
+    handle.join();
+    assert!(
+        stopped,
+        "the run ended by itself after {} tasks",
+        rec.tasks.len()
+    );
+    assert_eq!(rec.status, RunStatus::Cancelled);
+    assert!(rec.failures.is_empty(), "{:?}", rec.failures);
+    // Each thread took tasks, one after another.
+    for thread in 0..2 {
+        let n = rec.tasks.iter().filter(|t| t.thread == thread).count();
+        assert!(n >= 2, "worker-{thread} ran {n} tasks");
+    }
+}
+
+#[test]
+fn ctrl_c_ends_a_run_until_stop_as_meant_and_writes_what_was_recorded() {
+    let _machine = exclusive();
+    let tmp = tempfile::tempdir().unwrap();
+    let json = tmp.path().join("summary.json");
+    let mut args =
+        words("run --until-stop --workload io --threads 2 --tasks 1 --task-ms 2 --sched off");
+    args.extend(["--json", json.to_str().unwrap()]);
+    let mut child = command(&args).spawn().unwrap();
+    wait_for_workers(&mut child);
+    signal(&child, "INT");
+    let out = finish_within(child, &args, std::time::Duration::from_secs(30));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let summary: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    assert_eq!(summary["status"], "cancelled");
+    assert_eq!(summary["config"]["until_stop"], true);
 }

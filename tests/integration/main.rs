@@ -67,6 +67,7 @@ pub fn config(
         sched: SchedMode::Off,
         system_wide: false,
         task_iters: None,
+        until_stop: false,
     }
 }
 

@@ -615,7 +615,7 @@ impl TimelineView {
             let x1 = pc.x(end_ns as f64).min(rect.right() + 1.0);
             let r = Rect::from_x_y_ranges(x0..=x1, rect.y_range());
             if kind.holds_tasks()
-                && let Some(task) = rec.tasks.get(first.item as usize)
+                && let Some(task) = rec.task(first.item)
             {
                 let selected = Some(Selection {
                     run: run.index,
@@ -785,7 +785,7 @@ impl TimelineView {
         let Some(rec) = history.get(sel.run).map(|e| &*e.rec) else {
             return;
         };
-        let Some(task) = rec.tasks.get(sel.task as usize) else {
+        let Some(task) = rec.task(sel.task) else {
             return;
         };
         ui.heading("Selected task");
@@ -1292,7 +1292,7 @@ fn tooltip(ui: &mut Ui, run: &RunView, hit: &Hit) {
     let name = |thread: usize| thread_name(rec, thread);
     match *hit {
         Hit::Span { kind, item } if kind.holds_tasks() => {
-            if let Some(task) = rec.tasks.get(item as usize) {
+            if let Some(task) = rec.task(item) {
                 for line in task_lines(rec, task) {
                     ui.label(line);
                 }
@@ -1319,7 +1319,7 @@ fn tooltip(ui: &mut Ui, run: &RunView, hit: &Hit) {
             ));
         }
         Hit::Span { item, .. } => {
-            let Some(slice) = rec.slices().get(item as usize) else {
+            let Some(slice) = rec.slice(item) else {
                 return;
             };
             let thread = name(slice.thread);
@@ -1428,7 +1428,7 @@ fn tooltip(ui: &mut Ui, run: &RunView, hit: &Hit) {
                 .enumerate()
                 .filter_map(|(thread, lane)| {
                     let span = lane.hit(t)?;
-                    let slice = rec.slices().get(span.item as usize)?;
+                    let slice = rec.slice(span.item)?;
                     (slice.state == SliceState::Runnable && slice.core == core)
                         .then(|| name(thread))
                 })

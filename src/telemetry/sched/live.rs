@@ -9,8 +9,8 @@
 use std::collections::HashMap;
 
 use super::perf::{PerfRecord, RecordKind};
-use super::slices::{SliceBuilder, SwitchEvent, SwitchKind};
-use super::{Registry, SchedSlice};
+use super::slices::{SliceBuilder, SwitchEvent, SwitchKind, Totals};
+use super::{Registry, SchedSlice, ThreadSched};
 
 /// Where live slices go (the run's event channel).
 pub type Sink = Box<dyn FnMut(Vec<SchedSlice>) + Send>;
@@ -30,6 +30,10 @@ pub struct LiveSlices {
     builders: HashMap<i32, SliceBuilder>,
     /// Registrations already seen.
     seen: usize,
+    /// Totals of every slice sent, and each finished builder's switch-outs:
+    /// exact figures for a capture that keeps no records of its own.
+    totals: Totals,
+    switches: HashMap<usize, (u64, u64)>,
 }
 
 impl LiveSlices {
@@ -40,7 +44,56 @@ impl LiveSlices {
             pending: Vec::new(),
             builders: HashMap::new(),
             seen: 0,
+            totals: Totals::default(),
+            switches: HashMap::new(),
         }
+    }
+
+    /// Sends what is left once the capture stopped: `records` and every pending one,
+    /// then each thread's last slice, closed at its exit or at `end_ns`
+    /// (alive: `alive(tid)`), as the complete report does. Returns the
+    /// per-thread totals of every slice this builder sent.
+    pub fn finish(
+        mut self,
+        records: &[PerfRecord],
+        registry: &Registry,
+        end_ns: u64,
+        alive: impl Fn(i32) -> bool,
+    ) -> Vec<ThreadSched> {
+        self.feed(records, registry, u64::MAX);
+        let mut out = Vec::new();
+        for (tid, builder) in std::mem::take(&mut self.builders) {
+            let thread = builder.thread();
+            let counts = builder.finish(None, alive(tid), end_ns, &mut out);
+            self.count(thread, counts);
+        }
+        self.send(out);
+        let mut per_thread = self.totals.per_thread;
+        for (thread, (preempted, blocked)) in self.switches {
+            if per_thread.len() <= thread {
+                per_thread.resize(thread + 1, ThreadSched::default());
+            }
+            per_thread[thread].switches_out_preempted += preempted;
+            per_thread[thread].switches_out_blocked += blocked;
+        }
+        per_thread
+    }
+
+    fn count(&mut self, thread: usize, (preempted, blocked): (u64, u64)) {
+        let c = self.switches.entry(thread).or_default();
+        c.0 += preempted;
+        c.1 += blocked;
+    }
+
+    fn send(&mut self, out: Vec<SchedSlice>) {
+        if out.is_empty() {
+            return;
+        }
+        // Each builder emits its thread's slices in start order, as the totals need.
+        for s in &out {
+            self.totals.add(s, false);
+        }
+        (self.sink)(out);
     }
 
     /// Takes newly read records; sends the slices they close, up to `now_ns − LAG_NS`.
@@ -80,16 +133,16 @@ impl LiveSlices {
                 }
                 RecordKind::Exit => {
                     if let Some(builder) = self.builders.remove(&r.tid) {
-                        builder.finish(Some(r.time_ns), false, r.time_ns, &mut out);
+                        let thread = builder.thread();
+                        let counts = builder.finish(Some(r.time_ns), false, r.time_ns, &mut out);
+                        self.count(thread, counts);
                     }
                 }
                 RecordKind::Comm { .. } => {}
             }
         }
         self.pending = keep;
-        if !out.is_empty() {
-            (self.sink)(out);
-        }
+        self.send(out);
     }
 }
 

@@ -148,6 +148,11 @@ pub struct SchedReport {
     /// (the idle task left out), sorted by (core, start_ns). Empty otherwise.
     #[serde(default)]
     pub others: Vec<OtherSlice>,
+    /// A long capture kept no raw records of its own: `slices` are those
+    /// it streamed (the recording holds them, the oldest dropped), while
+    /// `per_thread` still totals every one.
+    #[serde(default)]
+    pub streamed: bool,
 }
 
 impl SchedReport {
@@ -805,13 +810,21 @@ impl SchedCapture {
             note: self.note.clone(),
             system_wide: self.system_wide,
             others: Vec::new(),
+            streamed: false,
         };
         match backend {
             Backend::Off => return report,
             Backend::Perf(capture, sampler) => {
-                let drained = capture.stop();
+                let mut drained = capture.stop();
                 let end_ns = sys::monotonic_ns();
                 report.lost_records = drained.lost;
+                if let Some(mut per_thread) = drained.streamed.take() {
+                    // Its slices were streamed, the last ones just now: the
+                    // recording holds them. Only their totals come here.
+                    per_thread.resize(threads.max(per_thread.len()), ThreadSched::default());
+                    report.per_thread = per_thread;
+                    report.streamed = true;
+                }
                 self.build_perf(&workers, drained, end_ns, origin_ns, &mut report);
                 if let Some(sampler) = sampler {
                     add_sampled(sampler.stop(), origin_ns, &mut report);

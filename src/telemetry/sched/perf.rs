@@ -193,6 +193,19 @@ pub struct Drained {
     /// System-wide capture only: each task seen in `wide`, named when it
     /// was first seen (`/proc/TID/comm`, or its `comm` record).
     pub names: HashMap<i32, String>,
+    /// A long capture streams its slices and keeps no records (`records`
+    /// is then empty): the per-thread totals of everything it streamed.
+    pub streamed: Option<Vec<super::ThreadSched>>,
+}
+
+/// Whether the records kept so far are past the capture's share of the
+/// memory budget or half the retention window old: from then on the
+/// capture keeps none, and its streamed slices are the report's.
+fn past_budget(records: &[PerfRecord], now_ns: u64) -> bool {
+    let bytes = std::mem::size_of_val(records);
+    let oldest = records.first().map_or(now_ns, |r| r.time_ns);
+    bytes > crate::retention::CAPTURE_SHARE
+        || now_ns.saturating_sub(oldest) > crate::retention::WINDOW_NS / 2
 }
 
 /// Running capture: the rings live in the drain thread.
@@ -618,6 +631,7 @@ fn drain_loop(
     };
     let mut live: Option<LiveSlices> = None;
     let mut fed = 0;
+    let mut streaming = false;
     loop {
         d.drain();
         registry.drained();
@@ -625,15 +639,22 @@ fn drain_loop(
             live = Some(LiveSlices::new(origin_ns, sink));
         }
         if let Some(live) = &mut live {
-            live.feed(&d.out.records[fed..], registry, crate::sys::monotonic_ns());
+            let now = crate::sys::monotonic_ns();
+            live.feed(&d.out.records[fed..], registry, now);
             fed = d.out.records.len();
+            if streaming || past_budget(&d.out.records, now) {
+                streaming = true;
+                d.out.records.clear();
+                fed = 0;
+            }
         }
         if stop_rx.recv_timeout(interval) != Err(RecvTimeoutError::Timeout) {
             break; // asked to stop, or the capture was dropped
         }
     }
-    // The complete report replaces the live slices: stop sending them.
-    drop(live);
+    // The complete report replaces the live slices: stop sending them
+    // (unless they are all there is).
+    let live = live.filter(|_| streaming);
     // Workers have been joined, but the kernel writes a thread's exit record
     // a little after `join` returns: wait for them so every final slice ends
     // at the thread's real exit.
@@ -654,6 +675,15 @@ fn drain_loop(
     }
     // Everything written before the disable is now below data_head.
     d.drain();
+    if let Some(live) = live {
+        let end_ns = crate::sys::monotonic_ns();
+        let exited = &d.exited;
+        let alive = |tid: i32| {
+            !exited.contains(&tid) && std::fs::exists(format!("/proc/{tid}")).unwrap_or(false)
+        };
+        d.out.streamed = Some(live.finish(&d.out.records[fed..], registry, end_ns, alive));
+        d.out.records = Vec::new();
+    }
     d.out
 }
 

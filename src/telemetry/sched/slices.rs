@@ -110,6 +110,11 @@ impl SliceBuilder {
         }
     }
 
+    /// The worker index whose slices this builds.
+    pub fn thread(&self) -> usize {
+        self.thread
+    }
+
     /// Takes the next switch (in time order); appends the slice it closed.
     pub fn event(&mut self, ev: &SwitchEvent, out: &mut Vec<SchedSlice>) {
         if self.first {
