@@ -296,8 +296,10 @@ mod tests {
             r#"{"args":{"sort_index":0},"name":"thread_sort_index","ph":"M","pid":1,"tid":11},"#,
             r#"{"args":{"name":"w\"1"},"name":"thread_name","ph":"M","pid":1,"tid":12},"#,
             r#"{"args":{"sort_index":1},"name":"thread_sort_index","ph":"M","pid":1,"tid":12},"#,
-            r#"{"args":{"core_at_end":3,"core_at_start":3,"cpu_ns":1234,"ok":true},"cat":"task","dur":1.5,"name":"task 0","ph":"X","pid":1,"tid":11,"ts":0.0},"#,
-            r#"{"args":{"core_at_end":3,"core_at_start":3,"cpu_ns":1234,"ok":false},"cat":"task","dur":1.5,"name":"task 1","ph":"X","pid":1,"tid":12,"ts":2.001},"#,
+            // A perf run's task CPU times are its thread's running slices inside
+            // the task: thread 0 ran 1 µs of task 0; thread 1 never ran.
+            r#"{"args":{"core_at_end":3,"core_at_start":3,"cpu_ns":1000,"ok":true},"cat":"task","dur":1.5,"name":"task 0","ph":"X","pid":1,"tid":11,"ts":0.0},"#,
+            r#"{"args":{"core_at_end":3,"core_at_start":3,"cpu_ns":0,"ok":false},"cat":"task","dur":1.5,"name":"task 1","ph":"X","pid":1,"tid":12,"ts":2.001},"#,
             r#"{"args":{"name":"cores (kernel scheduler)"},"name":"process_name","ph":"M","pid":2,"tid":0},"#,
             r#"{"args":{"name":"core 3"},"name":"thread_name","ph":"M","pid":2,"tid":3},"#,
             r#"{"args":{"thread":0},"cat":"sched","dur":1.0,"name":"w\"0","ph":"X","pid":2,"tid":3,"ts":0.0},"#,
