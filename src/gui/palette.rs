@@ -83,6 +83,8 @@ pub const STATES: [SliceState; 3] = [
 pub const FAILED: Color32 = Color32::from_rgb(200, 0, 0);
 /// Outline of the selected task.
 pub const SELECTED: Color32 = Color32::BLACK;
+/// A lock hand-off's arrow, from a release to the acquire it unblocked.
+pub const HANDOFF: Color32 = Color32::from_rgb(20, 20, 20);
 /// Text of warnings and failures.
 pub const WARNING: Color32 = Color32::from_rgb(180, 40, 20);
 /// Text that confirms something was done.

@@ -35,6 +35,8 @@ use crate::telemetry::sched::{SchedSource, SliceState};
 use crate::timeline::{Class, Lane, Level, Mix, Timeline, class_state};
 use crate::topology::Topology;
 
+/// Lock hand-offs are drawn as arrows when at most this many are in view.
+const MAX_ARROWS: usize = 200;
 /// Spans at least this many pixels wide are outlined, named and hoverable one by one.
 const WIDE_PX: f64 = 3.0;
 const GUTTER: f32 = 100.0;
@@ -99,6 +101,8 @@ pub struct TimelineView {
     /// Scratch: a collapsed group's columns, and the summary lane's levels.
     group_mixes: Vec<Mix>,
     levels: Vec<Level>,
+    /// Where this frame drew each thread's task lane: (run, thread, y).
+    thread_ys: Vec<(usize, usize, f32)>,
     /// The other programs named inside core lanes in the last frame (what a
     /// person can read there without hovering; tests look at it).
     pub named_programs: Vec<String>,
@@ -348,6 +352,7 @@ impl TimelineView {
         let mut hit = None;
         self.drew = Drew::default();
         self.headers.clear();
+        self.thread_ys.clear();
         self.named_programs.clear();
         let mut y = rect.top() + legend.height;
         let lanes_top = y;
@@ -362,6 +367,9 @@ impl TimelineView {
             y += h;
         }
         grid_and_axis(&pc, lanes_top..=y, axis);
+        for run in runs {
+            self.handoffs(&pc, run);
+        }
         legend.paint(&pc, rect.min, self.drew);
 
         let header = response.interact_pointer_pos().and_then(|p| {
@@ -500,6 +508,10 @@ impl TimelineView {
                 );
                 match content {
                     Content::One(lane, kind) => {
+                        if let Kind::Tasks { thread } = kind {
+                            self.thread_ys
+                                .push((run.index, *thread, lane_rect.center().y));
+                        }
                         self.lane(pc, run, &[lane], *kind, lane_rect, hover, hit);
                     }
                     Content::Group { lanes, key } => {
@@ -696,6 +708,44 @@ impl TimelineView {
         }
         if let Some(h) = hit_here {
             *hit = Some((run.index, h));
+        }
+    }
+
+    /// The lock's hand-offs in view, each an arrow from the release on the
+    /// releasing thread's lane to the acquire it unblocked on the waiting
+    /// thread's: who woke whom. Only when few enough to tell apart.
+    fn handoffs(&self, pc: &PaintCtx, run: &RunView) {
+        let y_of = |thread: usize| {
+            self.thread_ys
+                .iter()
+                .find(|&&(r, t, _)| r == run.index && t == thread)
+                .map(|&(_, _, y)| y)
+        };
+        let (t0, t1) = (pc.t0.max(0.0) as u64, pc.t1.max(0.0) as u64);
+        // Workers send them in batches of their own: not in time order.
+        let shown: Vec<_> = run
+            .rec
+            .handoffs
+            .iter()
+            .filter(|h| h.acquire_ns >= t0 && h.release_ns <= t1)
+            .take(MAX_ARROWS + 1)
+            .collect();
+        if shown.len() > MAX_ARROWS {
+            return;
+        }
+        let stroke = Stroke::new(1.5, palette::HANDOFF);
+        for h in shown {
+            let (Some(y0), Some(y1)) = (y_of(h.from), y_of(h.to)) else {
+                continue;
+            };
+            let from = pos2(pc.x(h.release_ns as f64), y0);
+            let to = pos2(pc.x(h.acquire_ns as f64).max(from.x + 4.0), y1);
+            pc.painter.line_segment([from, to], stroke);
+            // A small head of fixed size, whatever the arrow's length.
+            let back = (from - to).normalized() * 7.0;
+            let side = back.rot90() * 0.5;
+            pc.painter.line_segment([to, to + back + side], stroke);
+            pc.painter.line_segment([to, to + back - side], stroke);
         }
     }
 
@@ -1163,6 +1213,12 @@ impl Legend {
                     true => "core: idle".into(),
                     false => "core: not this run (idle or another program)".into(),
                 },
+            ));
+        }
+        if runs.iter().any(|r| !r.rec.handoffs.is_empty()) {
+            entries.push((
+                Swatch::Fill(palette::HANDOFF),
+                format!("lock hand-off: arrow from a release to the acquire it unblocked (up to {MAX_ARROWS} in view)"),
             ));
         }
         if states {
