@@ -58,8 +58,8 @@ fn a_lesson_runs_from_its_page_and_its_runs_land_in_the_history() {
     assert!(app.history.len() >= 2, "{} runs", app.history.len());
     assert_eq!(app.history.selected, Some(app.history.len() - 1));
     let word = match outcome.holds {
-        Some(true) => "✔ Holds",
-        Some(false) => "✘ Does not hold",
+        Some(true) => "+ Holds",
+        Some(false) => "× Does not hold",
         None => unreachable!("no reason was given"),
     };
     harness.get_by_label(word);
