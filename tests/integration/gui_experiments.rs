@@ -18,7 +18,8 @@ use super::{config, cores, exclusive};
 fn open_lesson(harness: &mut Harness<'_, App>, title: &str) {
     harness.get_by_label("Experiments").click();
     harness.run_steps(2);
-    harness.get_by_label(title).click();
+    // The list comes first (the left panel); the page repeats the title.
+    harness.get_all_by_label(title).next().unwrap().click();
     harness.run_steps(2);
 }
 
