@@ -564,3 +564,55 @@ fn ctrl_c_stops_a_scripted_run_saves_what_was_drawn_and_closes() {
         .count();
     assert_eq!(left, 0, "the disk workload's files are removed");
 }
+
+/// Pixels of `picture` within a few levels of `colour`.
+fn pixels_of(picture: &image::RgbaImage, colour: [u8; 3]) -> usize {
+    picture
+        .pixels()
+        .filter(|p| (0..3).all(|i| p[i].abs_diff(colour[i]) <= 8))
+        .count()
+}
+
+#[test]
+#[ignore = "needs a display: run under xvfb-run (see .ci/run)"]
+fn a_scripted_lesson_saves_its_slide_with_the_core_taking_turns() {
+    let _machine = exclusive();
+    let dir = tempfile::tempdir().unwrap();
+    let (slide, stdout) = scripted("--lesson time-slicing", &dir.path().join("slide.png"));
+    assert!(stdout.contains("slide.png"), "{stdout}");
+    // The slide holds the two threads' timeline: both colours, each a real share.
+    let colours = thread_colours(2);
+    let [a, b] = [pixels_of(&slide, colours[0]), pixels_of(&slide, colours[1])];
+    assert!(
+        a > 2_000 && b > 2_000,
+        "{a} and {b} pixels of the two threads"
+    );
+}
+
+#[test]
+#[ignore = "needs a display: run under xvfb-run (see .ci/run)"]
+fn the_synthetic_many_core_view_opens_folded_and_labelled() {
+    let dir = tempfile::tempdir().unwrap();
+    let png = dir.path().join("many.png");
+    let args = [
+        "gui",
+        "--synthetic-many-core",
+        "--window-size",
+        "1280x800",
+        "--exit",
+        "--screenshot",
+        png.to_str().unwrap(),
+    ];
+    let stdout = succeeded(&corelanes(&args));
+    assert!(stdout.contains(&format!("wrote {}", png.display())), "{stdout}");
+    let picture = image::open(&png).unwrap().to_rgba8();
+    // At 1280×800 the folded groups and the summary fit: the timeline is
+    // not taller than the window, and shows the shared grey of the threads
+    // beyond the palette and the summary's running green.
+    assert!(picture.height() <= 800, "{} px tall", picture.height());
+    let grey = corelanes::gui::palette::OTHERS.to_array();
+    let green =
+        corelanes::gui::palette::state(corelanes::telemetry::sched::SliceState::Running).to_array();
+    assert!(pixels_of(&picture, [grey[0], grey[1], grey[2]]) > 20_000);
+    assert!(pixels_of(&picture, [green[0], green[1], green[2]]) > 1_000);
+}
