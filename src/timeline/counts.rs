@@ -13,12 +13,21 @@ const MAX_BUCKETS: usize = 1 << 16;
 /// The finest bucket: below it a column's count is spread evenly anyway.
 const FIRST_WIDTH_NS: u64 = 10_000;
 
+#[derive(Clone, Copy)]
+enum Series {
+    Running,
+    Runnable,
+    Others,
+}
+
 #[derive(Clone, Debug)]
 pub struct Counts {
     width_ns: u64,
-    /// Thread-ns spent running, and runnable, in each bucket.
+    /// Thread-ns spent running, and runnable, in each bucket…
     running: Vec<u64>,
     runnable: Vec<u64>,
+    /// …and core-ns other programs ran (system-wide capture only).
+    others: Vec<u64>,
 }
 
 impl Default for Counts {
@@ -27,6 +36,7 @@ impl Default for Counts {
             width_ns: FIRST_WIDTH_NS,
             running: Vec::new(),
             runnable: Vec::new(),
+            others: Vec::new(),
         }
     }
 }
@@ -36,6 +46,8 @@ impl Default for Counts {
 pub struct Level {
     pub running: f64,
     pub runnable: f64,
+    /// Cores busy with other programs (system-wide capture; else 0).
+    pub others: f64,
 }
 
 impl Counts {
@@ -45,12 +57,30 @@ impl Counts {
     }
 
     pub fn heap_bytes(&self) -> usize {
-        (self.running.capacity() + self.runnable.capacity()) * 8
+        (self.running.capacity() + self.runnable.capacity() + self.others.capacity()) * 8
     }
 
     /// Adds one thread's `[start_ns, end_ns)` in `state` (blocked time is not counted).
     pub fn add(&mut self, state: SliceState, start_ns: u64, end_ns: u64) {
-        if end_ns <= start_ns || state == SliceState::Blocked {
+        match state {
+            SliceState::Running => self.spread(Series::Running, start_ns, end_ns),
+            SliceState::Runnable => self.spread(Series::Runnable, start_ns, end_ns),
+            SliceState::Blocked => {}
+        }
+    }
+
+    /// Adds another program's time on one core.
+    pub fn add_other(&mut self, start_ns: u64, end_ns: u64) {
+        self.spread(Series::Others, start_ns, end_ns);
+    }
+
+    /// Forgets the other programs' time (before it is added again, whole).
+    pub fn clear_others(&mut self) {
+        self.others.fill(0);
+    }
+
+    fn spread(&mut self, series: Series, start_ns: u64, end_ns: u64) {
+        if end_ns <= start_ns {
             return;
         }
         while end_ns.div_ceil(self.width_ns) as usize > MAX_BUCKETS {
@@ -58,12 +88,14 @@ impl Counts {
         }
         let needed = end_ns.div_ceil(self.width_ns) as usize;
         if self.running.len() < needed {
-            self.running.resize(needed, 0);
-            self.runnable.resize(needed, 0);
+            for v in [&mut self.running, &mut self.runnable, &mut self.others] {
+                v.resize(needed, 0);
+            }
         }
-        let into = match state {
-            SliceState::Running => &mut self.running,
-            _ => &mut self.runnable,
+        let into = match series {
+            Series::Running => &mut self.running,
+            Series::Runnable => &mut self.runnable,
+            Series::Others => &mut self.others,
         };
         let w = self.width_ns;
         let mut t = start_ns;
@@ -78,7 +110,7 @@ impl Counts {
 
     /// Doubles the buckets' width, merging neighbours.
     fn coarsen(&mut self) {
-        for v in [&mut self.running, &mut self.runnable] {
+        for v in [&mut self.running, &mut self.runnable, &mut self.others] {
             let merged: Vec<u64> = v.chunks(2).map(|c| c.iter().sum()).collect();
             *v = merged;
         }
@@ -93,6 +125,7 @@ impl Counts {
             Level {
                 running: self.integral(&self.running, c[0], c[1]) / width,
                 runnable: self.integral(&self.runnable, c[0], c[1]) / width,
+                others: self.integral(&self.others, c[0], c[1]) / width,
             }
         }));
     }
@@ -130,17 +163,22 @@ mod tests {
             out[0],
             Level {
                 running: 2.0,
-                runnable: 0.0
+                ..Level::default()
             }
         );
         assert_eq!(
             out[1],
             Level {
                 running: 2.0,
-                runnable: 1.0
+                runnable: 1.0,
+                others: 0.0
             }
         );
         assert_eq!(out[2], Level::default());
+        // Another program on a core for the first half: half a core busy on average.
+        c.add_other(0, 500_000);
+        c.columns(&[0, 1_000_000], &mut out);
+        assert_eq!(out[0].others, 0.5);
     }
 
     #[test]

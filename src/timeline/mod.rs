@@ -291,6 +291,10 @@ impl Timeline {
     pub fn set_others(&mut self, others: &[OtherSlice]) {
         self.others.clear();
         self.stored = self.len();
+        self.counts.clear_others();
+        for o in others {
+            self.counts.add_other(o.start_ns, o.end_ns);
+        }
         for (i, o) in others.iter().enumerate() {
             if self.stored >= self.cap || o.core >= MAX_CORES {
                 self.dropped_slices += 1;

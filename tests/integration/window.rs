@@ -604,7 +604,10 @@ fn the_synthetic_many_core_view_opens_folded_and_labelled() {
         png.to_str().unwrap(),
     ];
     let stdout = succeeded(&corelanes(&args));
-    assert!(stdout.contains(&format!("wrote {}", png.display())), "{stdout}");
+    assert!(
+        stdout.contains(&format!("wrote {}", png.display())),
+        "{stdout}"
+    );
     let picture = image::open(&png).unwrap().to_rgba8();
     // At 1280×800 the folded groups and the summary fit: the timeline is
     // not taller than the window, and shows the shared grey of the threads

@@ -780,30 +780,35 @@ impl TimelineView {
         let peak = self
             .levels
             .iter()
-            .map(|l| l.running + l.runnable)
+            .map(|l| l.running + l.others + l.runnable)
             .fold(cores, f64::max);
         let px = |v: f64| (f64::from(rect.height()) * v / peak).round() as f32;
+        // Stacked from the bottom: the run's threads running, the cores other
+        // programs held (system-wide capture), then the run's threads waiting.
         let bar = |k: usize| {
             let l = self.levels[k];
-            (px(l.running), px(l.running + l.runnable))
+            let busy = l.running + l.others;
+            [px(l.running), px(busy), px(busy + l.runnable)]
         };
+        let colours = [
+            palette::state(SliceState::Running),
+            palette::OTHER_PROGRAMS_HATCH,
+            palette::state(SliceState::Runnable),
+        ];
         let mut k = 0;
         while k < self.levels.len() {
             let h = bar(k);
             // Identical neighbouring columns are painted as one shape.
             let end = k + (k..self.levels.len()).take_while(|&j| bar(j) == h).count();
             let xs = self.column_x(pc, k)..=self.column_x(pc, end);
-            let (running, both) = h;
             let base = rect.bottom();
-            if running > 0.0 {
-                let r = Rect::from_x_y_ranges(xs.clone(), base - running..=base);
-                pc.painter
-                    .rect_filled(r, 0.0, palette::state(SliceState::Running));
-            }
-            if both > running {
-                let r = Rect::from_x_y_ranges(xs, base - both..=base - running);
-                pc.painter
-                    .rect_filled(r, 0.0, palette::state(SliceState::Runnable));
+            let mut below = 0.0;
+            for (top, colour) in h.into_iter().zip(colours) {
+                if top > below {
+                    let r = Rect::from_x_y_ranges(xs.clone(), base - top..=base - below);
+                    pc.painter.rect_filled(r, 0.0, colour);
+                }
+                below = top;
             }
             k = end;
         }
@@ -948,9 +953,13 @@ fn rows<'a>(runs: &'a [RunView<'a>], texts: &Texts, openness: &Openness) -> Vec<
         if tl.cores_from_kernel && (many || rec.threads.len() > palette::THREAD_COLOURS) {
             rows.push(texts.row(
                 format!(
-                    "Summary: how many of the run's {} threads ran (green) and waited for a CPU (red), of {} cores",
+                    "Summary: how many of the run's {} threads ran (green) and waited for a CPU (red), of {} cores{}",
                     rec.threads.len(),
-                    topo.allowed.len()
+                    topo.allowed.len(),
+                    match rec.sched.as_ref().is_some_and(|s| s.system_wide) {
+                        true => "; grey: cores other programs held",
+                        false => "",
+                    }
                 ),
                 12.5,
                 true,
@@ -1466,6 +1475,12 @@ fn tooltip(ui: &mut Ui, run: &RunView, hit: &Hit) {
                 level.runnable,
                 run.topo.allowed.len()
             ));
+            if level.others > 0.0 {
+                ui.label(format!(
+                    "{:.1} cores busy with other programs (system-wide capture, grey)",
+                    level.others
+                ));
+            }
             ui.label(format!(
                 "Counted from every kernel slice, in steps of {}.",
                 human_ns(resolution_ns)
