@@ -326,12 +326,13 @@ impl ExperimentsView {
                 ui.label(RichText::new(format!("Judged by: {}", o.criterion)).weak());
             }
             _ => {
+                ui.label(RichText::new(id.claim()).size(16.0));
                 ui.label(
                     RichText::new(format!(
-                        "Press Run lesson: it runs on this machine's {} allowed cores and says whether the claim held.",
+                        "Run lesson measures it on this machine's {} allowed cores and says whether it held, by a criterion stated before measuring.",
                         Topology::get().allowed.len()
                     ))
-                    .size(16.0),
+                    .weak(),
                 );
             }
         }

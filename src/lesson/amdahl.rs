@@ -19,7 +19,7 @@ const TOLERANCE: f64 = 0.1;
 /// The formula's curves go this far (or to the allowed cores, if more).
 const CURVE_CORES: usize = 64;
 
-const CLAIM: &str = "If a share s of a job must run serially, no number of cores makes it more \
+pub(super) const CLAIM: &str = "If a share s of a job must run serially, no number of cores makes it more \
                      than 1/s times faster: S(n) = 1 / (s + (1 − s) / n).";
 
 /// One measured speedup.

@@ -47,7 +47,7 @@ fn loop_chunks() -> u64 {
     (LOOP_MS / YIELD_EVERY_MS) as u64
 }
 
-const CLAIM: &str = "Async tasks are concurrency without threads: on one OS thread, waiting tasks overlap as threads do, but CPU work gets no speedup, and a task that computes without yielding holds up every other task (cooperative, not preemptive).";
+pub(super) const CLAIM: &str = "Async tasks are concurrency without threads: on one OS thread, waiting tasks overlap as threads do, but CPU work gets no speedup, and a task that computes without yielding holds up every other task (cooperative, not preemptive).";
 
 fn criterion() -> String {
     let chunks = loop_chunks();

@@ -16,7 +16,7 @@ const TASK_MS: f64 = 100.0;
 /// wall(8) must be at most this share of wall(1).
 const SHARE: f64 = 0.2;
 
-const CLAIM: &str = "Tasks that wait (for a disk, a network, a timer) finish sooner with more \
+pub(super) const CLAIM: &str = "Tasks that wait (for a disk, a network, a timer) finish sooner with more \
                      threads even on one core: their waits overlap, and waiting needs no CPU.";
 
 pub(super) fn run(lab: &mut Lab) -> Judged {

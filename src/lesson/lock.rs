@@ -19,7 +19,7 @@ const MAX_PARALLELISM: f64 = 1.1;
 /// the µs in which the releaser records its task while the woken one starts.
 const EXACT_OVERLAP: f64 = 0.01;
 
-const CLAIM: &str = "A multi-threaded program is not automatically parallel: threads that take \
+pub(super) const CLAIM: &str = "A multi-threaded program is not automatically parallel: threads that take \
                      turns holding one lock keep about one core busy, however many cores they run on.";
 
 pub(super) fn run(lab: &mut Lab) -> Judged {

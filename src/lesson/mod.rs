@@ -55,6 +55,21 @@ impl LessonId {
         }
     }
 
+    /// The claim the lesson tests, in one plain sentence (shown before it runs).
+    pub fn claim(self) -> &'static str {
+        match self {
+            LessonId::TimeSlicing => time_slicing::CLAIM,
+            LessonId::Parallelism => parallelism::CLAIM,
+            LessonId::IoOverlap => io_overlap::CLAIM,
+            LessonId::Responsiveness => responsiveness::CLAIM,
+            LessonId::Server => server::CLAIM,
+            LessonId::Lock => lock::CLAIM,
+            LessonId::Async => asynchronous::CLAIM,
+            LessonId::Amdahl => amdahl::CLAIM,
+            LessonId::Smt => smt::CLAIM,
+        }
+    }
+
     /// A short title for the lesson list.
     pub fn title(self) -> &'static str {
         match self {

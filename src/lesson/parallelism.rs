@@ -16,7 +16,7 @@ const TOTAL_MS: f64 = 1600.0;
 /// S(P) must reach this share of P.
 const SHARE: f64 = 0.8;
 
-const CLAIM: &str = "A job split into parts on P cores finishes about P times faster than on \
+pub(super) const CLAIM: &str = "A job split into parts on P cores finishes about P times faster than on \
                      one: the parts run at the same instant.";
 
 /// The thread counts swept on `p` allowed cores: 1, 2, 4, … and `p`.

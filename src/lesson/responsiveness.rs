@@ -38,7 +38,7 @@ const TURN_MS: f64 = 4.0;
 const BIN_MS: f64 = 0.25;
 const BINS: usize = 32;
 
-const CLAIM: &str = "Time-slicing keeps a program responsive: a thread that wakes every 10 ms gets the core within a few scheduler slices even beside CPU hogs on its core, and sooner still when the hogs run at nice 19.";
+pub(super) const CLAIM: &str = "Time-slicing keeps a program responsive: a thread that wakes every 10 ms gets the core within a few scheduler slices even beside CPU hogs on its core, and sooner still when the hogs run at nice 19.";
 
 fn criterion() -> String {
     format!(

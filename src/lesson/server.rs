@@ -22,7 +22,7 @@ const THREADS: [usize; 3] = [1, 4, 16];
 const THREAD_GAIN: f64 = 2.5;
 const CORE_GAIN: f64 = 1.5;
 
-const CLAIM: &str = "A server uses both: more threads fix the waiting (requests wait at the same time, even on one core), more cores fix the computing (requests compute at the same time).";
+pub(super) const CLAIM: &str = "A server uses both: more threads fix the waiting (requests wait at the same time, even on one core), more cores fix the computing (requests compute at the same time).";
 
 fn criterion() -> String {
     format!(

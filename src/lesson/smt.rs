@@ -15,7 +15,7 @@ const TASK_MS: f64 = 100.0;
 /// Siblings must take at least this many times as long as separate cores.
 const MIN_RATIO: f64 = 1.2;
 
-const CLAIM: &str = "Two hardware threads (SMT siblings, hyper-threads) of one core share its \
+pub(super) const CLAIM: &str = "Two hardware threads (SMT siblings, hyper-threads) of one core share its \
                      execution units: two threads on them get less done than on two separate cores.";
 
 /// Cores to compare: `siblings` are two SMT threads of one core, `separate`

@@ -20,7 +20,7 @@ const WALL_SHARE: f64 = 0.8;
 /// runs before it pins itself.
 const EXACT_OVERLAP: f64 = 0.001;
 
-const CLAIM: &str = "CPU-bound threads on one core take turns: the core runs one of them at a \
+pub(super) const CLAIM: &str = "CPU-bound threads on one core take turns: the core runs one of them at a \
                      time, so two take about twice as long as one alone.";
 
 pub(super) fn run(lab: &mut Lab) -> Judged {

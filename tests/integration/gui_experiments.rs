@@ -45,6 +45,8 @@ fn a_lesson_runs_from_its_page_and_its_runs_land_in_the_history() {
     let _machine = exclusive();
     let mut harness = app();
     open_lesson(&mut harness, LessonId::TimeSlicing.title());
+    // The claim shows before anything runs.
+    harness.get_by_label(LessonId::TimeSlicing.claim());
     harness.get_by_label("Run lesson (Space)").click();
     until_idle(&mut harness);
     let app = harness.state();
@@ -65,7 +67,7 @@ fn a_lesson_runs_from_its_page_and_its_runs_land_in_the_history() {
     };
     harness.get_by_label(word);
     harness.get_by_label(&outcome.verdict);
-    harness.get_by_label(&outcome.claim);
+    assert_eq!(outcome.claim, LessonId::TimeSlicing.claim());
 }
 
 #[test]
