@@ -103,6 +103,12 @@ pub struct TimelineView {
     levels: Vec<Level>,
     /// Where this frame drew each thread's task lane: (run, thread, y).
     thread_ys: Vec<(usize, usize, f32)>,
+    /// Folded groups' summed columns, kept while the columns stay the same:
+    /// a still view redraws (hover, a live caption) without summing its
+    /// cores again. Keyed by the lanes and how much they hold.
+    group_cache: HashMap<GroupData, Vec<Mix>>,
+    /// The columns the cache is for: first and last edge, and how many.
+    cache_columns: (u64, u64, usize),
     /// The other programs named inside core lanes in the last frame (what a
     /// person can read there without hovering; tests look at it).
     pub named_programs: Vec<String>,
@@ -413,6 +419,11 @@ impl TimelineView {
             (0..=columns).map(|k| (pc.t0 + k as f64 * ns_per_column).max(0.0).round() as u64),
         );
         self.mixes.resize(columns, Mix::default());
+        let edges = (self.bounds[0], self.bounds[columns], columns);
+        if edges != self.cache_columns {
+            self.group_cache.clear();
+            self.cache_columns = edges;
+        }
     }
 
     /// The x of column edge `k`.
@@ -752,6 +763,11 @@ impl TimelineView {
     /// Sums `lanes`' columns into `mixes`: each column's time of every
     /// thread on any of them, out of the lanes' combined time.
     fn sum_columns(&mut self, lanes: &[&Lane]) {
+        let key = GroupData::of(lanes);
+        if let Some(summed) = self.group_cache.get(&key) {
+            self.mixes.clone_from(summed);
+            return;
+        }
         self.group_mixes.clear();
         self.group_mixes.resize(self.mixes.len(), Mix::default());
         for lane in lanes {
@@ -761,6 +777,7 @@ impl TimelineView {
             }
         }
         std::mem::swap(&mut self.mixes, &mut self.group_mixes);
+        self.group_cache.insert(key, self.mixes.clone());
     }
 
     /// The summary lane: per column, the average number of the run's
@@ -899,6 +916,30 @@ impl<'u> Texts<'u> {
             .painter()
             .layout(text, FontId::proportional(12.5), color, self.width);
         Row::Header { key, galley, open }
+    }
+}
+
+/// Which lanes a folded group sums, and how much they hold: a lane that
+/// takes in or forgets spans changes it.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+struct GroupData {
+    first: usize,
+    lanes: usize,
+    spans: usize,
+    end_ns: u64,
+}
+
+impl GroupData {
+    fn of(lanes: &[&Lane]) -> GroupData {
+        GroupData {
+            // The lanes' address: where the store keeps them.
+            first: lanes
+                .first()
+                .map_or(0, |l| std::ptr::from_ref::<Lane>(l) as usize),
+            lanes: lanes.len(),
+            spans: lanes.iter().map(|l| l.len()).sum(),
+            end_ns: lanes.iter().map(|l| l.end_ns()).max().unwrap_or(0),
+        }
     }
 }
 
@@ -1640,6 +1681,24 @@ mod tests {
         assert_eq!(view.open.get(&key), Some(&true));
         assert_eq!(folded(&view), 15 + 1);
         assert!(view.headers.iter().any(|(_, k, open)| *k == key && *open));
+    }
+
+    #[test]
+    fn a_folded_groups_sums_are_reused_only_while_its_lanes_are_unchanged() {
+        let mut view = TimelineView::default();
+        view.bounds = vec![0, 100, 200];
+        view.mixes = vec![Mix::default(); 2];
+        let (mut a, b) = (Lane::default(), Lane::default());
+        a.push(0, 50, 0, 1);
+        let covered = |view: &TimelineView| view.mixes.iter().map(Mix::covered_ns).sum::<u64>();
+        view.sum_columns(&[&a, &b]);
+        assert_eq!(covered(&view), 50);
+        view.sum_columns(&[&a, &b]);
+        assert_eq!(covered(&view), 50, "the same sums again");
+        // A live lane takes in a span: the group is summed afresh.
+        a.push(100, 180, 1, 2);
+        view.sum_columns(&[&a, &b]);
+        assert_eq!(covered(&view), 130);
     }
 
     #[test]
