@@ -304,7 +304,7 @@ impl Frame {
             rec: &run.rec,
             timeline: &run.timeline,
             colours: &run.colours,
-            topo: Topology::get(),
+            topo: run.synthetic.as_deref().unwrap_or(Topology::get()),
             caption: run.rec.title(),
         }];
         let mut output = self.ctx.run_ui(input, |ui| {

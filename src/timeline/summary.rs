@@ -218,6 +218,25 @@ impl Mix {
         self.width_ns += other.width_ns;
     }
 
+    /// The same tally with only the classes `keep` names; the others' time
+    /// is counted as others (they share one colour where they are drawn).
+    pub fn keeping(&self, keep: impl Fn(Class) -> bool) -> Mix {
+        let mut out = Mix {
+            others_ns: self.others_ns,
+            slices: self.slices,
+            width_ns: self.width_ns,
+            ..Mix::default()
+        };
+        for (class, ns) in self.shares() {
+            if keep(class) {
+                out.add(class, ns, 0);
+            } else {
+                out.others_ns += ns;
+            }
+        }
+        out
+    }
+
     /// The named classes and their time, in the order first seen.
     pub fn shares(&self) -> impl Iterator<Item = (Class, u64)> + '_ {
         self.class[..self.len]

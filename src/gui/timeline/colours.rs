@@ -60,6 +60,11 @@ impl Colours {
         (0..self.slot.len()).filter(|&i| self.slot[i].is_some())
     }
 
+    /// Whether thread `index` has a colour of its own.
+    pub fn is_named(&self, index: usize) -> bool {
+        !matches!(self.slot.get(index), Some(None))
+    }
+
     /// How many threads share the neutral colour.
     pub fn shared(&self) -> usize {
         self.slot.iter().filter(|s| s.is_none()).count()

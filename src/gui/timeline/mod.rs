@@ -595,6 +595,13 @@ impl TimelineView {
                 &EMPTY_LANE
             }
         };
+        // Threads without a colour of their own are drawn in one grey: as
+        // one share, they make one stripe per group, not one each.
+        if matches!(kind, Kind::Core { .. } | Kind::Group { .. }) && run.colours.shared() > 0 {
+            for mix in &mut self.mixes {
+                *mix = mix.keeping(|class| run.colours.is_named(usize::from(class)));
+            }
+        }
         // Columns that lie wholly inside a span drawn on its own.
         self.exact.clear();
         self.exact.resize(self.mixes.len(), false);
