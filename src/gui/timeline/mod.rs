@@ -1692,9 +1692,11 @@ mod tests {
 
     #[test]
     fn a_folded_groups_sums_are_reused_only_while_its_lanes_are_unchanged() {
-        let mut view = TimelineView::default();
-        view.bounds = vec![0, 100, 200];
-        view.mixes = vec![Mix::default(); 2];
+        let mut view = TimelineView {
+            bounds: vec![0, 100, 200],
+            mixes: vec![Mix::default(); 2],
+            ..TimelineView::default()
+        };
         let (mut a, b) = (Lane::default(), Lane::default());
         a.push(0, 50, 0, 1);
         let covered = |view: &TimelineView| view.mixes.iter().map(Mix::covered_ns).sum::<u64>();
