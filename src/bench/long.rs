@@ -210,14 +210,12 @@ mod tests {
         run.ingest_switches(480_000 / BATCH * BATCH);
         run.rec
             .ingest(RunEvent::Sched(crate::telemetry::sched::SchedReport {
-                source: SchedSource::Perf,
-                lost_records: 0,
-                slices: Vec::new(),
-                per_thread: Vec::new(),
-                note: None,
-                system_wide: false,
-                others: Vec::new(),
                 streamed: true,
+                ..crate::telemetry::sched::SchedReport::of_slices(
+                    SchedSource::Perf,
+                    Vec::new(),
+                    Vec::new(),
+                )
             }));
         run.rec.ingest(RunEvent::Finished {
             wall_ns: run.simulated_ns(),

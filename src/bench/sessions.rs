@@ -84,16 +84,11 @@ pub fn synthetic_run(tasks: usize, slices: usize) -> Recording {
         sched_note: None,
     });
     rec.ingest(RunEvent::Tasks((0..tasks).map(task).collect()));
-    rec.ingest(RunEvent::Sched(SchedReport {
-        source: SchedSource::Perf,
-        lost_records: 0,
-        slices: all,
-        per_thread: vec![Default::default(); THREADS],
-        note: None,
-        system_wide: false,
-        others: Vec::new(),
-        streamed: false,
-    }));
+    rec.ingest(RunEvent::Sched(SchedReport::of_slices(
+        SchedSource::Perf,
+        all,
+        vec![Default::default(); THREADS],
+    )));
     rec.ingest(RunEvent::Finished {
         wall_ns,
         cancelled: false,

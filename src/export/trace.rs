@@ -267,20 +267,16 @@ mod tests {
             start_ns,
             end_ns: start_ns + 1000,
         };
-        rec.ingest(RunEvent::Sched(SchedReport {
-            source: SchedSource::Perf,
-            lost_records: 0,
-            slices: vec![
-                slice(0, SliceState::Running, 0),
-                slice(0, SliceState::Runnable, 1000),
-                slice(5, SliceState::Running, 1000),
-            ],
-            per_thread: Vec::new(),
-            note: None,
-            system_wide: false,
-            others: Vec::new(),
-            streamed: false,
-        }));
+        let slices = vec![
+            slice(0, SliceState::Running, 0),
+            slice(0, SliceState::Runnable, 1000),
+            slice(5, SliceState::Running, 1000),
+        ];
+        rec.ingest(RunEvent::Sched(SchedReport::of_slices(
+            SchedSource::Perf,
+            slices,
+            Vec::new(),
+        )));
         rec
     }
 

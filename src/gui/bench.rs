@@ -105,16 +105,11 @@ pub fn synthetic(spans: usize, live: bool) -> Entry {
         }
         slices.sort_by_key(|s| (s.thread, s.start_ns));
         rec.ingest([
-            RunEvent::Sched(SchedReport {
-                source: SchedSource::Perf,
-                lost_records: 0,
+            RunEvent::Sched(SchedReport::of_slices(
+                SchedSource::Perf,
                 slices,
-                per_thread: Vec::new(),
-                note: None,
-                system_wide: false,
-                others: Vec::new(),
-                streamed: false,
-            }),
+                Vec::new(),
+            )),
             RunEvent::Finished {
                 wall_ns: end_ns,
                 cancelled: false,
@@ -229,16 +224,11 @@ pub fn many_core(spans: usize) -> Entry {
             .collect(),
     )]);
     run.ingest([
-        RunEvent::Sched(SchedReport {
-            source: SchedSource::Perf,
-            lost_records: 0,
+        RunEvent::Sched(SchedReport::of_slices(
+            SchedSource::Perf,
             slices,
             per_thread,
-            note: None,
-            system_wide: false,
-            others: Vec::new(),
-            streamed: false,
-        }),
+        )),
         RunEvent::Finished {
             wall_ns: MANY_NS,
             cancelled: false,

@@ -198,16 +198,7 @@ mod tests {
             sched_source: source,
             wall_ns,
             status: crate::run::RunStatus::Finished,
-            sched: Some(SchedReport {
-                source,
-                lost_records: 0,
-                slices,
-                per_thread: Vec::new(),
-                note: None,
-                system_wide: false,
-                others: Vec::new(),
-                streamed: false,
-            }),
+            sched: Some(SchedReport::of_slices(source, slices, Vec::new())),
             ..Recording::new(RunConfig::defaults(Topology::get()))
         }
     }

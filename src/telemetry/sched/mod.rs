@@ -156,6 +156,25 @@ pub struct SchedReport {
 }
 
 impl SchedReport {
+    /// A complete report of `slices` from `source` (nothing lost, no note,
+    /// no other programs): what generators and tests build.
+    pub fn of_slices(
+        source: SchedSource,
+        slices: Vec<SchedSlice>,
+        per_thread: Vec<ThreadSched>,
+    ) -> SchedReport {
+        SchedReport {
+            source,
+            lost_records: 0,
+            slices,
+            per_thread,
+            note: None,
+            system_wide: false,
+            others: Vec::new(),
+            streamed: false,
+        }
+    }
+
     /// The other programs' time on `cores`, by name, longest first.
     pub fn others_on(&self, cores: &[usize]) -> Vec<(String, u64)> {
         let mut by_name: HashMap<&str, u64> = HashMap::new();
@@ -803,14 +822,13 @@ impl SchedCapture {
         let workers = self.registry.snapshot();
         let threads = workers.iter().map(|w| w.index + 1).max().unwrap_or(0);
         let mut report = SchedReport {
-            source: self.source,
-            lost_records: 0,
-            slices: Vec::new(),
-            per_thread: vec![ThreadSched::default(); threads],
             note: self.note.clone(),
             system_wide: self.system_wide,
-            others: Vec::new(),
-            streamed: false,
+            ..SchedReport::of_slices(
+                self.source,
+                Vec::new(),
+                vec![ThreadSched::default(); threads],
+            )
         };
         match backend {
             Backend::Off => return report,
