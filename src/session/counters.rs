@@ -44,13 +44,7 @@ mod tests {
     use super::*;
 
     fn slice(thread: usize, state: SliceState, start_ns: u64, end_ns: u64) -> SchedSlice {
-        SchedSlice {
-            thread,
-            core: 0,
-            state,
-            start_ns,
-            end_ns,
-        }
+        SchedSlice::on_core0(thread, state, start_ns, end_ns)
     }
 
     fn changes(slices: &[SchedSlice], state: SliceState) -> Vec<(u64, i64)> {

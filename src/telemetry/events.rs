@@ -265,13 +265,7 @@ mod tests {
     }
 
     fn slice(thread: usize, state: SliceState, start_ns: u64, end_ns: u64) -> SchedSlice {
-        SchedSlice {
-            thread,
-            core: 0,
-            state,
-            start_ns,
-            end_ns,
-        }
+        SchedSlice::on_core0(thread, state, start_ns, end_ns)
     }
 
     #[test]

@@ -102,6 +102,20 @@ pub struct SchedSlice {
     pub end_ns: u64,
 }
 
+#[cfg(test)]
+impl SchedSlice {
+    /// A slice on core 0, as the unit tests write them.
+    pub(crate) fn on_core0(thread: usize, state: SliceState, start_ns: u64, end_ns: u64) -> Self {
+        SchedSlice {
+            thread,
+            core: 0,
+            state,
+            start_ns,
+            end_ns,
+        }
+    }
+}
+
 /// Totals of one worker.
 #[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ThreadSched {
