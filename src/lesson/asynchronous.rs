@@ -461,13 +461,5 @@ fn judge(cores: usize, m: &Measured, charts: Vec<Chart>) -> Judged {
             "NOT as claimed"
         },
     );
-    Judged {
-        claim: CLAIM.into(),
-        criterion: criterion(),
-        holds: Some(holds),
-        reason: None,
-        verdict,
-        figures,
-        charts,
-    }
+    Judged::measured(CLAIM, criterion(), holds, verdict, figures, charts)
 }

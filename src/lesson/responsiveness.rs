@@ -345,13 +345,5 @@ fn judge(core: usize, measured: &[Measured], charts: Vec<Chart>) -> Judged {
                 "time-slicing kept it responsive, but nice 19 did not bring it within one turn",
         }
     );
-    Judged {
-        claim: CLAIM.into(),
-        criterion: criterion(),
-        holds: Some(holds),
-        reason: None,
-        verdict,
-        figures,
-        charts,
-    }
+    Judged::measured(CLAIM, criterion(), holds, verdict, figures, charts)
 }
