@@ -54,7 +54,8 @@ pub struct ExperimentsView {
     pages: HashMap<LessonId, Page>,
     running: Option<InProgress>,
     timeline: TimelineView,
-    slide_path: String,
+    /// Where each lesson's slide is saved (its own name until edited).
+    slide_paths: HashMap<LessonId, String>,
     /// The slide being saved, and what became of the last one.
     slide_job: Option<Job>,
     slide_message: Option<(bool, String)>,
@@ -71,7 +72,7 @@ impl Default for ExperimentsView {
             pages: HashMap::new(),
             running: None,
             timeline: TimelineView::default(),
-            slide_path: String::new(),
+            slide_paths: HashMap::new(),
             slide_job: None,
             slide_message: None,
             slide_rect: None,
@@ -272,10 +273,11 @@ impl ExperimentsView {
                 action = Some(Action::Lesson(id));
             }
             ui.separator();
-            if self.slide_path.is_empty() {
-                self.slide_path = format!("lesson-{}.png", id.id());
-            }
-            ui.add(egui::TextEdit::singleline(&mut self.slide_path).desired_width(180.0))
+            let path = self
+                .slide_paths
+                .entry(id)
+                .or_insert_with(|| format!("lesson-{}.png", id.id()));
+            ui.add(egui::TextEdit::singleline(path).desired_width(180.0))
                 .accessible_name("Save slide: path")
                 .on_hover_text("Where the slide is saved (PNG)");
             let has_outcome = self.outcome(id).is_some();
@@ -288,7 +290,7 @@ impl ExperimentsView {
                 .on_disabled_hover_text("Run the lesson first.")
                 .clicked()
             {
-                action = Some(Action::SaveSlide(PathBuf::from(&self.slide_path)));
+                action = Some(Action::SaveSlide(PathBuf::from(&self.slide_paths[&id])));
             }
             if let Some((ok, text)) = &self.slide_message {
                 let text = RichText::new(text);

@@ -10,7 +10,7 @@ use corelanes::run::Placement;
 use corelanes::workload::WorkloadKind::Io;
 use eframe::egui;
 use egui_kittest::Harness;
-use egui_kittest::kittest::Queryable;
+use egui_kittest::kittest::{NodeT, Queryable};
 
 use super::gui::{app_harness, type_into, wait_for_label};
 use super::{config, cores, exclusive};
@@ -108,6 +108,12 @@ fn a_slide_that_cannot_be_written_says_why() {
     open_lesson(&mut harness, LessonId::Smt.title());
     harness.get_by_label("Run lesson (Space)").click();
     until_idle(&mut harness);
+    // Each lesson's slide is named after it, whichever page was shown first.
+    let field = harness.get_by_label("Save slide: path");
+    assert_eq!(
+        field.accesskit_node().value().as_deref(),
+        Some("lesson-smt.png")
+    );
     type_into(
         &mut harness,
         "Save slide: path",
