@@ -118,6 +118,8 @@ pub struct TimelineView {
 struct Drew {
     others: bool,
     gaps: bool,
+    /// Lock hand-off arrows.
+    arrows: usize,
 }
 
 /// Maps time to x inside the data area (right of the lane labels).
@@ -732,7 +734,7 @@ impl TimelineView {
     /// The lock's hand-offs in view, each an arrow from the release on the
     /// releasing thread's lane to the acquire it unblocked on the waiting
     /// thread's: who woke whom. Only when few enough to tell apart.
-    fn handoffs(&self, pc: &PaintCtx, run: &RunView) {
+    fn handoffs(&mut self, pc: &PaintCtx, run: &RunView) {
         let y_of = |thread: usize| {
             self.thread_ys
                 .iter()
@@ -759,6 +761,7 @@ impl TimelineView {
             let from = pos2(pc.x(h.release_ns as f64), y0);
             let to = pos2(pc.x(h.acquire_ns as f64).max(from.x + 4.0), y1);
             pc.painter.line_segment([from, to], stroke);
+            self.drew.arrows += 1;
             // A small head of fixed size, whatever the arrow's length.
             let back = (from - to).normalized() * 7.0;
             let side = back.rot90() * 0.5;
@@ -1708,6 +1711,73 @@ mod tests {
         a.push(100, 180, 1, 2);
         view.sum_columns(&[&a, &b]);
         assert_eq!(covered(&view), 130);
+    }
+
+    /// Two threads taking a lock in turns: `n` hand-offs, one each 10 ms.
+    fn lock_run(n: u64) -> crate::gui::Entry {
+        use crate::telemetry::events::{Handoff, RunEvent, TaskRecord, ThreadRecord};
+        let mut entry = crate::gui::Entry::new(Recording::new(crate::run::RunConfig {
+            threads: 2,
+            ..crate::run::RunConfig::defaults(Topology::get())
+        }));
+        let wall = (n + 1) * 10_000_000;
+        entry.ingest([
+            RunEvent::Started {
+                origin_ns: 1,
+                threads: (0..2)
+                    .map(|index| ThreadRecord {
+                        index,
+                        ..ThreadRecord::default()
+                    })
+                    .collect(),
+                sched_source: SchedSource::Off,
+                sched_note: None,
+            },
+            RunEvent::Tasks(
+                (0..2)
+                    .map(|thread| TaskRecord {
+                        id: thread,
+                        thread,
+                        start_ns: 0,
+                        end_ns: wall,
+                        core_at_start: 0,
+                        core_at_end: 0,
+                        cpu_ns: 0,
+                        ok: true,
+                    })
+                    .collect(),
+            ),
+            RunEvent::Handoffs(
+                (0..n)
+                    .map(|k| Handoff {
+                        from: (k % 2) as usize,
+                        to: ((k + 1) % 2) as usize,
+                        release_ns: (k + 1) * 10_000_000,
+                        acquire_ns: (k + 1) * 10_000_000 + 1_000,
+                    })
+                    .collect(),
+            ),
+            RunEvent::Finished {
+                wall_ns: wall,
+                cancelled: false,
+            },
+        ]);
+        entry
+    }
+
+    #[test]
+    fn lock_hand_offs_are_arrows_while_few_enough_to_tell_apart() {
+        let ctx = Context::default();
+        let mut view = TimelineView::default();
+        frame(&ctx, &mut view, &lock_run(12), Vec::new());
+        assert_eq!(view.drew.arrows, 12);
+        // Past the most in view: none, until zoomed in.
+        let many = lock_run(MAX_ARROWS as u64 + 1);
+        frame(&ctx, &mut view, &many, Vec::new());
+        assert_eq!(view.drew.arrows, 0);
+        view.show_range([0.0, 50e6]);
+        frame(&ctx, &mut view, &many, Vec::new());
+        assert_eq!(view.drew.arrows, 5, "the hand-offs at 10 to 50 ms");
     }
 
     #[test]
