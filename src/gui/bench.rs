@@ -487,7 +487,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_many_core_recording_is_labelled_and_draws_folded() {
+    fn the_many_core_recording_is_labelled_and_every_cpu_ran() {
         let run = many_core(100_000);
         let topo = run.synthetic.clone().expect("labelled synthetic");
         assert_eq!(topo.allowed.len(), MANY_CPUS);
