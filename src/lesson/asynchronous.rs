@@ -60,7 +60,7 @@ fn criterion() -> String {
 pub(super) fn run(lab: &mut Lab) -> Judged {
     match measure(lab) {
         Ok((m, charts)) => judge(lab.topo.allowed.len(), &m, charts),
-        Err(why) => Judged::interrupted(CLAIM, criterion(), why, Default::default(), Vec::new()),
+        Err(why) => Judged::cut_short(CLAIM, criterion(), why),
     }
 }
 

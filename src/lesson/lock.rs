@@ -53,7 +53,7 @@ pub(super) fn run(lab: &mut Lab) -> Judged {
     let locked = match lab.run(config(lab, WorkloadKind::Lock)) {
         Ok(rec) => rec,
         Err(why) => {
-            return Judged::interrupted(CLAIM, criterion, why, Default::default(), Vec::new());
+            return Judged::cut_short(CLAIM, criterion, why);
         }
     };
     let m = locked.metrics();

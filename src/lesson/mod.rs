@@ -299,6 +299,11 @@ impl Judged {
         }
     }
 
+    /// [`Judged::interrupted`] before anything was measured.
+    pub fn cut_short(claim: &str, criterion: String, why: Interrupted) -> Judged {
+        Judged::interrupted(claim, criterion, why, BTreeMap::new(), Vec::new())
+    }
+
     /// A lesson whose measurements were cut short by `why`, with what it
     /// had measured by then: not judged (`holds` is `None`), the reason
     /// "stopped" or the failed run's sentence.

@@ -107,13 +107,7 @@ pub(super) fn run(lab: &mut Lab) -> Judged {
         match measure(lab, core, condition) {
             Ok(m) => measured.push(m),
             Err(why) => {
-                return Judged::interrupted(
-                    CLAIM,
-                    criterion(),
-                    why,
-                    Default::default(),
-                    Vec::new(),
-                );
+                return Judged::cut_short(CLAIM, criterion(), why);
             }
         }
         charts = vec![histogram(&measured)];

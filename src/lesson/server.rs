@@ -93,13 +93,7 @@ pub(super) fn run(lab: &mut Lab) -> Judged {
             match serve(lab, threads, cores) {
                 Ok(cell) => cells.push(cell),
                 Err(why) => {
-                    return Judged::interrupted(
-                        CLAIM,
-                        criterion(),
-                        why,
-                        Default::default(),
-                        Vec::new(),
-                    );
+                    return Judged::cut_short(CLAIM, criterion(), why);
                 }
             }
             lab.charts(&charts(&cells));
