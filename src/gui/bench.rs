@@ -48,28 +48,40 @@ fn turn(k: u64, out: &mut Vec<SchedSlice>) {
 /// state slice per thread.
 const SPANS_PER_TURN: usize = 1 + THREADS;
 
+/// A synthetic run of `config` that has started with perf capture: its
+/// threads named `worker-i`, pinned where a one-core placement says.
+fn perf_run_started(config: RunConfig) -> Entry {
+    let pinned_core = match config.placement {
+        Placement::OneCore(core) => Some(core),
+        _ => None,
+    };
+    let threads = (0..config.threads)
+        .map(|index| ThreadRecord {
+            index,
+            name: format!("worker-{index}"),
+            pinned_core,
+            ..ThreadRecord::default()
+        })
+        .collect();
+    let mut run = Entry::new(Recording::new(config));
+    run.ingest([RunEvent::Started {
+        origin_ns: 1,
+        threads,
+        sched_source: SchedSource::Perf,
+        sched_note: None,
+    }]);
+    run
+}
+
 /// A synthetic recording of `THREADS` threads time-sliced on core 0,
 /// holding about `spans` spans. `live`: still running, its slices streamed
 /// as a capture streams them; else finished with its complete report.
 pub fn synthetic(spans: usize, live: bool) -> Entry {
-    let mut rec = Entry::new(Recording::new(RunConfig {
+    let mut rec = perf_run_started(RunConfig {
         threads: THREADS,
         placement: Placement::OneCore(0),
         ..RunConfig::defaults(Topology::get())
-    }));
-    rec.ingest([RunEvent::Started {
-        origin_ns: 1,
-        threads: (0..THREADS)
-            .map(|index| ThreadRecord {
-                index,
-                name: format!("worker-{index}"),
-                pinned_core: Some(0),
-                ..ThreadRecord::default()
-            })
-            .collect(),
-        sched_source: SchedSource::Perf,
-        sched_note: None,
-    }]);
+    });
     let turns = (spans / SPANS_PER_TURN) as u64;
     let end_ns = turns * SLICE_NS;
     // One long task per thread: its lifetime covers the run, as on one core.
@@ -135,24 +147,12 @@ const MANY_NS: u64 = 10_000_000_000;
 pub fn many_core(spans: usize) -> Entry {
     let layout = crate::topology::Layout::synthetic(2, 64, 2, 8);
     let topo = Topology::with_layout((0..MANY_CPUS).collect(), MANY_CPUS, layout);
-    let mut run = Entry::new(Recording::new(RunConfig {
+    let mut run = perf_run_started(RunConfig {
         threads: MANY_THREADS,
         tasks: MANY_THREADS,
         placement: Placement::Unpinned,
         ..RunConfig::defaults(Topology::get())
-    }));
-    run.ingest([RunEvent::Started {
-        origin_ns: 1,
-        threads: (0..MANY_THREADS)
-            .map(|index| ThreadRecord {
-                index,
-                name: format!("worker-{index}"),
-                ..ThreadRecord::default()
-            })
-            .collect(),
-        sched_source: SchedSource::Perf,
-        sched_note: None,
-    }]);
+    });
     // Three spans a busy turn: the running slice (core lane and state
     // strip) and the runnable slice of the thread it replaced; idle
     // phases make fewer, about 2.4 a turn over the whole pattern.
