@@ -92,16 +92,24 @@ pub(super) fn work(shared: &Shared, mut me: ThreadRecord, tx: Sender<RunEvent>) 
     let mut sink = TaskSink::new(tx.clone());
     let plan = &shared.plan;
     let cancel = &*shared.cancel;
+    // One stamp per task boundary: the end of one task is the start of the
+    // next, when only this loop's bookkeeping (a few ns) came between.
+    // Anything slower (a batch's send, a failure's report, the serial gate)
+    // makes the next start take its own stamp.
+    let mut boundary: Option<sys::Stamp> = None;
+    let mut claims = Claims::default();
     loop {
-        let task = shared.next_task.fetch_add(1, Ordering::Relaxed);
-        if task >= plan.tasks || cancel.load(Ordering::Relaxed) {
+        let Some(task) = claims.next(&shared.next_task, plan.tasks) else {
+            break;
+        };
+        if cancel.load(Ordering::Relaxed) {
             break;
         }
         if plan.serial_first && task > 0 && !shared.serial_done.wait(cancel) {
             break;
         }
-        // Time and CPU from one `rdtscp` where it can (see `sys::stamp`).
-        let start = sys::stamp();
+        // Time and CPU from one reading where it can (see `sys::stamp`).
+        let start = boundary.take().unwrap_or_else(sys::stamp);
         let start_ns = start.ns.saturating_sub(shared.origin_ns);
         slot.publish(Some(InFlight {
             id: task as u32,
@@ -119,7 +127,6 @@ pub(super) fn work(shared: &Shared, mut me: ThreadRecord, tx: Sender<RunEvent>) 
             0
         };
         let end = sys::stamp();
-        slot.publish(None);
         if plan.serial_first && task == 0 {
             shared.serial_done.open();
         }
@@ -137,7 +144,7 @@ pub(super) fn work(shared: &Shared, mut me: ThreadRecord, tx: Sender<RunEvent>) 
         if let Some(handoff) = crate::workload::take_handoff() {
             sink.handoff(handoff.since(shared.origin_ns));
         }
-        sink.record(TaskRecord {
+        let sent = sink.record(TaskRecord {
             id: task as u32,
             thread: me.index as u32,
             start_ns,
@@ -148,7 +155,15 @@ pub(super) fn work(shared: &Shared, mut me: ThreadRecord, tx: Sender<RunEvent>) 
             ok: problem.is_none() && !cancel.load(Ordering::Relaxed),
         });
         me.tasks_done += 1;
+        claims.took(end.ns.saturating_sub(start.ns));
+        if !sent && problem.is_none() && !plan.serial_first {
+            // The next task's start replaces this one in the slot a moment from now.
+            boundary = Some(end);
+        } else {
+            slot.publish(None);
+        }
     }
+    slot.publish(None);
     sink.flush();
 
     me.cpu_ns = sys::thread_cpu_ns();
@@ -158,6 +173,44 @@ pub(super) fn work(shared: &Shared, mut me: ThreadRecord, tx: Sender<RunEvent>) 
     // so any move at all is one the user should see.
     me.migrations = thread_stats::own_migrations().unwrap_or(0);
     let _ = tx.send(RunEvent::ThreadDone(me));
+}
+
+/// The tasks a worker has taken from the shared queue and not yet run.
+/// Short tasks are taken several at a time: the queue's atomic add is a
+/// locked instruction that also waits for the worker's earlier stores, about
+/// half of a short task's cost here. A claim holds at most
+/// [`Claims::SPAN_NS`] of work at the last task's pace, so workers still end
+/// within microseconds of each other; a long task makes the next claim one.
+#[derive(Default)]
+struct Claims {
+    next: usize,
+    end: usize,
+    size: usize,
+}
+
+impl Claims {
+    const SPAN_NS: u64 = 10_000;
+    const MOST: usize = 64;
+
+    #[inline]
+    fn next(&mut self, queue: &AtomicUsize, tasks: usize) -> Option<usize> {
+        if self.next >= self.end {
+            let size = self.size.max(1);
+            let first = queue.fetch_add(size, Ordering::Relaxed);
+            if first >= tasks {
+                return None;
+            }
+            (self.next, self.end) = (first, (first + size).min(tasks));
+        }
+        self.next += 1;
+        Some(self.next - 1)
+    }
+
+    /// The last task took `ns`: size the next claim to it.
+    #[inline]
+    fn took(&mut self, ns: u64) {
+        self.size = (Self::SPAN_NS / ns.max(1)).clamp(1, Self::MOST as u64) as usize;
+    }
 }
 
 /// A task record's core: `u32::MAX` where the kernel would not say.
@@ -171,4 +224,63 @@ pub fn panic_text(panic: &Box<dyn std::any::Any + Send>) -> String {
         .map(std::string::ToString::to_string)
         .or_else(|| panic.downcast_ref::<String>().cloned())
         .unwrap_or_else(|| "(no message)".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn claims_take_every_task_once_between_workers() {
+        let queue = AtomicUsize::new(0);
+        let tasks = 100_003;
+        let taken: Vec<Vec<usize>> = std::thread::scope(|s| {
+            let workers: Vec<_> = (0..3u64)
+                .map(|w| {
+                    let queue = &queue;
+                    s.spawn(move || {
+                        let mut claims = Claims::default();
+                        let mut mine = Vec::new();
+                        while let Some(task) = claims.next(queue, tasks) {
+                            mine.push(task);
+                            // Workers of different paces claim differently.
+                            claims.took(10 + w * 1000);
+                        }
+                        mine
+                    })
+                })
+                .collect();
+            workers.into_iter().map(|w| w.join().unwrap()).collect()
+        });
+        let mut all: Vec<usize> = taken.concat();
+        all.sort_unstable();
+        assert_eq!(all, (0..tasks).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn a_claim_holds_a_few_microseconds_of_work_and_a_long_task_claims_one() {
+        let queue = AtomicUsize::new(0);
+        let mut claims = Claims::default();
+        assert_eq!(claims.next(&queue, 1000), Some(0));
+        assert_eq!(
+            queue.load(Ordering::Relaxed),
+            1,
+            "the first claim is one task"
+        );
+        claims.took(50);
+        assert_eq!(claims.next(&queue, 1000), Some(1));
+        let size = queue.load(Ordering::Relaxed) - 1;
+        assert!(
+            (2..=Claims::MOST).contains(&size) && size as u64 * 50 <= Claims::SPAN_NS,
+            "claimed {size} tasks of 50 ns"
+        );
+        // Run out the claim, then a long task: the next claim is one task.
+        for _ in 0..size - 1 {
+            claims.next(&queue, 1000);
+        }
+        claims.took(2_000_000);
+        let before = queue.load(Ordering::Relaxed);
+        claims.next(&queue, 1000);
+        assert_eq!(queue.load(Ordering::Relaxed) - before, 1);
+    }
 }

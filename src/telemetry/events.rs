@@ -194,7 +194,7 @@ pub struct TaskSink {
 }
 
 impl TaskSink {
-    pub const BATCH: usize = 256;
+    pub const BATCH: usize = 4096;
     /// The oldest task of a batch is sent once a later one ends this long after it…
     pub const MAX_AGE_NS: u64 = 20_000_000;
     /// …and any task this long is sent at once: the next one may be long too,
@@ -215,16 +215,18 @@ impl TaskSink {
         self.handoffs.push(handoff);
     }
 
+    /// Keeps `task`; true when that sent the batch (which takes microseconds).
     #[inline]
-    pub fn record(&mut self, task: TaskRecord) {
+    pub fn record(&mut self, task: TaskRecord) -> bool {
         self.batch.push(task);
         let oldest_end = self.batch[0].end_ns;
-        if self.batch.len() >= Self::BATCH
+        let send = self.batch.len() >= Self::BATCH
             || task.end_ns >= oldest_end + Self::MAX_AGE_NS
-            || task.duration_ns() >= Self::LONG_TASK_NS
-        {
+            || task.duration_ns() >= Self::LONG_TASK_NS;
+        if send {
             self.flush();
         }
+        send
     }
 
     pub fn flush(&mut self) {
