@@ -98,10 +98,7 @@ pub(super) fn work(shared: &Shared, mut me: ThreadRecord, tx: Sender<RunEvent>) 
     // makes the next start take its own stamp.
     let mut boundary: Option<sys::Stamp> = None;
     let mut claims = Claims::default();
-    loop {
-        let Some(task) = claims.next(&shared.next_task, plan.tasks) else {
-            break;
-        };
+    while let Some(task) = claims.next(&shared.next_task, plan.tasks) {
         if cancel.load(Ordering::Relaxed) {
             break;
         }
