@@ -1086,17 +1086,33 @@ mod tests {
     /// joins them and finishes. `None` when perf is refused by the kernel
     /// (said as SKIPPED, or a failure where CI requires perf).
     fn run(mode: SchedMode, pins: &[usize], job: Job) -> Option<(SchedReport, Vec<Done>)> {
+        run_within(mode, pins, job, None)
+    }
+
+    /// As [`run`]; with `limits`, the capture keeps that much raw data and
+    /// is told the origin (its slices streamed nowhere), as a run's is.
+    fn run_within(
+        mode: SchedMode,
+        pins: &[usize],
+        job: Job,
+        limits: Option<Limits>,
+    ) -> Option<(SchedReport, Vec<Done>)> {
         let origin = sys::monotonic_ns();
-        let capture = match SchedCapture::start(mode, &allowed()) {
-            Ok(c) => Arc::new(c),
-            Err(e @ SchedError::PerfDenied { .. }) => {
-                perf_checks_apply(Some(&e.to_string()));
-                return None;
-            }
-            Err(e) => panic!("capture did not start: {e}"),
-        };
+        let within = limits.unwrap_or_default();
+        let capture =
+            match SchedCapture::start_within(mode, &allowed(), perf::Target::Own, false, within) {
+                Ok(c) => Arc::new(c),
+                Err(e @ SchedError::PerfDenied { .. }) => {
+                    perf_checks_apply(Some(&e.to_string()));
+                    return None;
+                }
+                Err(e) => panic!("capture did not start: {e}"),
+            };
         if mode == SchedMode::Perf {
             perf_checks_apply(None);
+        }
+        if limits.is_some() {
+            capture.stream(origin, Box::new(drop));
         }
         let expected = match mode {
             SchedMode::Procfs => SchedSource::Procfs,
@@ -1350,6 +1366,35 @@ mod tests {
     #[test]
     fn procfs_two_cores_in_parallel() {
         two_cores(SchedMode::Procfs);
+    }
+
+    /// A long run's /proc sampler (its window lowered to 50 ms) forgets its
+    /// oldest pieces but not their time: each thread's running total is
+    /// still its CPU clock, up to what it ran after the last sample (the
+    /// sampler wakes every ms, later on a busy core). Without the forgotten
+    /// pieces' totals it would be the last 50 ms of 300.
+    #[test]
+    fn procfs_forgets_old_pieces_but_not_their_time() {
+        let _serial = serial();
+        let core = *allowed().last().unwrap();
+        let limits = Limits {
+            window_ns: 50_000_000,
+            ..Limits::default()
+        };
+        let job = Job::Spin(Duration::from_millis(300));
+        let (r, done) = run_within(SchedMode::Procfs, &[core, core], job, Some(limits))
+            .expect("procfs always runs");
+        eprintln!("procfs forgot {:?}", r.dropped);
+        assert!(r.dropped.any(), "nothing was forgotten");
+        for (i, (t, d)) in r.per_thread.iter().zip(&done).enumerate() {
+            eprintln!(
+                "thread {i}: running {:.1} ms, CPU clock {:.1} ms",
+                ms(t.running_ns),
+                ms(d.cpu_ns)
+            );
+            assert!(t.running_ns <= d.cpu_ns, "thread {i}");
+            assert!(t.running_ns as f64 >= 0.9 * d.cpu_ns as f64, "thread {i}");
+        }
     }
 
     #[test]
