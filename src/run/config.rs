@@ -228,6 +228,7 @@ impl RunConfig {
             config: self,
             cores,
             fault: None,
+            capture_limits: crate::telemetry::sched::Limits::default(),
         })
     }
 }
@@ -240,6 +241,8 @@ pub struct ValidConfig {
     pub cores: Vec<Option<usize>>,
     /// What a test made go wrong (see [`ValidConfig::with_fault`]).
     pub(super) fault: Option<Fault>,
+    /// How much raw data the scheduler capture keeps (see [`ValidConfig::with_capture_limits`]).
+    pub(super) capture_limits: crate::telemetry::sched::Limits,
 }
 
 impl ValidConfig {
@@ -249,6 +252,19 @@ impl ValidConfig {
     pub fn with_fault(self, fault: Fault) -> ValidConfig {
         ValidConfig {
             fault: Some(fault),
+            ..self
+        }
+    }
+}
+
+impl ValidConfig {
+    /// For tests: the scheduler capture keeps at most `limits` of raw data
+    /// instead of its share of the budget and the window, so that a short
+    /// run goes past them as a long one does. No option sets this.
+    #[doc(hidden)]
+    pub fn with_capture_limits(self, limits: crate::telemetry::sched::Limits) -> ValidConfig {
+        ValidConfig {
+            capture_limits: limits,
             ..self
         }
     }

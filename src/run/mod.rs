@@ -197,11 +197,12 @@ fn control(
     // read while the run uses none; it costs `BUSY_WINDOW` (100 ms) per run.
     let environment = Environment::at_run_start();
     // Opened here, before the workers exist, so that they inherit the perf events.
-    let sched = match SchedCapture::start_for(
+    let sched = match SchedCapture::start_within(
         valid.config.sched,
         &Topology::get().allowed,
         Target::Own,
         valid.config.system_wide,
+        valid.capture_limits,
     ) {
         Ok(capture) => capture,
         Err(e) => return finish_early(e.to_string()),

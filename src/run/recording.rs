@@ -258,11 +258,19 @@ impl Recording {
     /// are kept, only their totals (and, in the drawing store, the
     /// summary); `None` when every record is kept.
     pub fn summarised_before_ns(&self) -> Option<u64> {
-        let t = self
-            .dropped_tasks
-            .before_ns
-            .max(self.dropped_slices.before_ns);
-        (self.dropped_tasks.any() || self.dropped_slices.any()).then_some(t)
+        let slices = self.slices_dropped();
+        let t = self.dropped_tasks.before_ns.max(slices.before_ns);
+        (self.dropped_tasks.any() || slices.any()).then_some(t)
+    }
+
+    /// The slices no longer kept: by the recording, or by the capture
+    /// before it reported (the /proc sampler's oldest, see `SchedReport::dropped`).
+    fn slices_dropped(&self) -> Dropped {
+        let by_capture = self.sched.as_ref().map(|s| s.dropped).unwrap_or_default();
+        Dropped {
+            items: self.dropped_slices.items + by_capture.items,
+            before_ns: self.dropped_slices.before_ns.max(by_capture.before_ns),
+        }
     }
 
     /// Figures from the kernel's slices alone. Once slices were dropped,
@@ -271,7 +279,7 @@ impl Recording {
     pub fn kernel_figures(&self) -> crate::metrics::KernelFigures {
         let wall = self.elapsed_ns();
         match &self.sched {
-            Some(report) if self.dropped_slices.any() => {
+            Some(report) if self.slices_dropped().any() => {
                 let sum = |f: fn(&crate::telemetry::sched::ThreadSched) -> u64| {
                     report.per_thread.iter().map(f).sum::<u64>()
                 };

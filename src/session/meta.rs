@@ -5,7 +5,7 @@ use crate::environment::Environment;
 use crate::metrics::Metrics;
 use crate::run::{RunConfig, RunStatus};
 use crate::telemetry::events::ThreadRecord;
-use crate::telemetry::sched::{OtherSlice, SchedSlice, SchedSource, ThreadSched};
+use crate::telemetry::sched::{OtherSlice, OtherTotal, SchedSlice, SchedSource, ThreadSched};
 
 use super::Machine;
 
@@ -76,6 +76,12 @@ pub struct SchedMeta {
     pub system_wide: bool,
     #[serde(default)]
     pub others: Vec<OtherSlice>,
+    /// …and the time of those a long capture no longer kept.
+    #[serde(default)]
+    pub others_before: Vec<OtherTotal>,
+    /// Slices the capture itself no longer kept (see `SchedReport::dropped`).
+    #[serde(default)]
+    pub dropped: crate::retention::Dropped,
 }
 
 /// Reads only the version, so that a newer layout is named as such.

@@ -412,14 +412,14 @@ impl RunBuilder {
             });
         }
         Ok(Some(SchedReport {
-            source: meta.source,
             lost_records: meta.lost_records,
-            slices: all,
-            per_thread: meta.per_thread,
             note: meta.note,
             system_wide: meta.system_wide,
             others: meta.others,
             streamed: false,
+            others_before: meta.others_before,
+            dropped: meta.dropped,
+            ..SchedReport::of_slices(meta.source, all, meta.per_thread)
         }))
     }
 

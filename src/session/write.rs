@@ -231,6 +231,8 @@ fn write_run(
                 not_there,
                 system_wide: report.system_wide,
                 others: report.others.clone(),
+                others_before: report.others_before.clone(),
+                dropped: report.dropped,
             }
         }),
         failures: rec.failures.clone(),

@@ -13,9 +13,11 @@ use std::time::Duration;
 
 use corelanes::run::{Placement, Recording};
 use corelanes::telemetry::events::{TaskCpu, TaskRecord};
+use corelanes::telemetry::sched::Limits;
 use corelanes::telemetry::sched::{
     SchedMode, SchedSource, SliceState, check_perf_against_env, overlap_ns, perf_checks_apply,
 };
+use corelanes::topology::Topology;
 use corelanes::workload::WorkloadKind::{Cpu, Io};
 
 use super::{Kernel, config, corelanes, cores, exclusive, exported, run, words};
@@ -269,6 +271,15 @@ fn where_perf_is_refused_auto_falls_back_and_perf_fails_with_the_reason() {
     );
 }
 
+/// The CPU time of thread `i`'s tasks, summed.
+fn tasks_cpu_ns(rec: &Recording, i: usize) -> u64 {
+    rec.tasks
+        .iter()
+        .filter(|t| t.thread as usize == i)
+        .map(|t| t.cpu_ns)
+        .sum()
+}
+
 /// With perf's exact switches a task's CPU time is its thread's running
 /// time inside it, summed after the run: per thread it adds up to the
 /// thread's own CPU clock, less the moments between tasks.
@@ -293,12 +304,7 @@ fn task_cpu_from_kernel_slices_adds_up_to_each_threads_cpu_clock() {
     assert_eq!(summary["task_cpu"], "kernel-slices");
     assert_eq!(rec.sched.as_ref().unwrap().lost_records, 0);
     for (i, thread) in rec.threads.iter().enumerate() {
-        let tasks: u64 = rec
-            .tasks
-            .iter()
-            .filter(|t| t.thread as usize == i)
-            .map(|t| t.cpu_ns)
-            .sum();
+        let tasks = tasks_cpu_ns(&rec, i);
         let err = (tasks as f64 - thread.cpu_ns as f64) / thread.cpu_ns as f64;
         eprintln!(
             "thread {i}: tasks' CPU from slices {tasks} ns, thread CPU clock {} ns ({:+.3} %)",
@@ -319,6 +325,82 @@ fn task_cpu_from_kernel_slices_adds_up_to_each_threads_cpu_clock() {
         (cpu as f64) < 0.8 * lifetimes as f64,
         "CPU {cpu} ns of {lifetimes} ns of lifetimes"
     );
+}
+
+/// A long run's capture, reached in a short one by lowering its limits:
+/// past its share of memory it keeps no perf records and streams its
+/// slices. They still arrive after the switch (each task's CPU time, taken
+/// from them, adds up to its thread's CPU clock), the report's totals are
+/// exactly those of the slices the recording holds, and the records it held
+/// between reads of its rings never passed the limit.
+#[test]
+fn past_its_memory_share_the_capture_streams_and_its_figures_stay_exact() {
+    let _machine = exclusive();
+    let (core, _) = cores();
+    // 32 records: two threads taking turns on one core for 200 ms switch
+    // hundreds of times.
+    let limits = Limits {
+        bytes: 32 * std::mem::size_of::<corelanes::telemetry::sched::perf::PerfRecord>(),
+        ..Limits::default()
+    };
+    let mut cfg = config(Cpu, 2, 8, 25.0, Placement::OneCore(core));
+    cfg.sched = SchedMode::Auto;
+    let valid = cfg
+        .validate(Topology::get())
+        .unwrap()
+        .with_capture_limits(limits);
+    let rec = corelanes::run::run_to_end(valid);
+    assert!(rec.failures.is_empty(), "{:?}", rec.failures);
+    if !perf_checks_apply(refusal(&rec)) {
+        return;
+    }
+    let report = rec.sched.as_ref().unwrap();
+    eprintln!(
+        "streamed {}, {} slices, raw records held at most {} bytes (limit {}), lost {}",
+        report.streamed,
+        report.slices.len(),
+        report.raw_peak_bytes,
+        limits.bytes,
+        report.lost_records
+    );
+    assert!(report.streamed, "the capture never went past its limit");
+    assert!(report.raw_peak_bytes <= limits.bytes);
+    assert_eq!(report.lost_records, 0);
+    assert!(
+        rec.summarised_before_ns().is_none(),
+        "the recording dropped nothing"
+    );
+    for (i, t) in report.per_thread.iter().enumerate() {
+        let sum = |state| -> u64 {
+            report
+                .slices
+                .iter()
+                .filter(|s| s.thread == i && s.state == state)
+                .map(|s| s.end_ns - s.start_ns)
+                .sum()
+        };
+        assert_eq!(
+            (t.running_ns, t.runnable_ns, t.blocked_ns),
+            (
+                sum(SliceState::Running),
+                sum(SliceState::Runnable),
+                sum(SliceState::Blocked)
+            ),
+            "thread {i}'s totals"
+        );
+    }
+    assert_eq!(rec.task_cpu, TaskCpu::KernelSlices);
+    for (i, thread) in rec.threads.iter().enumerate() {
+        let tasks = tasks_cpu_ns(&rec, i);
+        let running = report.per_thread[i].running_ns;
+        eprintln!(
+            "thread {i}: tasks' CPU from slices {tasks} ns, running {running} ns, CPU clock {} ns",
+            thread.cpu_ns
+        );
+        // As in task_cpu_from_kernel_slices_adds_up_to_each_threads_cpu_clock.
+        assert!(within(tasks, thread.cpu_ns, 0.02, 0), "thread {i}");
+        assert!(within(running, thread.cpu_ns, 0.05, 0), "thread {i}");
+    }
 }
 
 #[test]

@@ -144,6 +144,37 @@ pub struct OtherSlice {
     pub end_ns: u64,
 }
 
+/// How much raw data a capture keeps while it runs (see [`crate::retention`]),
+/// once it knows the run's origin ([`SchedCapture::stream`]): perf's records
+/// up to `bytes` or half of `window_ns` (then it keeps none and streams its
+/// slices), the other programs' stretches and the /proc sampler's pieces
+/// (shared among its threads) up to `bytes` each and for `window_ns`. What
+/// is forgotten lives on as exact totals. Only tests ask for less than the
+/// default.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    pub bytes: usize,
+    pub window_ns: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            bytes: crate::retention::CAPTURE_SHARE,
+            window_ns: crate::retention::WINDOW_NS,
+        }
+    }
+}
+
+/// With `system_wide`: the time another program took on one core in the
+/// stretches a long capture no longer keeps in [`SchedReport::others`].
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct OtherTotal {
+    pub core: usize,
+    pub name: String,
+    pub ns: u64,
+}
+
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct SchedReport {
     pub source: SchedSource,
@@ -167,6 +198,18 @@ pub struct SchedReport {
     /// `per_thread` still totals every one.
     #[serde(default)]
     pub streamed: bool,
+    /// The other programs' stretches dropped from the front of `others`
+    /// (past the window or the budget), totalled by core and program.
+    #[serde(default)]
+    pub others_before: Vec<OtherTotal>,
+    /// Slices the capture itself no longer kept (the /proc sampler's oldest,
+    /// past the window or the budget): `per_thread` still totals them.
+    #[serde(default)]
+    pub dropped: crate::retention::Dropped,
+    /// The most bytes of raw records the capture held between two reads of
+    /// its rings (perf; see [`Limits`]).
+    #[serde(default)]
+    pub raw_peak_bytes: usize,
 }
 
 impl SchedReport {
@@ -186,14 +229,25 @@ impl SchedReport {
             system_wide: false,
             others: Vec::new(),
             streamed: false,
+            others_before: Vec::new(),
+            dropped: crate::retention::Dropped::default(),
+            raw_peak_bytes: 0,
         }
     }
 
-    /// The other programs' time on `cores`, by name, longest first.
+    /// The other programs' time on `cores`, by name, longest first: the
+    /// stretches kept and the totals of those dropped.
     pub fn others_on(&self, cores: &[usize]) -> Vec<(String, u64)> {
         let mut by_name: HashMap<&str, u64> = HashMap::new();
         for o in self.others.iter().filter(|o| cores.contains(&o.core)) {
             *by_name.entry(&o.name).or_default() += o.end_ns - o.start_ns;
+        }
+        for o in self
+            .others_before
+            .iter()
+            .filter(|o| cores.contains(&o.core))
+        {
+            *by_name.entry(&o.name).or_default() += o.ns;
         }
         let mut top: Vec<(String, u64)> = by_name
             .into_iter()
@@ -429,6 +483,9 @@ pub struct Registry {
     drains: AtomicU64,
     /// Threads renamed (at exec, or prctl) since [`Registry::renamed`] was last called.
     renamed: Mutex<Vec<i32>>,
+    /// The run's origin once known ([`SchedCapture::stream`]), else 0: the
+    /// /proc sampler totals what it forgets relative to it.
+    origin_ns: AtomicU64,
 }
 
 impl Registry {
@@ -518,6 +575,11 @@ impl Registry {
         }
     }
 
+    /// The run's origin (absolute ns), once the capture was told it.
+    fn origin(&self) -> Option<u64> {
+        Some(self.origin_ns.load(Ordering::Acquire)).filter(|&o| o > 0)
+    }
+
     /// The perf drain thread read every ring once more.
     fn drained(&self) {
         self.drains.fetch_add(1, Ordering::Release);
@@ -557,9 +619,19 @@ fn add_sampled(sampled: Vec<procfs::Sampled>, origin_ns: u64, report: &mut Sched
                 .per_thread
                 .resize(sampled.index + 1, ThreadSched::default());
         }
+        // The pieces it forgot are no slices here: their totals come now,
+        // the kept slices' with every other thread's at the end.
+        let forgotten = sampled.track.forgotten(origin_ns);
         let t = &mut report.per_thread[sampled.index];
+        t.running_ns += forgotten.running_ns;
+        t.runnable_ns += forgotten.runnable_ns;
+        t.blocked_ns += forgotten.blocked_ns;
+        t.migrations += forgotten.migrations;
         t.switches_out_blocked += sampled.switches.0;
         t.switches_out_preempted += sampled.switches.1;
+        let dropped = &mut report.dropped;
+        dropped.items += sampled.track.dropped.items;
+        dropped.before_ns = dropped.before_ns.max(sampled.track.dropped.before_ns);
     }
 }
 
@@ -649,6 +721,18 @@ impl SchedCapture {
         target: perf::Target,
         system_wide: bool,
     ) -> Result<Self, SchedError> {
+        Self::start_within(mode, cpus, target, system_wide, Limits::default())
+    }
+
+    /// As [`SchedCapture::start_for`], keeping at most `limits` of raw data
+    /// (tests lower them to reach a long run's behaviour in a short one).
+    pub fn start_within(
+        mode: SchedMode,
+        cpus: &[usize],
+        target: perf::Target,
+        system_wide: bool,
+        limits: Limits,
+    ) -> Result<Self, SchedError> {
         if system_wide && !matches!(mode, SchedMode::Auto | SchedMode::Perf) {
             return Err(SchedError::WideNeedsPerf(mode));
         }
@@ -678,7 +762,7 @@ impl SchedCapture {
         let mut shortfall = None;
         let sample_all = |registry: &Arc<Registry>| {
             registry.mark_sampled(registry.snapshot().iter().map(|w| w.tid), now);
-            procfs::ProcfsCapture::start(registry.clone())
+            procfs::ProcfsCapture::start(registry.clone(), limits)
         };
         let (backend, source, note) = match mode {
             SchedMode::Off => (Backend::Off, SchedSource::Off, None),
@@ -693,6 +777,7 @@ impl SchedCapture {
                 target,
                 system_wide,
                 spill,
+                limits,
             ) {
                 Ok(p) if p.shortfall().tids.is_empty() => {
                     (Backend::Perf(p, None), SchedSource::Perf, None)
@@ -700,7 +785,7 @@ impl SchedCapture {
                 // Past the open-file limit: /proc sampling for the rest.
                 Ok(p) => {
                     registry.mark_sampled(p.shortfall().tids.iter().copied(), now);
-                    let sampler = procfs::ProcfsCapture::start(registry.clone())?;
+                    let sampler = procfs::ProcfsCapture::start(registry.clone(), limits)?;
                     let short = p.shortfall().clone();
                     let threads = registry.snapshot().len();
                     let note = shortfall_note(&short, short.tids.len(), threads, cpus.len());
@@ -807,7 +892,10 @@ impl SchedCapture {
     /// Streams the workers' slices to `sink` as the capture builds them,
     /// timed relative to `origin_ns`. Only the perf source streams: sampled
     /// slices are re-labelled after the fact, so they come whole at the end.
+    /// From now on every source bounds its raw data (see [`Limits`]): what
+    /// it forgets is totalled relative to `origin_ns`.
     pub fn stream(&self, origin_ns: u64, sink: live::Sink) {
+        self.registry.origin_ns.store(origin_ns, Ordering::Release);
         let state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         if let State::Capturing(Backend::Perf(capture, _)) = &*state {
             capture.stream(origin_ns, sink);
@@ -934,8 +1022,12 @@ impl SchedCapture {
             }
         }
         let own: std::collections::HashSet<i32> = workers.iter().map(|w| w.tid).collect();
-        report.others =
-            slices::other_slices(&drained.wide, &drained.names, &own, origin_ns, end_ns);
+        let own_tid = |tid| own.contains(&tid);
+        (report.others, report.others_before) =
+            drained
+                .others
+                .finish(origin_ns, end_ns, &drained.names, &own_tid);
+        report.raw_peak_bytes = drained.peak_bytes;
         for w in workers {
             let Some(mut track) = tracks.remove(&w.tid) else {
                 continue; // sampled, or registered twice with the same tid
@@ -994,17 +1086,33 @@ mod tests {
     /// joins them and finishes. `None` when perf is refused by the kernel
     /// (said as SKIPPED, or a failure where CI requires perf).
     fn run(mode: SchedMode, pins: &[usize], job: Job) -> Option<(SchedReport, Vec<Done>)> {
+        run_within(mode, pins, job, None)
+    }
+
+    /// As [`run`]; with `limits`, the capture keeps that much raw data and
+    /// is told the origin (its slices streamed nowhere), as a run's is.
+    fn run_within(
+        mode: SchedMode,
+        pins: &[usize],
+        job: Job,
+        limits: Option<Limits>,
+    ) -> Option<(SchedReport, Vec<Done>)> {
         let origin = sys::monotonic_ns();
-        let capture = match SchedCapture::start(mode, &allowed()) {
-            Ok(c) => Arc::new(c),
-            Err(e @ SchedError::PerfDenied { .. }) => {
-                perf_checks_apply(Some(&e.to_string()));
-                return None;
-            }
-            Err(e) => panic!("capture did not start: {e}"),
-        };
+        let within = limits.unwrap_or_default();
+        let capture =
+            match SchedCapture::start_within(mode, &allowed(), perf::Target::Own, false, within) {
+                Ok(c) => Arc::new(c),
+                Err(e @ SchedError::PerfDenied { .. }) => {
+                    perf_checks_apply(Some(&e.to_string()));
+                    return None;
+                }
+                Err(e) => panic!("capture did not start: {e}"),
+            };
         if mode == SchedMode::Perf {
             perf_checks_apply(None);
+        }
+        if limits.is_some() {
+            capture.stream(origin, Box::new(drop));
         }
         let expected = match mode {
             SchedMode::Procfs => SchedSource::Procfs,
@@ -1258,6 +1366,35 @@ mod tests {
     #[test]
     fn procfs_two_cores_in_parallel() {
         two_cores(SchedMode::Procfs);
+    }
+
+    /// A long run's /proc sampler (its window lowered to 50 ms) forgets its
+    /// oldest pieces but not their time: each thread's running total is
+    /// still its CPU clock, up to what it ran after the last sample (the
+    /// sampler wakes every ms, later on a busy core). Without the forgotten
+    /// pieces' totals it would be the last 50 ms of 300.
+    #[test]
+    fn procfs_forgets_old_pieces_but_not_their_time() {
+        let _serial = serial();
+        let core = *allowed().last().unwrap();
+        let limits = Limits {
+            window_ns: 50_000_000,
+            ..Limits::default()
+        };
+        let job = Job::Spin(Duration::from_millis(300));
+        let (r, done) = run_within(SchedMode::Procfs, &[core, core], job, Some(limits))
+            .expect("procfs always runs");
+        eprintln!("procfs forgot {:?}", r.dropped);
+        assert!(r.dropped.any(), "nothing was forgotten");
+        for (i, (t, d)) in r.per_thread.iter().zip(&done).enumerate() {
+            eprintln!(
+                "thread {i}: running {:.1} ms, CPU clock {:.1} ms",
+                ms(t.running_ns),
+                ms(d.cpu_ns)
+            );
+            assert!(t.running_ns <= d.cpu_ns, "thread {i}");
+            assert!(t.running_ns as f64 >= 0.9 * d.cpu_ns as f64, "thread {i}");
+        }
     }
 
     #[test]

@@ -12,7 +12,8 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 
 use super::live::{LiveSlices, Sink};
-use super::{Registry, SchedError};
+use super::slices::Others;
+use super::{Limits, Registry, SchedError};
 use crate::sys::perf::{OpenError, OpenStep, PerfSwitchRing, Watch};
 
 const PERF_RECORD_LOST: u32 = 2;
@@ -187,25 +188,28 @@ pub fn parse_records(bytes: &[u8], out: &mut Vec<PerfRecord>) -> u64 {
 pub struct Drained {
     pub records: Vec<PerfRecord>,
     pub lost: u64,
-    /// System-wide capture only: the switch records of every task on the
-    /// CPUs (`PERF_RECORD_SWITCH_CPU_WIDE`), whoever it belongs to.
-    pub wide: Vec<PerfRecord>,
-    /// System-wide capture only: each task seen in `wide`, named when it
+    /// System-wide capture only: what every task on the CPUs did, whoever
+    /// it belongs to, from the CPU-wide switch records
+    /// (`PERF_RECORD_SWITCH_CPU_WIDE`), the oldest forgotten into totals.
+    pub others: Others,
+    /// System-wide capture only: each task seen in `others`, named when it
     /// was first seen (`/proc/TID/comm`, or its `comm` record).
     pub names: HashMap<i32, String>,
     /// A long capture streams its slices and keeps no records (`records`
     /// is then empty): the per-thread totals of everything it streamed.
     pub streamed: Option<Vec<super::ThreadSched>>,
+    /// The most bytes of records (and other tasks' stretches) held between
+    /// two reads of the rings.
+    pub peak_bytes: usize,
 }
 
 /// Whether the records kept so far are past the capture's share of the
 /// memory budget or half the retention window old: from then on the
 /// capture keeps none, and its streamed slices are the report's.
-fn past_budget(records: &[PerfRecord], now_ns: u64) -> bool {
+fn past_budget(records: &[PerfRecord], now_ns: u64, limits: Limits) -> bool {
     let bytes = std::mem::size_of_val(records);
     let oldest = records.first().map_or(now_ns, |r| r.time_ns);
-    bytes > crate::retention::CAPTURE_SHARE
-        || now_ns.saturating_sub(oldest) > crate::retention::WINDOW_NS / 2
+    bytes > limits.bytes || now_ns.saturating_sub(oldest) > limits.window_ns / 2
 }
 
 /// Running capture: the rings live in the drain thread.
@@ -450,7 +454,7 @@ impl PerfCapture {
     /// spawned *before* the events are opened so that it does not inherit
     /// them and pollute the rings with its own wake-ups.
     pub fn start(cpus: &[usize], registry: Arc<Registry>) -> Result<Self, SchedError> {
-        Self::start_for(cpus, registry, Target::Own, false, false)
+        Self::start_for(cpus, registry, Target::Own, false, false, Limits::default())
     }
 
     /// As [`PerfCapture::start`], for `target`. For another program the
@@ -463,12 +467,16 @@ impl PerfCapture {
     ///
     /// `spill`: attaching to more threads than the open-file limit allows
     /// events for leaves the rest out ([`PerfCapture::shortfall`]) instead of failing.
+    ///
+    /// Once it streams ([`PerfCapture::stream`]) it keeps `limits` of records:
+    /// past them it keeps none, and forgets the other tasks' oldest stretches.
     pub fn start_for(
         cpus: &[usize],
         registry: Arc<Registry>,
         target: Target,
         system_wide: bool,
         spill: bool,
+        limits: Limits,
     ) -> Result<Self, SchedError> {
         let (rings_tx, rings_rx) = crossbeam_channel::bounded::<Rings>(1);
         let (stop_tx, stop_rx) = crossbeam_channel::bounded::<()>(1);
@@ -476,7 +484,10 @@ impl PerfCapture {
         let handle = std::thread::Builder::new()
             .name("corelanes-sched".into())
             .spawn(move || match rings_rx.recv() {
-                Ok((rings, wide)) => drain_loop(rings, wide, target, &stop_rx, &live_rx, &registry),
+                Ok((rings, wide)) => {
+                    let channels = (&stop_rx, &live_rx);
+                    drain_loop(rings, wide, target, channels, &registry, limits)
+                }
                 Err(_) => Drained::default(),
             })
             .map_err(SchedError::Thread)?;
@@ -546,6 +557,8 @@ struct Drainer<'a> {
     rings: Vec<PerfSwitchRing>,
     wide: Vec<PerfSwitchRing>,
     bytes: Vec<u8>,
+    /// The CPU-wide records of one read.
+    wide_records: Vec<PerfRecord>,
     out: Drained,
     exited: HashSet<i32>,
     /// Registers threads as they appear (another program's), else `None`.
@@ -572,9 +585,9 @@ impl Drainer<'_> {
                 .filter(|r| r.kind == RecordKind::Exit)
                 .map(|r| r.tid),
         );
-        let from = self.out.wide.len();
-        self.out.lost += read_rings(&mut self.wide, &mut self.bytes, &mut self.out.wide);
-        for r in &self.out.wide[from..] {
+        self.wide_records.clear();
+        self.out.lost += read_rings(&mut self.wide, &mut self.bytes, &mut self.wide_records);
+        for r in &self.wide_records {
             if let Some(name) = r.kind.comm() {
                 self.out.names.insert(r.tid, name);
             } else if r.tid > 0 && !self.out.names.contains_key(&r.tid) {
@@ -585,6 +598,7 @@ impl Drainer<'_> {
                 self.out.names.insert(r.tid, name);
             }
         }
+        self.out.others.feed(&self.wide_records);
     }
 }
 
@@ -604,9 +618,9 @@ fn drain_loop(
     rings: Vec<PerfSwitchRing>,
     wide: Vec<PerfSwitchRing>,
     target: Target,
-    stop_rx: &Receiver<()>,
-    live_rx: &Receiver<(u64, Sink)>,
+    (stop_rx, live_rx): (&Receiver<()>, &Receiver<(u64, Sink)>),
     registry: &Registry,
+    limits: Limits,
 ) -> Drained {
     let capacity = rings
         .iter()
@@ -625,36 +639,43 @@ fn drain_loop(
         rings,
         wide,
         bytes: Vec::with_capacity(capacity),
+        wide_records: Vec::new(),
         out: Drained::default(),
         exited: HashSet::new(),
         discover: target.discovers().then_some(registry),
     };
-    let mut live: Option<LiveSlices> = None;
+    let mut live: Option<(u64, LiveSlices)> = None;
     let mut fed = 0;
     let mut streaming = false;
     loop {
         d.drain();
         registry.drained();
         if let Ok((origin_ns, sink)) = live_rx.try_recv() {
-            live = Some(LiveSlices::new(origin_ns, sink));
+            live = Some((origin_ns, LiveSlices::new(origin_ns, sink)));
         }
-        if let Some(live) = &mut live {
+        if let Some((origin_ns, live)) = &mut live {
             let now = crate::sys::monotonic_ns();
             live.feed(&d.out.records[fed..], registry, now);
             fed = d.out.records.len();
-            if streaming || past_budget(&d.out.records, now) {
+            if streaming || past_budget(&d.out.records, now, limits) {
                 streaming = true;
                 d.out.records.clear();
                 fed = 0;
             }
+            let own = |tid| registry.knows(tid);
+            d.out
+                .others
+                .forget(now, limits, *origin_ns, &d.out.names, &own);
         }
+        let held = std::mem::size_of_val(d.out.records.as_slice()) + d.out.others.bytes();
+        d.out.peak_bytes = d.out.peak_bytes.max(held);
         if stop_rx.recv_timeout(interval) != Err(RecvTimeoutError::Timeout) {
             break; // asked to stop, or the capture was dropped
         }
     }
     // The complete report replaces the live slices: stop sending them
     // (unless they are all there is).
-    let live = live.filter(|_| streaming);
+    let live = live.filter(|_| streaming).map(|(_, live)| live);
     // Workers have been joined, but the kernel writes a thread's exit record
     // a little after `join` returns: wait for them so every final slice ends
     // at the thread's real exit.
@@ -825,6 +846,25 @@ mod tests {
         assert_eq!((out[0].tid, out[0].time_ns, out[0].cpu), (201, 7_000, 1));
         assert_eq!(out[0].kind.comm().as_deref(), Some("python3"));
         assert_eq!(RecordKind::Exit.comm(), None);
+    }
+
+    #[test]
+    fn the_capture_streams_past_its_bytes_or_half_its_window() {
+        let rec = |time_ns| PerfRecord {
+            pid: 1,
+            tid: 1,
+            cpu: 0,
+            time_ns,
+            kind: RecordKind::SwitchIn,
+        };
+        let records: Vec<PerfRecord> = (0..10).map(|i| rec(1_000 + i)).collect();
+        let limits = |bytes, window_ns| Limits { bytes, window_ns };
+        let size = std::mem::size_of::<PerfRecord>();
+        assert!(!past_budget(&records, 2_000, limits(10 * size, 2_000)));
+        assert!(past_budget(&records, 2_000, limits(9 * size, 2_000)));
+        // The oldest is 1000 ns old: past half a window of 1998.
+        assert!(past_budget(&records, 2_000, limits(10 * size, 1_998)));
+        assert!(!past_budget(&[], 2_000, limits(0, 0)));
     }
 
     #[test]

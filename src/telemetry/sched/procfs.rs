@@ -25,7 +25,9 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 
-use super::{Registered, Registry, SchedError, SchedSlice, SliceState};
+use super::slices::Totals;
+use super::{Limits, Registered, Registry, SchedError, SchedSlice, SliceState, ThreadSched};
+use crate::retention::Dropped;
 use crate::sys;
 use crate::telemetry::thread_stats::{self, parse_schedstat};
 
@@ -64,11 +66,20 @@ struct Piece {
     end: u64,
 }
 
+/// The fewest pieces a track keeps, however small its share of the budget.
+const MIN_PIECES: usize = 256;
+
 /// Turns successive samples of one thread into state pieces, incrementally.
 #[derive(Clone, Debug, Default)]
 pub struct ProcTrack {
     last: Option<Sample>,
     pieces: Vec<Piece>,
+    /// Totals (as thread 0) of the pieces forgotten from the front, as
+    /// slices relative to the origin (see [`ProcTrack::forget`]).
+    forgotten: Totals,
+    /// How many pieces were forgotten, and the latest end among them
+    /// (relative to the origin).
+    pub dropped: Dropped,
 }
 
 impl ProcTrack {
@@ -160,6 +171,85 @@ impl ProcTrack {
             }
             i -= 1;
         }
+    }
+
+    /// How many pieces from the front can no longer change: a later wait
+    /// re-labels only the not-running pieces after the last running piece
+    /// that precedes the trailing ones, and only the last piece grows.
+    fn settled(&self) -> usize {
+        let p = &self.pieces;
+        let mut i = p.len();
+        while i > 0 && p[i - 1].state == SliceState::Running {
+            i -= 1;
+        }
+        while i > 0 && p[i - 1].state != SliceState::Running {
+            i -= 1;
+        }
+        i
+    }
+
+    /// Forgets settled pieces from the front, as [`crate::retention::trim`]
+    /// does (those that ended over `window_ns` before `now_ns`, checked an
+    /// eighth of the way in; the oldest quarter past `budget` bytes), and
+    /// adds them to the track's totals as slices relative to `origin_ns`.
+    pub fn forget(&mut self, now_ns: u64, origin_ns: u64, budget: usize, window_ns: u64) {
+        let most = (budget / std::mem::size_of::<Piece>()).max(MIN_PIECES);
+        let horizon = now_ns.saturating_sub(window_ns);
+        let probe = self.pieces.len() / 8;
+        let old = probe > 0 && self.pieces[probe].end < horizon;
+        let over = self.pieces.len() > most;
+        if !old && !over {
+            return;
+        }
+        let settled = self.settled();
+        let mut n = self.pieces[..settled]
+            .iter()
+            .take_while(|p| p.end < horizon)
+            .count();
+        if over {
+            n = n.max(self.pieces.len() / 4).min(settled);
+        }
+        for p in self.pieces.drain(..n) {
+            let (start, end) = (
+                p.start.saturating_sub(origin_ns),
+                p.end.saturating_sub(origin_ns),
+            );
+            // As `slices` leaves out what the origin cuts to nothing.
+            if end > start {
+                let slice = SchedSlice {
+                    thread: 0,
+                    core: p.core,
+                    state: p.state,
+                    start_ns: start,
+                    end_ns: end,
+                };
+                self.forgotten.add(&slice, false);
+                self.dropped.before_ns = self.dropped.before_ns.max(end);
+            }
+            self.dropped.items += 1;
+        }
+    }
+
+    /// The totals of the forgotten pieces, and the migration between the
+    /// last of them that ran and the first kept one that ran (which the
+    /// totals of the kept slices cannot see).
+    pub fn forgotten(&self, origin_ns: u64) -> ThreadSched {
+        let mut totals = self
+            .forgotten
+            .per_thread
+            .first()
+            .cloned()
+            .unwrap_or_default();
+        let first_run = self.pieces.iter().find(|p| {
+            p.state == SliceState::Running
+                && p.end.saturating_sub(origin_ns) > p.start.saturating_sub(origin_ns)
+        });
+        if let (Some(last), Some(first)) = (self.forgotten.last_core(0), first_run)
+            && last != first.core
+        {
+            totals.migrations += 1;
+        }
+        totals
     }
 
     /// The slices of worker `thread`, merged, relative to `origin_ns`.
@@ -381,11 +471,13 @@ pub struct ProcfsCapture {
 }
 
 impl ProcfsCapture {
-    pub fn start(registry: Arc<Registry>) -> Result<Self, SchedError> {
+    /// Starts sampling the registered threads marked `sampled`; once the
+    /// registry knows the run's origin, their pieces are kept within `limits`.
+    pub fn start(registry: Arc<Registry>, limits: Limits) -> Result<Self, SchedError> {
         let (stop_tx, stop_rx) = crossbeam_channel::bounded::<()>(1);
         let handle = std::thread::Builder::new()
             .name("corelanes-proc".into())
-            .spawn(move || sampler_loop(&registry, &stop_rx))
+            .spawn(move || sampler_loop(&registry, &stop_rx, limits))
             .map_err(SchedError::Thread)?;
         Ok(Self {
             stop_tx,
@@ -413,7 +505,7 @@ impl Drop for ProcfsCapture {
     }
 }
 
-fn sampler_loop(registry: &Registry, stop_rx: &Receiver<()>) -> Vec<Sampled> {
+fn sampler_loop(registry: &Registry, stop_rx: &Receiver<()>, limits: Limits) -> Vec<Sampled> {
     // Without this, on a core shared with CPU-bound workers the sampler waits
     // behind them for whole slices (ticks of 12 ms were seen instead of 1 ms).
     let _ = sys::request_short_slice(SAMPLER_SLICE.as_nanos() as u64);
@@ -456,6 +548,17 @@ fn sampler_loop(registry: &Registry, stop_rx: &Receiver<()>) -> Vec<Sampled> {
         let began = Instant::now();
         for w in watched.iter_mut().filter(|w| w.alive) {
             w.sample(&mut buf, tick.is_multiple_of(STATUS_EVERY));
+        }
+        // Each thread's share of the budget; once the origin is known, as
+        // what is forgotten is totalled relative to it.
+        if let Some(origin_ns) = registry.origin() {
+            let share = limits.bytes / watched.len().max(1);
+            let now_ns = sys::monotonic_ns();
+            for w in &mut watched {
+                w.out
+                    .track
+                    .forget(now_ns, origin_ns, share, limits.window_ns);
+            }
         }
         if stopping {
             break;
@@ -616,6 +719,103 @@ mod tests {
                 (Running, 1, 1_700, 2_000),
             ]
         );
+    }
+
+    /// A thread's samples every µs for `n` µs, following a fixed pseudo-random
+    /// walk: it runs part or all of each interval or not at all, gets a CPU
+    /// again now and then after waiting, sleeps, and moves between cores 0 and 1.
+    /// Every 4 ms it stalls for 1 ms, moved between cores and woken and put
+    /// to sleep again, before a run that credits the whole stall as a wait:
+    /// a re-label that reaches back over 200 pieces.
+    fn walk(n: u64) -> Vec<Sample> {
+        let mut seed = 0x2545_f491_4f6c_dd1d_u64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let mut at = s(0, 0, 0, 1, 0, 'R');
+        let mut out = vec![at];
+        for i in 1..=n {
+            let r = next();
+            at.t_ns = i * 1_000;
+            match i % 4_000 {
+                3_000..4_000 => {
+                    at.processor ^= usize::from(i % 5 == 0);
+                    at.runnable = i % 100 < 50;
+                    out.push(at);
+                    continue;
+                }
+                0 => {
+                    at.timeslices += 1;
+                    at.run_delay_ns += 1_000_000;
+                }
+                _ => {}
+            }
+            at.cpu_ns += [0, 300, 1_000, 0][(r % 4) as usize];
+            if r >> 8 & 3 == 0 {
+                at.timeslices += 1;
+                at.run_delay_ns += (r >> 16) % 700;
+            }
+            if r >> 24 & 7 == 0 {
+                at.processor ^= 1;
+            }
+            at.runnable = r >> 32 & 3 != 0;
+            out.push(at);
+        }
+        out
+    }
+
+    fn totals(track: &ProcTrack, origin: u64) -> ThreadSched {
+        let mut slices = Vec::new();
+        track.slices(0, origin, &mut slices);
+        let mut per = vec![ThreadSched::default()];
+        crate::telemetry::sched::slices::add_totals(&slices, &mut per);
+        per.remove(0)
+    }
+
+    /// Long runs keep a bounded track: what it forgets (past the budget or
+    /// the window) lives on in totals that, with the kept slices', are
+    /// exactly those of the track that forgot nothing, migrations across
+    /// the cut and pieces the origin clips included.
+    #[test]
+    fn a_track_forgets_its_oldest_pieces_into_exact_totals() {
+        let samples = walk(20_000);
+        let origin = 2_500; // after the first samples: clipped as `slices` clips
+        let mut full = ProcTrack::default();
+        // Budget-bound: a share of no bytes keeps MIN_PIECES.
+        let mut by_budget = ProcTrack::default();
+        // Window-bound: pieces that ended over 500 µs ago go.
+        let mut by_window = ProcTrack::default();
+        let (mut most_budget, mut most_window) = (0, 0);
+        for &sample in &samples {
+            full.push(sample);
+            by_budget.push(sample);
+            by_budget.forget(sample.t_ns, origin, 0, u64::MAX);
+            by_window.push(sample);
+            by_window.forget(sample.t_ns, origin, usize::MAX, 500_000);
+            most_budget = most_budget.max(by_budget.pieces.len());
+            most_window = most_window.max(by_window.pieces.len());
+        }
+        let all = full.pieces.len();
+        eprintln!(
+            "pieces: {all} in all, at most {most_budget} kept by budget, {most_window} by window"
+        );
+        // A piece or two more than the fewest kept (one push adds up to three).
+        assert!(most_budget <= MIN_PIECES + 3, "{most_budget}");
+        // 500 of the 20 000 µs, and the eighth past it before the check fires.
+        assert!(most_window * 10 < all, "{most_window} of {all}");
+        for track in [&by_budget, &by_window] {
+            assert!(track.dropped.items > 0);
+            let mut t = track.forgotten(origin);
+            let kept = totals(track, origin);
+            t.running_ns += kept.running_ns;
+            t.runnable_ns += kept.runnable_ns;
+            t.blocked_ns += kept.blocked_ns;
+            t.migrations += kept.migrations;
+            assert_eq!(t, totals(&full, origin));
+        }
     }
 
     #[test]

@@ -9,7 +9,8 @@
 use std::collections::{HashMap, HashSet};
 
 use super::perf::{PerfRecord, RecordKind};
-use super::{OtherSlice, SchedSlice, SliceState, ThreadSched};
+use super::{OtherSlice, OtherTotal, SchedSlice, SliceState, ThreadSched};
+use crate::retention::Dropped;
 
 /// What happened to the thread at one instant.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -235,6 +236,11 @@ impl Totals {
         }
     }
 
+    /// The core of `thread`'s latest running slice, if it ran.
+    pub fn last_core(&self, thread: usize) -> Option<usize> {
+        self.last_core.get(thread).copied().flatten()
+    }
+
     /// Sum over threads.
     pub fn sum(&self, f: impl Fn(&ThreadSched) -> u64) -> u64 {
         self.per_thread.iter().map(f).sum()
@@ -255,53 +261,186 @@ pub fn other_slices(
     origin_ns: u64,
     end_ns: u64,
 ) -> Vec<OtherSlice> {
-    let mut records: Vec<&PerfRecord> = wide
-        .iter()
-        .filter(|r| matches!(r.kind, RecordKind::SwitchIn | RecordKind::SwitchOut { .. }))
-        .collect();
-    records.sort_by_key(|r| (r.cpu, r.time_ns));
-    let mut out = Vec::new();
-    let mut emit = |r: &PerfRecord, start: u64, end: u64| {
-        let (start, end) = (start.max(origin_ns), end.min(end_ns));
-        if r.tid > 0 && !own.contains(&r.tid) && end > start {
-            out.push(OtherSlice {
-                core: r.cpu as usize,
-                tid: r.tid,
-                pid: r.pid,
-                name: names
-                    .get(&r.tid)
-                    .cloned()
-                    .unwrap_or_else(|| format!("pid {}", r.pid)),
-                start_ns: start - origin_ns,
-                end_ns: end - origin_ns,
-            });
-        }
-    };
-    for core in records.chunk_by(|a, b| a.cpu == b.cpu) {
-        // The task on the core and since when; the origin for the one that
-        // was already running when the capture began.
-        let mut running: Option<(&PerfRecord, u64)> = None;
-        for (i, &r) in core.iter().enumerate() {
-            match r.kind {
-                RecordKind::SwitchOut { .. } => {
-                    let since = match running {
-                        Some((on, since)) if on.tid == r.tid => Some(since),
-                        None if i == 0 => Some(origin_ns),
-                        _ => None, // records lost in between: no guess
-                    };
-                    if let Some(since) = since {
-                        emit(r, since, r.time_ns);
-                    }
-                    running = None;
-                }
-                _ => running = Some((r, r.time_ns)),
+    let mut others = Others::default();
+    others.feed(wide);
+    others
+        .finish(origin_ns, end_ns, names, &|tid| own.contains(&tid))
+        .0
+}
+
+/// How long a task stays on a core, from its switch-in to its switch-out
+/// (absolute ns), before anything is known of whose it is.
+#[derive(Clone, Copy, Debug)]
+struct Run {
+    core: u32,
+    tid: i32,
+    pid: i32,
+    start_ns: u64,
+    end_ns: u64,
+}
+
+/// A core's task now, and since when (`None` before its first record).
+#[derive(Clone, Copy, Debug, Default)]
+struct OnCore {
+    running: Option<(PerfRecord, u64)>,
+    seen: bool,
+}
+
+/// A system-wide capture's other tasks, built as the CPU-wide switch
+/// records arrive (see [`other_slices`]): each finished stretch is kept
+/// until it is old or past the budget ([`Others::forget`]), then only its
+/// time is, per core and program.
+#[derive(Debug, Default)]
+pub struct Others {
+    cores: HashMap<u32, OnCore>,
+    runs: Vec<Run>,
+    /// Time of the forgotten stretches by (core, name).
+    before: HashMap<(usize, String), u64>,
+    pub dropped: Dropped,
+}
+
+/// Whose a stretch is can be told once its task registered, which a
+/// worker does within moments of starting: stretches younger than this
+/// are not forgotten yet (as [`super::live`] keeps unclaimed records).
+const SETTLE_NS: u64 = 1_000_000_000;
+
+/// The fewest stretches kept, however small the budget.
+const MIN_RUNS: usize = 256;
+
+impl Others {
+    /// Takes records read from the CPU-wide rings: in time order per CPU,
+    /// as each ring holds them, from one read to the next (a batch may be in
+    /// any order: it is sorted per CPU first).
+    pub fn feed(&mut self, records: &[PerfRecord]) {
+        let mut records: Vec<&PerfRecord> = records
+            .iter()
+            .filter(|r| matches!(r.kind, RecordKind::SwitchIn | RecordKind::SwitchOut { .. }))
+            .collect();
+        records.sort_by_key(|r| (r.cpu, r.time_ns));
+        for r in records {
+            let core = self.cores.entry(r.cpu).or_default();
+            let first = !std::mem::replace(&mut core.seen, true);
+            let running = core.running.take();
+            if !matches!(r.kind, RecordKind::SwitchOut { .. }) {
+                core.running = Some((*r, r.time_ns));
+                continue;
+            }
+            let since = match running {
+                Some((on, since)) if on.tid == r.tid => Some(since),
+                // Running since before the capture: from the origin (clipped later).
+                None if first => Some(0),
+                _ => None, // records lost in between: no guess
+            };
+            if let Some(since) = since {
+                self.push(r, since, r.time_ns);
             }
         }
-        if let Some((r, since)) = running {
-            emit(r, since, end_ns);
+    }
+
+    fn push(&mut self, r: &PerfRecord, start_ns: u64, end_ns: u64) {
+        if r.tid > 0 {
+            self.runs.push(Run {
+                core: r.cpu,
+                tid: r.tid,
+                pid: r.pid,
+                start_ns,
+                end_ns,
+            });
         }
     }
-    out
+
+    /// Bytes of stretches kept.
+    pub fn bytes(&self) -> usize {
+        std::mem::size_of_val(self.runs.as_slice())
+    }
+
+    /// Clipped to [`origin_ns`, `end_ns`], relative to `origin_ns`, if another's.
+    fn slice(
+        run: &Run,
+        origin_ns: u64,
+        end_ns: u64,
+        names: &HashMap<i32, String>,
+        own: &dyn Fn(i32) -> bool,
+    ) -> Option<OtherSlice> {
+        let (start, end) = (run.start_ns.max(origin_ns), run.end_ns.min(end_ns));
+        (!own(run.tid) && end > start).then(|| OtherSlice {
+            core: run.core as usize,
+            tid: run.tid,
+            pid: run.pid,
+            name: names
+                .get(&run.tid)
+                .cloned()
+                .unwrap_or_else(|| format!("pid {}", run.pid)),
+            start_ns: start - origin_ns,
+            end_ns: end - origin_ns,
+        })
+    }
+
+    /// Forgets stretches from the front, as [`crate::retention::trim`] does
+    /// (those that ended over `limits.window_ns` before `now_ns`, checked an
+    /// eighth of the way in; the oldest quarter past `limits.bytes`), none
+    /// younger than [`SETTLE_NS`]; keeps their time per core and program.
+    pub fn forget(
+        &mut self,
+        now_ns: u64,
+        limits: super::Limits,
+        origin_ns: u64,
+        names: &HashMap<i32, String>,
+        own: &dyn Fn(i32) -> bool,
+    ) {
+        let most = (limits.bytes / std::mem::size_of::<Run>()).max(MIN_RUNS);
+        let settled = now_ns.saturating_sub(SETTLE_NS);
+        let horizon = now_ns.saturating_sub(limits.window_ns).min(settled);
+        let probe = self.runs.len() / 8;
+        let old = probe > 0 && self.runs[probe].end_ns < horizon;
+        let over = self.runs.len() > most;
+        if !old && !over {
+            return;
+        }
+        let quarter = if over { self.runs.len() / 4 } else { 0 };
+        let n = self
+            .runs
+            .iter()
+            .enumerate()
+            .take_while(|&(i, r)| r.end_ns < horizon || (i < quarter && r.end_ns < settled))
+            .count();
+        for run in self.runs.drain(..n) {
+            if let Some(o) = Self::slice(&run, origin_ns, u64::MAX, names, own) {
+                *self.before.entry((o.core, o.name)).or_default() += o.end_ns - o.start_ns;
+                self.dropped.before_ns = self.dropped.before_ns.max(o.end_ns);
+            }
+            self.dropped.items += 1;
+        }
+    }
+
+    /// Ends the stretches still open at `end_ns`; returns the other tasks'
+    /// stretches kept (see [`other_slices`]) and the time of those forgotten.
+    pub fn finish(
+        mut self,
+        origin_ns: u64,
+        end_ns: u64,
+        names: &HashMap<i32, String>,
+        own: &dyn Fn(i32) -> bool,
+    ) -> (Vec<OtherSlice>, Vec<OtherTotal>) {
+        let mut open: Vec<_> = self.cores.values().filter_map(|c| c.running).collect();
+        open.sort_by_key(|(r, _)| r.cpu);
+        for (r, since) in open {
+            self.push(&r, since, end_ns);
+        }
+        let mut kept: Vec<OtherSlice> = self
+            .runs
+            .iter()
+            .filter_map(|run| Self::slice(run, origin_ns, end_ns, names, own))
+            .collect();
+        kept.sort_by_key(|o| (o.core, o.start_ns));
+        let mut before: Vec<OtherTotal> = self
+            .before
+            .into_iter()
+            .map(|((core, name), ns)| OtherTotal { core, name, ns })
+            .collect();
+        before.sort_by(|a, b| (a.core, &a.name).cmp(&(b.core, &b.name)));
+        (kept, before)
+    }
 }
 
 #[cfg(test)]
@@ -547,5 +686,108 @@ mod tests {
                 o(1, 50, 50, "busy", 900, 2000),
             ]
         );
+    }
+
+    /// A system-wide capture of a long run keeps a bounded number of other
+    /// tasks' stretches: those it forgets (past the window or the budget)
+    /// live on as time per core and program, which with the kept ones is
+    /// exactly the time of the capture that forgot nothing. The run's own
+    /// thread and the idle task are never counted, kept or forgotten.
+    #[test]
+    fn other_tasks_forgotten_past_the_limits_keep_exact_totals_per_program() {
+        use crate::telemetry::sched::{Limits, SchedReport, SchedSource};
+        const MS: u64 = 1_000_000;
+        // 60 s on two cores: every 10 ms the next of tids 0 (idle), 7 (the
+        // run's), 41 and 42 (one program), 50 takes the core, the core's
+        // first task running since before the origin (1 s in).
+        let tids = [(0, 0), (1, 7), (40, 41), (40, 42), (50, 50)];
+        let mut drains = Vec::new();
+        for step in 0..6_000u64 {
+            let t = 500 * MS + step * 10 * MS;
+            let mut batch = Vec::new();
+            for cpu in 0..2u32 {
+                let (pid, tid) = tids[(step as usize + cpu as usize) % tids.len()];
+                let (next_pid, next_tid) = tids[(step as usize + cpu as usize + 1) % tids.len()];
+                let rec = |pid, tid, kind| PerfRecord {
+                    pid,
+                    tid,
+                    cpu,
+                    time_ns: t,
+                    kind,
+                };
+                batch.push(rec(pid, tid, RecordKind::SwitchOut { preempted: true }));
+                batch.push(rec(next_pid, next_tid, RecordKind::SwitchIn));
+            }
+            drains.push((t, batch));
+        }
+        let names = HashMap::from([
+            (41, "prog".to_owned()),
+            (42, "prog".to_owned()),
+            (50, "other".to_owned()),
+        ]);
+        let own = |tid| tid == 7;
+        let (origin, end) = (1_000 * MS, 60_500 * MS);
+        let everything = {
+            let mut all = Others::default();
+            for (_, batch) in &drains {
+                all.feed(batch);
+            }
+            all.finish(origin, end, &names, &own)
+        };
+        // A budget of nothing keeps MIN_RUNS (and a drain's two more); a
+        // window of 5 s its 1000 stretches, and up to an eighth more before
+        // the check an eighth of the way in fires.
+        for (limits, bound) in [
+            (
+                Limits {
+                    bytes: 0,
+                    window_ns: u64::MAX,
+                },
+                MIN_RUNS + 2,
+            ),
+            (
+                Limits {
+                    bytes: usize::MAX,
+                    window_ns: 5_000 * MS,
+                },
+                1_000 * 8 / 7 + 2,
+            ),
+        ] {
+            let mut others = Others::default();
+            let mut most = 0;
+            for (now, batch) in &drains {
+                others.feed(batch);
+                others.forget(*now, limits, origin, &names, &own);
+                most = most.max(others.runs.len());
+            }
+            eprintln!(
+                "{limits:?}: at most {most} of {} stretches kept, {} forgotten",
+                2 * drains.len(),
+                others.dropped.items
+            );
+            assert!(most <= bound, "{most} > {bound}");
+            let (kept, before) = others.finish(origin, end, &names, &own);
+            assert!(!before.is_empty());
+            let report = |others, others_before| SchedReport {
+                others,
+                others_before,
+                ..SchedReport::of_slices(SchedSource::Perf, Vec::new(), Vec::new())
+            };
+            let whole = report(everything.0.clone(), Vec::new());
+            let bounded = report(kept, before);
+            for cores in [vec![0], vec![1], vec![0, 1]] {
+                assert_eq!(bounded.others_on(&cores), whole.others_on(&cores));
+            }
+            let mut on_both = bounded.others_on(&[0, 1]);
+            on_both.sort();
+            // 59.5 s on two cores, a fifth each for 50, 41 and 42.
+            assert_eq!(
+                on_both,
+                vec![
+                    ("other".to_owned(), 23_800 * MS),
+                    ("prog".to_owned(), 47_600 * MS)
+                ]
+            );
+        }
     }
 }
