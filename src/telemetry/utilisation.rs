@@ -52,6 +52,26 @@ impl Sample {
     }
 }
 
+/// Busy CPUs, summed, over a stretch of time (sampled: see [`History::busy`]).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Busy {
+    pub from_ns: u64,
+    pub to_ns: u64,
+    pub cores: f64,
+}
+
+impl Busy {
+    /// The same stretch in ns since `origin_ns` (a run's times), `None` if
+    /// it ended before then; a stretch across the origin is cut there.
+    pub fn since(self, origin_ns: u64) -> Option<Busy> {
+        (self.to_ns > origin_ns).then(|| Busy {
+            from_ns: self.from_ns.saturating_sub(origin_ns),
+            to_ns: self.to_ns - origin_ns,
+            cores: self.cores,
+        })
+    }
+}
+
 /// How samples age: a tier keeps them until they are `age` older than the
 /// newest, averaged into buckets `width` wide (zero: as read), then hands
 /// them to the next. Widths divide each other, so a bucket's mean time
@@ -162,6 +182,31 @@ impl History {
             }
         }
         shown
+    }
+
+    /// How many of `cpus` were busy, summed, from `from_ns` to `to_ns`
+    /// (`CLOCK_MONOTONIC`), as the stretches the samples measured: a reading
+    /// the `period_ns` before it, an average the bucket it stands for.
+    pub fn busy(&self, cpus: &[usize], period_ns: u64, from_ns: u64, to_ns: u64) -> Vec<Busy> {
+        self.samples()
+            .map(|s| {
+                let (from, to) = match s.span_ns {
+                    0 => (s.t_ns.saturating_sub(period_ns), s.t_ns),
+                    w => (s.t_ns / w * w, (s.t_ns / w + 1) * w),
+                };
+                let cores = cpus
+                    .iter()
+                    .filter_map(|&c| s.per_core.get(c))
+                    .map(|&pct| f64::from(pct) / 100.0)
+                    .sum();
+                Busy {
+                    from_ns: from,
+                    to_ns: to,
+                    cores,
+                }
+            })
+            .filter(|b| b.to_ns > from_ns && b.from_ns < to_ns)
+            .collect()
     }
 
     /// How many CPUs the latest sample lists.

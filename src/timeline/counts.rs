@@ -7,6 +7,7 @@
 //! buckets' thread-time over its width, each bucket spread evenly.
 
 use crate::telemetry::sched::SliceState;
+use crate::telemetry::utilisation::Busy;
 
 /// Most buckets kept: 2 × 8 B each, 1 MiB in all.
 const MAX_BUCKETS: usize = 1 << 16;
@@ -130,6 +131,39 @@ impl Counts {
         }));
     }
 
+    /// Fills each column's `others` (columns between `bounds`, as
+    /// [`Counts::columns`] made them) from sampled busy cores, for captures
+    /// that do not see other programs: each stretch's busy cores less this
+    /// run's threads running over that same stretch (never below zero), so
+    /// both are taken at the sample's resolution, then spread over the
+    /// columns the stretch covers. `busy`: in ns since the run's origin,
+    /// in time order.
+    pub fn others_sampled(&self, busy: &[Busy], bounds: &[u64], out: &mut [Level]) {
+        let others: Vec<(u64, u64, f64)> = busy
+            .iter()
+            .filter(|b| b.to_ns > b.from_ns)
+            .map(|b| {
+                let running =
+                    self.integral(&self.running, b.from_ns, b.to_ns) / (b.to_ns - b.from_ns) as f64;
+                (b.from_ns, b.to_ns, (b.cores - running).max(0.0))
+            })
+            .collect();
+        let mut first = 0;
+        for (level, c) in out.iter_mut().zip(bounds.windows(2)) {
+            let width = c[1].saturating_sub(c[0]).max(1) as f64;
+            // Stretches wholly before this column are before every later one too.
+            while others.get(first).is_some_and(|o| o.1 <= c[0]) {
+                first += 1;
+            }
+            level.others = others[first..]
+                .iter()
+                .take_while(|o| o.0 < c[1])
+                .map(|&(a, b, v)| v * b.min(c[1]).saturating_sub(a.max(c[0])) as f64)
+                .sum::<f64>()
+                / width;
+        }
+    }
+
     /// Thread-ns in `[a, b)`, a bucket's time spread evenly over it.
     fn integral(&self, buckets: &[u64], a: u64, b: u64) -> f64 {
         let w = self.width_ns;
@@ -148,6 +182,38 @@ impl Counts {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sampled_other_work_is_the_busy_cores_less_the_run_over_each_sample() {
+        let mut c = Counts::default();
+        // One of the run's threads runs throughout the first second.
+        c.add(SliceState::Running, 0, 1_000_000_000);
+        let busy = |from_ms: u64, to_ms: u64, cores: f64| Busy {
+            from_ns: from_ms * 1_000_000,
+            to_ns: to_ms * 1_000_000,
+            cores,
+        };
+        // 1.5 cores busy in the first half, 0.8 in the second (sampling
+        // noise below the run's own thread must not go negative).
+        let samples = [busy(0, 500, 1.5), busy(500, 1000, 0.8)];
+        let bounds = [
+            0,
+            250_000_000,
+            500_000_000,
+            750_000_000,
+            1_000_000_000,
+            1_500_000_000,
+        ];
+        let mut out = Vec::new();
+        c.columns(&bounds, &mut out);
+        c.others_sampled(&samples, &bounds, &mut out);
+        let others: Vec<f64> = out.iter().map(|l| l.others).collect();
+        assert_eq!(others, [0.5, 0.5, 0.0, 0.0, 0.0]);
+        // A column across both samples averages them over its width.
+        c.columns(&[0, 1_000_000_000], &mut out);
+        c.others_sampled(&samples, &[0, 1_000_000_000], &mut out);
+        assert!((out[0].others - 0.25).abs() < 1e-9, "{:?}", out[0]);
+    }
 
     #[test]
     fn counts_are_the_threads_on_average_in_any_order() {
