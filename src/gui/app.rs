@@ -226,6 +226,13 @@ impl App {
                 self.start_next();
             }
         }
+        let utilisation = &self.utilisation;
+        self.history.sample_machine(
+            crate::sys::monotonic_ns(),
+            // Samples are kept for minutes; a run's last one comes within a second.
+            10_000_000_000,
+            |from, to| utilisation.busy(from, to),
+        );
         ctx.request_repaint_after(if self.running.is_some() {
             self.live_cadence()
         } else {

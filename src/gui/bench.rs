@@ -290,12 +290,8 @@ impl Frame {
         };
         let (view, run) = (&mut self.view, &self.run);
         let runs = [RunView {
-            index: 0,
-            rec: &run.rec,
-            timeline: &run.timeline,
-            colours: &run.colours,
-            topo: run.synthetic.as_deref().unwrap_or(Topology::get()),
             caption: run.rec.title(),
+            ..run.view(0)
         }];
         let mut output = self.ctx.run_ui(input, |ui| {
             egui::CentralPanel::default().show(ui, |ui| view.ui(ui, &runs));

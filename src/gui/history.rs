@@ -12,6 +12,7 @@ use crate::metrics::{Metrics, human_ns};
 use crate::run::{Recording, RunConfig, RunStatus};
 use crate::session::{Machine, SavedRun};
 use crate::telemetry::events::{InFlight, RunEvent};
+use crate::telemetry::utilisation::Busy;
 use crate::timeline::Timeline;
 use crate::topology::Topology;
 use crate::workload::WorkloadKind;
@@ -31,12 +32,46 @@ pub struct Entry {
     pub colours: Colours,
     /// The machine a synthetic recording pretends to be (`None`: this one).
     pub synthetic: Option<Arc<Topology>>,
+    /// This machine's busy cores among the run's, sampled while it ran (ns
+    /// since its origin): the summary lane's other work where the capture
+    /// did not see other programs. Empty for reopened and synthetic runs.
+    pub machine_busy: Vec<Busy>,
 }
 
 impl Entry {
     /// A run made here (about to start, usually).
     pub fn new(rec: Recording) -> Entry {
         Entry::on(rec, Machine::this(), None)
+    }
+
+    /// What the timeline draws of this run, as run `index` of the history.
+    pub fn view(&self, index: usize) -> RunView<'_> {
+        RunView {
+            index,
+            rec: &self.rec,
+            timeline: &self.timeline,
+            colours: &self.colours,
+            topo: self.synthetic.as_deref().unwrap_or(Topology::get()),
+            machine_busy: &self.machine_busy,
+            caption: self.caption(index),
+        }
+    }
+
+    /// Whether this machine's utilisation samples can still add to
+    /// [`Entry::machine_busy`]: a run made here and started, while it runs
+    /// and until a sample covers its end (which comes up to a sampling
+    /// period later; a window redrawn seldom may look much later), giving
+    /// up `give_up_ns` after the end (a sampler that never started).
+    pub fn samples_machine(&self, now_ns: u64, give_up_ns: u64) -> bool {
+        let rec = &self.rec;
+        let covered = self
+            .machine_busy
+            .last()
+            .is_some_and(|b| b.to_ns >= rec.wall_ns);
+        self.file.is_none()
+            && self.synthetic.is_none()
+            && rec.origin_ns > 0
+            && (rec.is_running() || (!covered && now_ns < rec.origin_ns + rec.wall_ns + give_up_ns))
     }
 
     /// A run read back from the session file `file`.
@@ -63,6 +98,7 @@ impl Entry {
             metrics: rec.metrics(),
             colours: Colours::of(&rec),
             synthetic: None,
+            machine_busy: Vec::new(),
             rec: Arc::new(rec),
             timeline,
             machine: Arc::new(machine),
@@ -262,6 +298,26 @@ impl History {
         }
     }
 
+    /// Each run whose [`Entry::machine_busy`] may still grow, with `busy`'s
+    /// stretches for it: busy cores among `cpus` over its time, from this
+    /// machine's utilisation samples.
+    pub fn sample_machine(
+        &mut self,
+        now_ns: u64,
+        give_up_ns: u64,
+        busy: impl Fn(u64, u64) -> Vec<Busy>,
+    ) {
+        for entry in &mut self.runs {
+            if entry.samples_machine(now_ns, give_up_ns) {
+                let origin = entry.rec.origin_ns;
+                entry.machine_busy = busy(origin, now_ns)
+                    .into_iter()
+                    .filter_map(|b| b.since(origin))
+                    .collect();
+            }
+        }
+    }
+
     pub fn get(&self, index: usize) -> Option<&Entry> {
         self.runs.get(index)
     }
@@ -283,17 +339,7 @@ impl History {
     pub fn views(&self, indices: &[usize]) -> Vec<RunView<'_>> {
         indices
             .iter()
-            .filter_map(|&index| {
-                let entry = self.get(index)?;
-                Some(RunView {
-                    index,
-                    rec: &entry.rec,
-                    timeline: &entry.timeline,
-                    colours: &entry.colours,
-                    topo: entry.synthetic.as_deref().unwrap_or(Topology::get()),
-                    caption: entry.caption(index),
-                })
-            })
+            .filter_map(|&index| Some(self.get(index)?.view(index)))
             .collect()
     }
 

@@ -11,7 +11,7 @@ use super::palette;
 use crate::metrics::human_ns;
 use crate::run::Recording;
 use crate::sys;
-use crate::telemetry::utilisation::{History, Sampler};
+use crate::telemetry::utilisation::{Busy, History, Sampler};
 use crate::topology::Topology;
 
 /// Seconds shown before and after a run.
@@ -27,6 +27,19 @@ pub struct UtilisationView {
 }
 
 impl UtilisationView {
+    /// This machine's busy cores among those this process may use, from
+    /// `from_ns` to `to_ns`, as sampled (nothing before the sampler started).
+    pub fn busy(&self, from_ns: u64, to_ns: u64) -> Vec<Busy> {
+        match &self.sampler {
+            Some(Ok(sampler)) => {
+                let period_ns = sampler.period().as_nanos() as u64;
+                let cpus = &Topology::get().allowed;
+                sampler.with_history(|h| h.busy(cpus, period_ns, from_ns, to_ns))
+            }
+            _ => Vec::new(),
+        }
+    }
+
     /// Plots per-core % around `run` (or the last minute when there is none).
     pub fn ui(&mut self, ui: &mut Ui, run: Option<&Recording>) {
         let sampler = self.sampler.get_or_insert_with(|| {

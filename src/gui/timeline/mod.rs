@@ -32,6 +32,7 @@ use crate::metrics::human_ns;
 use crate::run::Recording;
 use crate::telemetry::events::InFlight;
 use crate::telemetry::sched::{SchedSource, SliceState};
+use crate::telemetry::utilisation::Busy;
 use crate::timeline::{Class, Lane, Level, Mix, Timeline, class_state};
 use crate::topology::Topology;
 
@@ -66,6 +67,29 @@ pub struct RunView<'a> {
     pub topo: &'a Topology,
     /// The line above the run's lanes.
     pub caption: String,
+    /// This machine's sampled busy cores among the run's, ns since its origin.
+    pub machine_busy: &'a [Busy],
+}
+
+/// Where the summary lane's grey (other work on the run's cores) comes from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum OtherWork {
+    /// System-wide capture: the kernel's switches to other programs, exact.
+    Captured,
+    /// This machine's utilisation samples, less the run's own threads.
+    Sampled,
+}
+
+impl RunView<'_> {
+    fn other_work(&self) -> Option<OtherWork> {
+        if self.rec.sched.as_ref().is_some_and(|s| s.system_wide) {
+            Some(OtherWork::Captured)
+        } else if !self.machine_busy.is_empty() {
+            Some(OtherWork::Sampled)
+        } else {
+            None
+        }
+    }
 }
 
 /// A task the user clicked.
@@ -803,15 +827,28 @@ impl TimelineView {
     ) {
         let counts = &run.timeline.counts;
         counts.columns(&self.bounds, &mut self.levels);
+        if run.other_work() == Some(OtherWork::Sampled) {
+            counts.others_sampled(run.machine_busy, &self.bounds, &mut self.levels);
+        }
         let cores = run.topo.allowed.len() as f64;
         let peak = self
             .levels
             .iter()
             .map(|l| l.running + l.others + l.runnable)
-            .fold(cores, f64::max);
-        let px = |v: f64| (f64::from(rect.height()) * v / peak).round() as f32;
+            .fold(2.0 * cores, f64::max);
+        // The cores fill the lower half, whatever the queue's length above
+        // them: with many more threads than cores, one linear scale would
+        // leave the running and other work a few pixels.
+        let half = f64::from(rect.height()) / 2.0;
+        let px = |v: f64| {
+            let h = match v <= cores {
+                true => half * v / cores,
+                false => half + half * (v - cores) / (peak - cores),
+            };
+            h.round() as f32
+        };
         // Stacked from the bottom: the run's threads running, the cores other
-        // programs held (system-wide capture), then the run's threads waiting.
+        // programs held (captured or sampled), then the run's threads waiting.
         let bar = |k: usize| {
             let l = self.levels[k];
             let busy = l.running + l.others;
@@ -1004,12 +1041,13 @@ fn rows<'a>(runs: &'a [RunView<'a>], texts: &Texts, openness: &Openness) -> Vec<
         if tl.cores_from_kernel && (many || rec.threads.len() > palette::THREAD_COLOURS) {
             rows.push(texts.row(
                 format!(
-                    "Summary: how many of the run's {} threads ran (green) and waited for a CPU (red), of {} cores{}",
+                    "Summary: how many of the run's {} threads ran (green) and waited for a CPU (red); the line: all {} cores busy{}",
                     rec.threads.len(),
                     topo.allowed.len(),
-                    match rec.sched.as_ref().is_some_and(|s| s.system_wide) {
-                        true => "; grey: cores other programs held",
-                        false => "",
+                    match run.other_work() {
+                        Some(OtherWork::Captured) => "; grey: cores other programs held",
+                        Some(OtherWork::Sampled) => "; grey: other work on these cores (sampled utilisation)",
+                        None => "",
                     }
                 ),
                 12.5,
@@ -1526,11 +1564,23 @@ fn tooltip(ui: &mut Ui, run: &RunView, hit: &Hit) {
                 level.runnable,
                 run.topo.allowed.len()
             ));
-            if level.others > 0.0 {
-                ui.label(format!(
-                    "{:.1} cores busy with other programs (system-wide capture, grey)",
-                    level.others
-                ));
+            match run.other_work() {
+                Some(OtherWork::Captured) => {
+                    ui.label(format!(
+                        "{:.1} cores busy with other programs (system-wide capture, grey)",
+                        level.others
+                    ));
+                }
+                Some(OtherWork::Sampled) => {
+                    let step = run.machine_busy[0].to_ns - run.machine_busy[0].from_ns;
+                    ui.label(format!(
+                        "{:.1} cores busy with other work (grey): this machine's utilisation of these cores, \
+                         sampled every {}, less this run's threads running then. It includes this window's own drawing.",
+                        level.others,
+                        human_ns(step)
+                    ));
+                }
+                None => {}
             }
             ui.label(format!(
                 "Counted from every kernel slice, in steps of {}.",
@@ -1634,14 +1684,7 @@ mod tests {
         entry: &crate::gui::Entry,
         events: Vec<Event>,
     ) {
-        let runs = [RunView {
-            index: 0,
-            rec: &entry.rec,
-            timeline: &entry.timeline,
-            colours: &entry.colours,
-            topo: entry.synthetic.as_deref().unwrap_or(Topology::get()),
-            caption: entry.caption(0),
-        }];
+        let runs = [entry.view(0)];
         let input = RawInput {
             screen_rect: Some(Rect::from_min_size(pos2(0.0, 0.0), vec2(1280.0, high))),
             events,
