@@ -49,7 +49,8 @@ impl Dropped {
 ///   the prefix that did (checked there, so that it costs nothing per call
 ///   and the copy it takes is amortised over an eighth of the items);
 /// - where `incoming` would take the items over `budget` bytes, the oldest
-///   quarter.
+///   half (each drop moves the kept items to the front: dropping half moves
+///   one item per item taken in, a quarter would move three).
 pub fn trim<T>(
     items: &mut Vec<T>,
     incoming: usize,
@@ -58,7 +59,7 @@ pub fn trim<T>(
     end_ns: impl Fn(&T) -> u64,
     dropped: &mut Dropped,
 ) {
-    let most = (budget / std::mem::size_of::<T>().max(1)).max(1024);
+    let most = most_items::<T>(budget);
     let horizon = now_ns.saturating_sub(WINDOW_NS);
     let probe = items.len() / 8;
     let mut n = 0;
@@ -66,7 +67,7 @@ pub fn trim<T>(
         n = items.iter().take_while(|t| end_ns(t) < horizon).count();
     }
     if items.len() + incoming > most {
-        n = n.max(items.len() / 4);
+        n = n.max(items.len() / 2);
     }
     if n == 0 {
         return;
@@ -75,6 +76,12 @@ pub fn trim<T>(
     items.drain(..n);
     dropped.items += n as u64;
     dropped.before_ns = dropped.before_ns.max(latest);
+}
+
+/// How many `T` [`trim`] keeps within `budget` bytes (so a copy need
+/// never reserve more).
+pub fn most_items<T>(budget: usize) -> usize {
+    (budget / std::mem::size_of::<T>().max(1)).max(1024)
 }
 
 /// Resident memory of this process now, in bytes (`/proc/self/statm`), if readable.
@@ -89,7 +96,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_window_drops_old_items_and_the_budget_the_oldest_quarter() {
+    fn the_window_drops_old_items_and_the_budget_the_oldest_half() {
         let mut items: Vec<u64> = (0..1000).map(|i| i * 1_000_000_000).collect();
         let mut dropped = Dropped::default();
         // At 1000 s, items that ended before 400 s are out of the window.
@@ -109,7 +116,7 @@ mod tests {
                 before_ns: 399_000_000_000
             }
         );
-        // A budget of 1024 items: 600 + 500 incoming do not fit, a quarter goes.
+        // A budget of 1024 items: 600 + 500 incoming do not fit, the oldest half goes.
         trim(
             &mut items,
             500,
@@ -118,7 +125,7 @@ mod tests {
             |&t| t,
             &mut dropped,
         );
-        assert_eq!((items.len(), dropped.items), (450, 550));
+        assert_eq!((items.len(), dropped.items), (300, 700));
         // Within both: nothing moves.
         trim(
             &mut items,
@@ -128,6 +135,6 @@ mod tests {
             |&t| t,
             &mut dropped,
         );
-        assert_eq!(items.len(), 450);
+        assert_eq!(items.len(), 300);
     }
 }

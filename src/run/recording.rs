@@ -111,8 +111,12 @@ impl Recording {
                 sched_note,
             } => {
                 self.origin_ns = origin_ns;
-                // The task count is known: reserve once instead of growing (and copying) as batches arrive.
-                let tasks = self.config.planned_tasks().min(crate::timeline::SPAN_CAP);
+                // The task count is known: reserve once instead of growing
+                // (and copying) as batches arrive, no more than the budget keeps.
+                let tasks = self
+                    .config
+                    .planned_tasks()
+                    .min(retention::most_items::<TaskRecord>(retention::TASKS_SHARE));
                 crate::timeline::reserve_resident(&mut self.tasks, tasks);
                 self.threads = threads;
                 self.sched_source = sched_source;

@@ -57,8 +57,17 @@ impl Counts {
         self.width_ns
     }
 
-    pub fn heap_bytes(&self) -> usize {
-        (self.running.capacity() + self.runnable.capacity() + self.others.capacity()) * 8
+    pub fn heap(&self) -> super::HeapBytes {
+        [&self.running, &self.runnable, &self.others]
+            .into_iter()
+            .map(|v| super::HeapBytes::of(v, true))
+            .sum()
+    }
+
+    pub fn shrink_to_fit(&mut self) {
+        for v in [&mut self.running, &mut self.runnable, &mut self.others] {
+            v.shrink_to_fit();
+        }
     }
 
     /// Adds one thread's `[start_ns, end_ns)` in `state` (blocked time is not counted).

@@ -4,6 +4,7 @@
 //! ([`super::summary`]) that answers "how much time did each class have in
 //! this pixel column" in O(log n), however many spans the column holds.
 
+use super::HeapBytes;
 use super::summary::{KEEP, LEAF, Mix, Node, Summary};
 
 /// Spans a kept summary node sums: a lane forgets its spans in such steps.
@@ -48,13 +49,23 @@ impl Lane {
     pub const BYTES_PER_SPAN: f64 = (8 + 4 + 4 + 2) as f64 + Summary::BYTES_PER_SPAN;
 
     /// Bytes this lane holds on the heap (spare capacity included).
-    pub fn heap_bytes(&self) -> usize {
-        self.start.capacity() * 8
-            + self.len.capacity() * 4
-            + self.item.capacity() * 4
-            + self.class.capacity() * 2
-            + self.summary.heap_bytes()
-            + self.kept_start.capacity() * 8
+    pub fn heap(&self) -> HeapBytes {
+        HeapBytes::of(&self.start, false)
+            + HeapBytes::of(&self.len, false)
+            + HeapBytes::of(&self.item, false)
+            + HeapBytes::of(&self.class, false)
+            + self.summary.heap()
+            + HeapBytes::of(&self.kept_start, true)
+    }
+
+    /// Lets go of capacity not in use (a drained front's, a reserve's).
+    pub fn shrink_to_fit(&mut self) {
+        self.start.shrink_to_fit();
+        self.len.shrink_to_fit();
+        self.item.shrink_to_fit();
+        self.class.shrink_to_fit();
+        self.kept_start.shrink_to_fit();
+        self.summary.shrink_to_fit();
     }
 
     /// Where the forgotten spans end: only their summary is kept before it (0: none forgotten).

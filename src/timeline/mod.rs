@@ -20,6 +20,56 @@ pub const SPAN_CAP: usize = 10_000_000;
 /// CPU numbers at or above this are not believed (a lane index must stay small).
 const MAX_CORES: usize = 1 << 16;
 
+/// Lanes are searched for spans out of the window at most once per this
+/// much of the run's time, not per batch: each search is a binary search
+/// per lane, cache misses over lanes of millions of spans.
+const AGE_EVERY_NS: u64 = crate::retention::WINDOW_NS / 64;
+
+/// Heap bytes of the drawing store by what they hold.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct HeapBytes {
+    /// The stored spans.
+    pub spans: usize,
+    /// Per-pixel summaries (segment-tree nodes, the counts' buckets).
+    pub summary: usize,
+    /// Capacity allocated and not in use.
+    pub spare: usize,
+}
+
+impl HeapBytes {
+    /// `v`'s items (as summary or as spans) and its spare capacity.
+    fn of<T>(v: &Vec<T>, summary: bool) -> HeapBytes {
+        let size = std::mem::size_of::<T>();
+        let used = v.len() * size;
+        HeapBytes {
+            spans: if summary { 0 } else { used },
+            summary: if summary { used } else { 0 },
+            spare: (v.capacity() - v.len()) * size,
+        }
+    }
+
+    pub fn total(&self) -> usize {
+        self.spans + self.summary + self.spare
+    }
+}
+
+impl std::ops::Add for HeapBytes {
+    type Output = HeapBytes;
+    fn add(self, o: HeapBytes) -> HeapBytes {
+        HeapBytes {
+            spans: self.spans + o.spans,
+            summary: self.summary + o.summary,
+            spare: self.spare + o.spare,
+        }
+    }
+}
+
+impl std::iter::Sum for HeapBytes {
+    fn sum<I: Iterator<Item = HeapBytes>>(iter: I) -> HeapBytes {
+        iter.fold(HeapBytes::default(), std::ops::Add::add)
+    }
+}
+
 /// A state strip's class for each scheduler state.
 pub fn state_class(state: SliceState) -> Class {
     match state {
@@ -77,6 +127,8 @@ pub struct Timeline {
     dropped_slices: u64,
     /// Most spans stored ([`SPAN_CAP`]; smaller in tests).
     cap: usize,
+    /// The run's time at which lanes are next searched for spans out of the window.
+    next_age_ns: u64,
 }
 
 impl Default for Timeline {
@@ -93,6 +145,8 @@ impl Default for Timeline {
             dropped_tasks: 0,
             dropped_slices: 0,
             cap: SPAN_CAP,
+            // Nothing is out of the window before the window has passed.
+            next_age_ns: crate::retention::WINDOW_NS,
         }
     }
 }
@@ -122,14 +176,15 @@ impl Timeline {
                 }
                 self.set_others(&report.others);
             }
+            // No more spans come: what was reserved for them is let go.
+            RunEvent::Finished { .. } => self.shrink_to_fit(),
             RunEvent::Environment(_)
             | RunEvent::Handoffs(_)
             | RunEvent::ThreadStarted { .. }
             | RunEvent::ThreadSeen(_)
             | RunEvent::Program(_)
             | RunEvent::ThreadDone(_)
-            | RunEvent::Failure(_)
-            | RunEvent::Finished { .. } => {}
+            | RunEvent::Failure(_) => {}
         }
     }
 
@@ -170,7 +225,12 @@ impl Timeline {
     /// Forgets, in every lane, the spans that ended over
     /// [`crate::retention::WINDOW_NS`] before `now_ns`, once they are an
     /// eighth of the lane (so the copy is amortised); their summary stays.
+    /// Looked for once per [`AGE_EVERY_NS`] of the run's time.
     fn age_out(&mut self, now_ns: u64) {
+        if now_ns < self.next_age_ns {
+            return;
+        }
+        self.next_age_ns = now_ns + AGE_EVERY_NS;
         let horizon = now_ns.saturating_sub(crate::retention::WINDOW_NS);
         let mut forgot = false;
         for lane in self.lanes_mut() {
@@ -200,6 +260,7 @@ impl Timeline {
         self.stored = self.len();
     }
 
+    /// The lanes that hold spans and may forget them (not the other programs').
     fn lanes_mut(&mut self) -> impl Iterator<Item = &mut Lane> {
         self.threads
             .iter_mut()
@@ -207,6 +268,20 @@ impl Timeline {
             .chain(&mut self.cores)
             .chain(self.core_tasks.iter_mut().flatten())
             .filter(|lane| !lane.is_empty())
+    }
+
+    /// Lets go of capacity not in use (what was reserved for spans that
+    /// did not come, what forgotten spans left): for a store that takes
+    /// no more spans, or few.
+    pub fn shrink_to_fit(&mut self) {
+        self.threads
+            .iter_mut()
+            .chain(&mut self.thread_states)
+            .chain(&mut self.cores)
+            .chain(self.core_tasks.iter_mut().flatten())
+            .chain(&mut self.others)
+            .for_each(Lane::shrink_to_fit);
+        self.counts.shrink_to_fit();
     }
 
     /// Before this time (ns since the origin) some lane keeps only the
@@ -284,6 +359,8 @@ impl Timeline {
         for i in running {
             self.add_slice(first as u32 + i, &slices[i as usize], Lanes::Core);
         }
+        // The complete set: no more slices come.
+        self.shrink_to_fit();
     }
 
     /// Sets what other programs ran on the cores (a system-wide capture's
@@ -303,6 +380,7 @@ impl Timeline {
             self.stored += 1;
             at(&mut self.others, o.core).push(o.start_ns, o.end_ns, i as u32, 0);
         }
+        self.others.iter_mut().for_each(Lane::shrink_to_fit);
     }
 
     fn add_slice(&mut self, item: u32, slice: &SchedSlice, lanes: Lanes) {
@@ -359,7 +437,12 @@ impl Timeline {
 
     /// Bytes the lanes hold on the heap, summaries and spare capacity included.
     pub fn heap_bytes(&self) -> usize {
-        self.lanes().map(Lane::heap_bytes).sum::<usize>() + self.counts.heap_bytes()
+        self.heap().total()
+    }
+
+    /// The same by what the bytes hold.
+    pub fn heap(&self) -> HeapBytes {
+        self.lanes().map(Lane::heap).sum::<HeapBytes>() + self.counts.heap()
     }
 }
 
@@ -473,13 +556,85 @@ mod tests {
         assert_eq!(tl.cores[0].clipped_ns, 0);
     }
 
-    #[test]
-    fn the_cap_drops_and_counts_what_does_not_fit() {
+    /// A store of `threads` thread lanes that keeps at most `cap` spans.
+    fn capped(cap: usize, threads: usize) -> Timeline {
         let mut tl = Timeline {
-            cap: 5,
+            cap,
             ..Timeline::default()
         };
+        tl.reset(threads);
+        tl
+    }
+
+    #[test]
+    fn past_the_cap_old_spans_are_forgotten_and_no_capacity_is_left_spare() {
+        let mut tl = capped(60_000, 1);
+        tl.reserve(1_000);
+        tl.add_tasks(0, &[task(0, 0, 0)]);
+        // 40 000 running slices: a state span and a core span each, 80 000 in all.
+        let slices: Vec<SchedSlice> = (0..40_000)
+            .map(|i| slice(0, 0, SliceState::Running, i * 10))
+            .collect();
+        tl.set_slices(0, &slices);
+        assert!(
+            tl.summarised_before_ns() > 0,
+            "the oldest spans were forgotten"
+        );
+        assert!(tl.len() <= 60_000 && tl.dropped() == 0, "{}", tl.len());
+        let heap = tl.heap();
+        assert_eq!(heap.spare, 0, "{heap:?}");
+        assert_eq!(heap.spans, tl.len() * (8 + 4 + 4 + 2));
+        // Task lanes reserved for tasks that never came let go once the run ends.
+        let mut tl = Timeline::default();
+        tl.reset(2);
+        tl.reserve(10_000);
+        tl.add_tasks(0, &[task(0, 0, 0), task(1, 1, 0)]);
+        assert!(tl.heap().spare > 0);
+        tl.ingest(
+            &RunEvent::Finished {
+                wall_ns: 20,
+                cancelled: true,
+            },
+            2,
+            0,
+            0,
+        );
+        assert_eq!(tl.heap().spare, 0, "{:?}", tl.heap());
+    }
+
+    #[test]
+    fn lanes_keep_the_window_raw_and_forget_what_left_it() {
+        let mut tl = Timeline::default();
         tl.reset(1);
+        // A task every 10 ms for 30 minutes, in batches as a worker sends them.
+        let tasks: Vec<TaskRecord> = (0..180_000u32)
+            .map(|i| {
+                let t = u64::from(i) * 10_000_000;
+                TaskRecord {
+                    start_ns: t,
+                    end_ns: t + 5_000_000,
+                    ..task(i, 0, 0)
+                }
+            })
+            .collect();
+        for (k, batch) in tasks.chunks(256).enumerate() {
+            tl.ingest(&RunEvent::Tasks(batch.to_vec()), k * 256, 0, 0);
+        }
+        let now = tl.end_ns();
+        let window = crate::retention::WINDOW_NS;
+        for lane in [&tl.threads[0], &tl.core_tasks[0][0]] {
+            let kept = now - lane.summarised_before_ns();
+            // Never inside the window; at most an eighth past it (what
+            // waits to be forgotten), a step of spans and one check's wait.
+            assert!(kept >= window, "{kept}");
+            assert!(kept <= window + window / 4, "{kept}");
+            assert_eq!(lane.mix(0, now).covered_ns(), 180_000 * 5_000_000);
+        }
+    }
+
+    #[test]
+    fn the_cap_drops_and_counts_what_does_not_fit() {
+        let mut tl = capped(5, 1);
         // Two lanes per task without kernel data: two tasks fit, the third is dropped.
         tl.add_tasks(0, &[task(0, 0, 0), task(1, 0, 0), task(2, 0, 0)]);
         assert_eq!((tl.len(), tl.dropped()), (4, 1));

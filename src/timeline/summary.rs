@@ -8,6 +8,7 @@
 //! Spans arrive in start order, so the tree only grows at its right edge:
 //! a live run costs the same per span as a finished one.
 
+use super::HeapBytes;
 use super::lane::Class;
 
 /// Spans summed by one leaf node.
@@ -84,9 +85,12 @@ impl Summary {
     /// About two nodes per leaf's worth of spans (the levels above add up to one more).
     pub const BYTES_PER_SPAN: f64 = 2.0 * std::mem::size_of::<Node>() as f64 / LEAF as f64;
 
-    pub fn heap_bytes(&self) -> usize {
-        let nodes: usize = self.levels.iter().map(Vec::capacity).sum();
-        nodes * std::mem::size_of::<Node>()
+    pub fn heap(&self) -> HeapBytes {
+        self.levels.iter().map(|l| HeapBytes::of(l, true)).sum()
+    }
+
+    pub fn shrink_to_fit(&mut self) {
+        self.levels.iter_mut().for_each(Vec::shrink_to_fit);
     }
 
     /// Adds the node of the next `LEAF` spans, and every node above it that is now complete.
