@@ -141,6 +141,8 @@ pub struct TimelineView {
 #[derive(Clone, Copy, Default)]
 struct Drew {
     others: bool,
+    /// Grey (other work) in a summary lane.
+    summary_others: bool,
     gaps: bool,
     /// Lock hand-off arrows.
     arrows: usize,
@@ -871,6 +873,7 @@ impl TimelineView {
                 if top > below {
                     let r = Rect::from_x_y_ranges(xs.clone(), base - top..=base - below);
                     pc.painter.rect_filled(r, 0.0, colour);
+                    self.drew.summary_others |= colour == palette::OTHER_PROGRAMS_HATCH;
                 }
                 below = top;
             }
@@ -1821,6 +1824,31 @@ mod tests {
         view.show_range([0.0, 50e6]);
         frame(&ctx, &mut view, &many, Vec::new());
         assert_eq!(view.drew.arrows, 5, "the hand-offs at 10 to 50 ms");
+    }
+
+    #[test]
+    fn the_summary_shows_sampled_other_work_only_where_the_machine_was_busier_than_the_run() {
+        use crate::telemetry::utilisation::Busy;
+        let (ctx, mut entry) = (Context::default(), many_core(60_000));
+        let wall = entry.rec.wall_ns;
+        let mut view = TimelineView::default();
+        frame(&ctx, &mut view, &entry, vec![]);
+        assert!(!view.drew.summary_others, "no samples, no grey");
+        // Every CPU busy throughout: more than the run's threads ran.
+        let cores = entry.synthetic.as_ref().unwrap().allowed.len() as f64;
+        entry.machine_busy = vec![Busy {
+            from_ns: 0,
+            to_ns: wall,
+            cores,
+        }];
+        view.drew = Drew::default();
+        frame(&ctx, &mut view, &entry, vec![]);
+        assert!(view.drew.summary_others, "other work drawn in grey");
+        // Samples that say less was busy than the run itself used: none.
+        entry.machine_busy[0].cores = 1.0;
+        view.drew = Drew::default();
+        frame(&ctx, &mut view, &entry, vec![]);
+        assert!(!view.drew.summary_others);
     }
 
     #[test]
