@@ -14,6 +14,9 @@ pub struct Summary<'a> {
     pub config: &'a RunConfig,
     pub status: &'a RunStatus,
     pub wall_ns: u64,
+    /// This process's CPU time over the run, its capture included and the
+    /// writing of outputs not (null where not measured: a reopened run's).
+    pub run_cpu_ns: Option<u64>,
     pub metrics: Metrics,
     pub allowed_cores: &'a [usize],
     pub cpu_iters_per_ms: f64,
@@ -74,6 +77,7 @@ impl<'a> Summary<'a> {
             config: &rec.config,
             status: &rec.status,
             wall_ns: rec.wall_ns,
+            run_cpu_ns: rec.run_cpu_ns,
             metrics: rec.metrics(),
             allowed_cores,
             cpu_iters_per_ms,

@@ -127,11 +127,13 @@ pub fn run_plan_until(
     stop: &Receiver<()>,
 ) -> Recording {
     let mut recording = Recording::new(valid.config.clone());
+    let cpu_before = crate::sys::process_cpu_ns();
     let mut handle = start_plan(valid, plan);
     ingest_until(&mut recording, handle.events(), stop, || handle.cancel());
     for event in handle.obituary() {
         recording.ingest(event);
     }
+    recording.run_cpu_ns = Some(crate::sys::process_cpu_ns().saturating_sub(cpu_before));
     recording
 }
 

@@ -28,6 +28,10 @@ pub struct Recording {
     pub origin_ns: u64,
     /// Final once `status` is not `Running`; until then the last task end seen.
     pub wall_ns: u64,
+    /// This process's CPU time from the run's start until its report was
+    /// built (workers, capture, controller), before any output is written:
+    /// what the run and its measuring cost. Runs made by [`crate::run::run_until`] only.
+    pub run_cpu_ns: Option<u64>,
     pub threads: Vec<ThreadRecord>,
     pub tasks: Vec<TaskRecord>,
     /// The lock workload's hand-offs: each release that unblocked a waiting
@@ -74,6 +78,7 @@ impl Recording {
             status: RunStatus::Running,
             origin_ns: 0,
             wall_ns: 0,
+            run_cpu_ns: None,
             threads: Vec::new(),
             tasks: Vec::new(),
             handoffs: Vec::new(),

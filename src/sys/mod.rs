@@ -437,6 +437,11 @@ fn rdtsc() -> u64 {
     }
 }
 
+/// CPU time consumed by this whole process (every thread), in nanoseconds.
+pub fn process_cpu_ns() -> u64 {
+    clock_ns(libc::CLOCK_PROCESS_CPUTIME_ID)
+}
+
 /// CPU time consumed by the calling thread, in nanoseconds.
 #[inline]
 pub fn thread_cpu_ns() -> u64 {

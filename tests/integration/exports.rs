@@ -25,6 +25,13 @@ fn summary_csv_and_trace_agree() {
     assert_eq!(tasks.len(), 6);
     assert_eq!(summary["wall_ns"].as_u64().unwrap(), rec.wall_ns);
     assert!(summary["metrics"]["parallelism"].as_f64().unwrap() > 0.0);
+    // The process's CPU over the run holds every worker's own CPU time.
+    let run_cpu = summary["run_cpu_ns"].as_u64().expect("run_cpu_ns");
+    let workers: u64 = rec.threads.iter().map(|t| t.cpu_ns).sum();
+    assert!(
+        run_cpu >= workers && workers > 0,
+        "run_cpu_ns {run_cpu} < the workers' {workers}"
+    );
     for key in [
         "index",
         "name",
