@@ -22,6 +22,10 @@ pub struct RunMeta {
     /// ftrace timestamps.
     pub boottime_offset_ns: u64,
     pub wall_ns: u64,
+    /// The process's CPU time over the run (absent from older files and
+    /// from runs that did not measure it).
+    #[serde(default)]
+    pub run_cpu_ns: Option<u64>,
     pub machine: Machine,
     /// The figures as the run showed them (the reader recomputes its own from
     /// the rebuilt run; these are for other tools and for checking).

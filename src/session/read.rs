@@ -459,6 +459,7 @@ impl RunBuilder {
             rec.ingest(RunEvent::Sched(report));
         }
         // A long run's saved part: what came before is summary-only.
+        rec.run_cpu_ns = meta.run_cpu_ns;
         rec.dropped_tasks = meta.dropped_tasks;
         rec.dropped_slices = meta.dropped_slices;
         if let Some(totals) = meta.task_totals {

@@ -213,6 +213,7 @@ fn write_run(
         origin_ns: origin,
         boottime_offset_ns: offset,
         wall_ns: rec.wall_ns,
+        run_cpu_ns: rec.run_cpu_ns,
         machine: machine.clone(),
         metrics: rec.metrics(),
         threads: rec.threads.clone(),
