@@ -11,6 +11,8 @@ pub struct SweepPoint {
     pub threads: usize,
     pub wall_ns: u64,
     pub cpu_ns: u64,
+    /// Tasks run: the same at every point (the work is fixed, not per thread).
+    pub tasks: u64,
     pub speedup: f64,
     pub efficiency: f64,
     pub parallelism: f64,
@@ -29,6 +31,7 @@ impl SweepPoint {
             threads,
             wall_ns: m.wall_ns,
             cpu_ns: m.cpu_ns,
+            tasks: m.tasks_ok + m.tasks_failed,
             speedup,
             efficiency: metrics::efficiency(speedup, cores),
             parallelism: m.parallelism,
