@@ -307,6 +307,36 @@ mod tests {
     /// sysinfo's fastest rate, the worst case for memory.
     const PERIOD_NS: u64 = 200_000_000;
 
+    #[test]
+    fn busy_cores_are_the_chosen_cpus_summed_over_what_each_sample_measured() {
+        let mut h = History::default();
+        // A reading at 0 s, aged into a 2 s bucket by one 200 s later.
+        h.push(Sample::reading(0, vec![50.0, 100.0, 30.0]));
+        h.push(Sample::reading(200 * SECOND, vec![10.0, 20.0, 100.0]));
+        h.push(Sample::reading(
+            200 * SECOND + PERIOD_NS,
+            vec![0.0, 40.0, 100.0],
+        ));
+        let busy = h.busy(&[0, 1], PERIOD_NS, 0, 300 * SECOND);
+        let got: Vec<(u64, u64, f64)> = busy
+            .iter()
+            .map(|b| (b.from_ns, b.to_ns, (b.cores * 100.0).round() / 100.0))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (0, 2 * SECOND, 1.5),
+                (200 * SECOND - PERIOD_NS, 200 * SECOND, 0.3),
+                (200 * SECOND, 200 * SECOND + PERIOD_NS, 0.4),
+            ]
+        );
+        // Only what overlaps the window asked for, cut at a run's origin.
+        let later = h.busy(&[2], PERIOD_NS, 200 * SECOND, 300 * SECOND);
+        assert_eq!(later.len(), 1);
+        assert_eq!(later[0].since(200 * SECOND).unwrap().to_ns, PERIOD_NS);
+        assert_eq!(later[0].cores, 1.0);
+    }
+
     /// Readings every 200 ms from `from_s` to `to_s`, each made by `busy(t_ns)`.
     fn feed(history: &mut History, from_s: u64, to_s: u64, busy: impl Fn(u64) -> Vec<f32>) {
         for t in (from_s * SECOND..to_s * SECOND).step_by(PERIOD_NS as usize) {
