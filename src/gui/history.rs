@@ -300,7 +300,8 @@ impl History {
 
     /// Each run whose [`Entry::machine_busy`] may still grow, with `busy`'s
     /// stretches for it: busy cores among `cpus` over its time, from this
-    /// machine's utilisation samples.
+    /// machine's utilisation samples. Samples only arrive, so each run asks
+    /// only for those after its last stretch (none, most frames).
     pub fn sample_machine(
         &mut self,
         now_ns: u64,
@@ -310,10 +311,14 @@ impl History {
         for entry in &mut self.runs {
             if entry.samples_machine(now_ns, give_up_ns) {
                 let origin = entry.rec.origin_ns;
-                entry.machine_busy = busy(origin, now_ns)
+                let after = entry
+                    .machine_busy
+                    .last()
+                    .map_or(origin, |b| origin + b.to_ns);
+                let new = busy(after, now_ns)
                     .into_iter()
-                    .filter_map(|b| b.since(origin))
-                    .collect();
+                    .filter_map(|b| b.since(origin));
+                entry.machine_busy.extend(new);
             }
         }
     }
@@ -498,6 +503,50 @@ mod tests {
     use super::*;
     use crate::run::Placement;
     use crate::workload::WorkloadKind::{Amdahl, Cpu, Io};
+
+    #[test]
+    fn a_running_run_takes_each_utilisation_sample_once() {
+        let mut history = History::default();
+        let index = history.push(Recording::new(RunConfig::defaults(Topology::get())));
+        history.ingest(
+            index,
+            [RunEvent::Started {
+                origin_ns: 1_000,
+                threads: Vec::new(),
+                sched_source: crate::telemetry::sched::SchedSource::Off,
+                sched_note: None,
+            }],
+        );
+        // Samples every 100 ns from 900, as a sampler's history holds them.
+        let samples: Vec<Busy> = (0..10)
+            .map(|k| Busy {
+                from_ns: 900 + k * 100,
+                to_ns: 1_000 + k * 100,
+                cores: k as f64,
+            })
+            .collect();
+        let samples = &samples;
+        let sampler = |upto: u64| {
+            move |from: u64, to: u64| -> Vec<Busy> {
+                samples
+                    .iter()
+                    .copied()
+                    .filter(|b| b.to_ns <= upto && b.to_ns > from && b.from_ns < to)
+                    .collect()
+            }
+        };
+        for upto in [1_000, 1_350, 1_350, 1_900] {
+            history.sample_machine(upto, 0, sampler(upto));
+        }
+        let got: Vec<(u64, u64)> = history.runs[index]
+            .machine_busy
+            .iter()
+            .map(|b| (b.from_ns, b.to_ns))
+            .collect();
+        // Run-relative, the one before the origin left out, none twice.
+        let want: Vec<(u64, u64)> = (0..9).map(|k| (k * 100, (k + 1) * 100)).collect();
+        assert_eq!(got, want);
+    }
 
     /// A fixed two-core machine, whatever this one has.
     fn two_cores() -> Topology {

@@ -187,8 +187,11 @@ impl History {
     /// How many of `cpus` were busy, summed, from `from_ns` to `to_ns`
     /// (`CLOCK_MONOTONIC`), as the stretches the samples measured: a reading
     /// the `period_ns` before it, an average the bucket it stands for.
+    /// Read from the newest back, so a window of recent time costs what it holds.
     pub fn busy(&self, cpus: &[usize], period_ns: u64, from_ns: u64, to_ns: u64) -> Vec<Busy> {
-        self.samples()
+        let mut busy: Vec<Busy> = self
+            .samples()
+            .rev()
             .map(|s| {
                 let (from, to) = match s.span_ns {
                     0 => (s.t_ns.saturating_sub(period_ns), s.t_ns),
@@ -205,8 +208,11 @@ impl History {
                     cores,
                 }
             })
-            .filter(|b| b.to_ns > from_ns && b.from_ns < to_ns)
-            .collect()
+            .take_while(|b| b.to_ns > from_ns)
+            .filter(|b| b.from_ns < to_ns)
+            .collect();
+        busy.reverse();
+        busy
     }
 
     /// How many CPUs the latest sample lists.
