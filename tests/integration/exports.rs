@@ -11,7 +11,14 @@ use super::{config, exclusive, run};
 #[test]
 fn summary_csv_and_trace_agree() {
     let _machine = exclusive();
+    // CPU this process spent before the run must not count as the run's:
+    // 300 ms of it here, and the loop's calibration done before too.
+    let spun = corelanes::sys::thread_cpu_ns();
+    while corelanes::sys::thread_cpu_ns() - spun < 300_000_000 {}
+    corelanes::workload::Calibration::get();
+    let t0 = std::time::Instant::now();
     let rec = run(config(WorkloadKind::Mixed, 2, 6, 10.0, Placement::Spread));
+    let elapsed = t0.elapsed().as_nanos() as u64;
     let dir = tempfile::tempdir().unwrap();
     let written = |name: &str, render: export::Render| {
         let path = dir.path().join(name);
@@ -25,12 +32,19 @@ fn summary_csv_and_trace_agree() {
     assert_eq!(tasks.len(), 6);
     assert_eq!(summary["wall_ns"].as_u64().unwrap(), rec.wall_ns);
     assert!(summary["metrics"]["parallelism"].as_f64().unwrap() > 0.0);
-    // The process's CPU over the run holds every worker's own CPU time.
+    // The process's CPU over the run holds every worker's own CPU time, and
+    // no more than every CPU could give while the run took place.
     let run_cpu = summary["run_cpu_ns"].as_u64().expect("run_cpu_ns");
     let workers: u64 = rec.threads.iter().map(|t| t.cpu_ns).sum();
     assert!(
         run_cpu >= workers && workers > 0,
         "run_cpu_ns {run_cpu} < the workers' {workers}"
+    );
+    // The threads may run only on the allowed CPUs.
+    let cpus = corelanes::topology::Topology::get().allowed.len() as u64;
+    assert!(
+        run_cpu <= elapsed * cpus,
+        "run_cpu_ns {run_cpu} over {cpus} CPUs × the {elapsed} ns the run took"
     );
     for key in [
         "index",
