@@ -36,6 +36,51 @@ fn within(a: u64, b: u64, rel: f64, abs: u64) -> bool {
     a.abs_diff(b) as f64 <= (rel * b as f64).max(abs as f64)
 }
 
+/// What the hypervisor took from one CPU since a reading: the steal column
+/// of its `/proc/stat` line. In a virtual machine the kernel's slices are
+/// wall time on the virtual CPU, so they include it, while a thread's CPU
+/// clock (the scheduler's task clock) leaves it out. On a busy host the two
+/// differ by that much: +50 % in one CI run, with nothing wrong in either.
+struct Steal {
+    cpu: usize,
+    before: u64,
+}
+
+/// `/proc/stat` counts in `USER_HZ` ticks, 100 a second on Linux.
+const STAT_TICK_NS: u64 = 10_000_000;
+
+impl Steal {
+    fn on(cpu: usize) -> Steal {
+        Steal {
+            cpu,
+            before: steal_ticks(cpu),
+        }
+    }
+
+    /// At most this much was taken since the reading. Each reading is
+    /// rounded down to a tick, hence the one more; the kernel adds steal at
+    /// its next tick, hence the short wait.
+    fn bound_ns(&self) -> u64 {
+        std::thread::sleep(Duration::from_millis(20));
+        (steal_ticks(self.cpu) - self.before + 1) * STAT_TICK_NS
+    }
+}
+
+fn steal_ticks(cpu: usize) -> u64 {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap();
+    let label = format!("cpu{cpu} ");
+    let line = stat.lines().find(|l| l.starts_with(&label)).unwrap();
+    line.split_whitespace().nth(8).unwrap().parse().unwrap()
+}
+
+/// Whether a thread's time from the kernel's slices agrees with its CPU
+/// clock `clock`: within `rel` (or `abs`) below it, and above it by no more
+/// than that and what the hypervisor took (see [`Steal`]).
+fn agrees_with_clock(slices: u64, clock: u64, rel: f64, abs: u64, stolen: u64) -> bool {
+    let slack = ((rel * clock as f64) as u64).max(abs);
+    slices + slack >= clock && slices <= clock + slack + stolen
+}
+
 fn paranoid_at_most_2() -> bool {
     std::fs::read_to_string("/proc/sys/kernel/perf_event_paranoid")
         .is_ok_and(|s| s.trim().parse::<i32>().is_ok_and(|p| p <= 2))
@@ -45,6 +90,7 @@ fn paranoid_at_most_2() -> bool {
 fn one_core_time_slices_never_overlap_and_account_for_cpu_time() {
     let _machine = exclusive();
     let (core, _) = cores();
+    let steal = Steal::on(core);
     let rec = run_with(
         config(Cpu, 2, 4, 100.0, Placement::OneCore(core)),
         SchedMode::Auto,
@@ -52,6 +98,7 @@ fn one_core_time_slices_never_overlap_and_account_for_cpu_time() {
     if !perf_checks_apply(refusal(&rec)) {
         return;
     }
+    let stolen = steal.bound_ns();
     let k = Kernel::of(&rec);
     let sched = rec.sched.as_ref().unwrap();
     assert_eq!(sched.lost_records, 0);
@@ -73,10 +120,11 @@ fn one_core_time_slices_never_overlap_and_account_for_cpu_time() {
     );
     for (i, thread) in rec.threads.iter().enumerate() {
         let running = k.total(i, SliceState::Running);
-        // The kernel's slices and the thread's CPU clock measure the same thing: within 5 %.
+        // The kernel's slices and the thread's CPU clock measure the same
+        // thing: within 5 %, apart from what the hypervisor took.
         assert!(
-            within(running, thread.cpu_ns, 0.05, 2_000_000),
-            "thread {i}: running {running} vs CPU {}",
+            agrees_with_clock(running, thread.cpu_ns, 0.05, 2_000_000, stolen),
+            "thread {i}: running {running} vs CPU {}, stolen at most {stolen}",
             thread.cpu_ns
         );
         assert!(thread.involuntary_switches > 0, "thread {i} was preempted");
@@ -287,8 +335,11 @@ fn tasks_cpu_ns(rec: &Recording, i: usize) -> u64 {
 fn task_cpu_from_kernel_slices_adds_up_to_each_threads_cpu_clock() {
     let _machine = exclusive();
     let (core, _) = cores();
+    let steal = Steal::on(core);
+    // About 240 ms of CPU a thread, so the 10 ms ticks that bound steal are
+    // small beside it.
     let rec = run_with(
-        config(Cpu, 2, 8, 25.0, Placement::OneCore(core)),
+        config(Cpu, 2, 8, 60.0, Placement::OneCore(core)),
         SchedMode::Auto,
     );
     let summary: serde_json::Value =
@@ -303,16 +354,18 @@ fn task_cpu_from_kernel_slices_adds_up_to_each_threads_cpu_clock() {
     assert_eq!(rec.task_cpu, TaskCpu::KernelSlices);
     assert_eq!(summary["task_cpu"], "kernel-slices");
     assert_eq!(rec.sched.as_ref().unwrap().lost_records, 0);
+    let stolen = steal.bound_ns();
     for (i, thread) in rec.threads.iter().enumerate() {
         let tasks = tasks_cpu_ns(&rec, i);
         let err = (tasks as f64 - thread.cpu_ns as f64) / thread.cpu_ns as f64;
         eprintln!(
-            "thread {i}: tasks' CPU from slices {tasks} ns, thread CPU clock {} ns ({:+.3} %)",
+            "thread {i}: tasks' CPU from slices {tasks} ns, thread CPU clock {} ns ({:+.3} %), \
+             the hypervisor took at most {stolen} ns",
             thread.cpu_ns,
             err * 100.0
         );
         assert!(
-            err.abs() <= 0.02,
+            agrees_with_clock(tasks, thread.cpu_ns, 0.02, 0, stolen),
             "thread {i}: {tasks} vs {}",
             thread.cpu_ns
         );
@@ -337,14 +390,15 @@ fn task_cpu_from_kernel_slices_adds_up_to_each_threads_cpu_clock() {
 fn past_its_memory_share_the_capture_streams_and_its_figures_stay_exact() {
     let _machine = exclusive();
     let (core, _) = cores();
-    // 32 records: two threads taking turns on one core for 200 ms switch
+    // 32 records: two threads taking turns on one core for 480 ms switch
     // hundreds of times.
     let limits = Limits {
         bytes: 32 * std::mem::size_of::<corelanes::telemetry::sched::perf::PerfRecord>(),
         ..Limits::default()
     };
-    let mut cfg = config(Cpu, 2, 8, 25.0, Placement::OneCore(core));
+    let mut cfg = config(Cpu, 2, 8, 60.0, Placement::OneCore(core));
     cfg.sched = SchedMode::Auto;
+    let steal = Steal::on(core);
     let valid = cfg
         .validate(Topology::get())
         .unwrap()
@@ -390,16 +444,24 @@ fn past_its_memory_share_the_capture_streams_and_its_figures_stay_exact() {
         );
     }
     assert_eq!(rec.task_cpu, TaskCpu::KernelSlices);
+    let stolen = steal.bound_ns();
     for (i, thread) in rec.threads.iter().enumerate() {
         let tasks = tasks_cpu_ns(&rec, i);
         let running = report.per_thread[i].running_ns;
         eprintln!(
-            "thread {i}: tasks' CPU from slices {tasks} ns, running {running} ns, CPU clock {} ns",
+            "thread {i}: tasks' CPU from slices {tasks} ns, running {running} ns, CPU clock {} ns, \
+             the hypervisor took at most {stolen} ns",
             thread.cpu_ns
         );
         // As in task_cpu_from_kernel_slices_adds_up_to_each_threads_cpu_clock.
-        assert!(within(tasks, thread.cpu_ns, 0.02, 0), "thread {i}");
-        assert!(within(running, thread.cpu_ns, 0.05, 0), "thread {i}");
+        assert!(
+            agrees_with_clock(tasks, thread.cpu_ns, 0.02, 0, stolen),
+            "thread {i}"
+        );
+        assert!(
+            agrees_with_clock(running, thread.cpu_ns, 0.05, 0, stolen),
+            "thread {i}"
+        );
     }
 }
 
