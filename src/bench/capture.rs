@@ -29,6 +29,9 @@ struct Cost {
     cpu_ns: u64,
     /// Its CPU time over the run alone (the summary's `run_cpu_ns`).
     run_cpu_ns: u64,
+    /// Of that, the workers' own (`threads[].cpu_ns`): with capture on it
+    /// includes the kernel's work for the perf events at each of their switches.
+    workers_cpu_ns: u64,
     switches: u64,
 }
 
@@ -46,6 +49,10 @@ pub struct Figures {
     /// The same for the CPU time over the run alone, before the outputs
     /// (which, with capture, hold every slice).
     pub ours_run_cpu: f64,
+    /// That CPU time's growth split, each part ÷ the run CPU with capture
+    /// off: the workers' own (the kernel's per-switch work for the events)
+    /// and the rest (the drain thread, building the report).
+    pub ours_split: (f64, f64),
     /// The same for `perf sched record`, or why it was not measured.
     pub perf_sched: Result<(f64, f64), String>,
     pub off_wall_ns: u64,
@@ -96,12 +103,25 @@ pub fn measure(tasks: usize, rounds: usize) -> anyhow::Result<Figures> {
         )
     };
     let (wall, cpu, run_cpu) = overhead(&ours);
+    let part = |f: fn(&Cost) -> u64| {
+        let mut r: Vec<f64> = ours
+            .iter()
+            .zip(&off)
+            .map(|(on, off)| (f(on) as f64 - f(off) as f64) / off.run_cpu_ns.max(1) as f64)
+            .collect();
+        median(&mut r)
+    };
+    let split = (
+        part(|c| c.workers_cpu_ns),
+        part(|c| c.run_cpu_ns.saturating_sub(c.workers_cpu_ns)),
+    );
     let med =
         |f: fn(&Cost) -> u64| median(&mut off.iter().map(|c| f(c) as f64).collect::<Vec<_>>());
     let off_wall = med(|c| c.wall_ns);
     Ok(Figures {
         ours: (wall, cpu),
         ours_run_cpu: run_cpu,
+        ours_split: split,
         perf_sched: perf_sched.map(|()| {
             let (wall, cpu, _) = overhead(&perf);
             (wall, cpu)
@@ -132,6 +152,12 @@ pub fn print(f: &Figures) {
         f.ours.0 * 100.0,
         f.ours_run_cpu * 100.0,
         f.ours.1 * 100.0
+    );
+    println!(
+        "    of the run's CPU with capture off: {:+.1} % in the workers (the kernel's perf work at each of their switches), \
+         {:+.1} % elsewhere (the drain thread, the report)",
+        f.ours_split.0 * 100.0,
+        f.ours_split.1 * 100.0
     );
     match &f.perf_sched {
         Ok((wall, cpu)) => println!(
@@ -169,10 +195,8 @@ fn one(exe: &Path, args: &[String], capture: Capture, dir: &Path) -> anyhow::Res
     if capture == Capture::Ours && summary["sched"]["source"] != "perf" {
         anyhow::bail!("the perf capture was refused: {}", summary["sched"]["note"]);
     }
-    let switches = summary["threads"]
-        .as_array()
-        .into_iter()
-        .flatten()
+    let threads = || summary["threads"].as_array().into_iter().flatten();
+    let switches = threads()
         .map(|t| {
             t["voluntary_switches"].as_u64().unwrap_or(0)
                 + t["involuntary_switches"].as_u64().unwrap_or(0)
@@ -182,6 +206,7 @@ fn one(exe: &Path, args: &[String], capture: Capture, dir: &Path) -> anyhow::Res
         wall_ns: summary["wall_ns"].as_u64().unwrap_or(0),
         cpu_ns,
         run_cpu_ns: summary["run_cpu_ns"].as_u64().unwrap_or(0),
+        workers_cpu_ns: threads().filter_map(|t| t["cpu_ns"].as_u64()).sum(),
         switches,
     })
 }
