@@ -5,7 +5,7 @@ use crate::metrics::{Inputs, Metrics, TaskTotals};
 use crate::record::ProgramInfo;
 use crate::retention::{self, Dropped};
 use crate::telemetry::events::{Handoff, InFlight, RunEvent, TaskCpu, TaskRecord, ThreadRecord};
-use crate::telemetry::sched::slices::Totals;
+use crate::telemetry::sched::slices::{self, Totals};
 use crate::telemetry::sched::{SchedReport, SchedSlice, SchedSource};
 
 use super::RunConfig;
@@ -183,9 +183,9 @@ impl Recording {
             }
             RunEvent::Sched(mut report) => {
                 if report.streamed {
-                    // The capture kept no raw records of its own: its slices
-                    // are those streamed (the last ones were sent just before).
-                    report.slices = std::mem::take(&mut self.live_slices);
+                    // Its slices are those streamed (the last ones were sent
+                    // just before), put in a report's order.
+                    report.slices = slices::by_thread(std::mem::take(&mut self.live_slices));
                 } else {
                     // The complete set replaces the streamed ones, whatever they lost.
                     self.dropped_slices = Dropped::default();

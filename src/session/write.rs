@@ -103,19 +103,9 @@ fn write_run(
 ) -> io::Result<()> {
     let seq = packets.seq;
     let origin = rec.origin_ns;
-    // A streamed report's slices are in the order they streamed; the file
-    // holds a report's order, by thread then start.
-    let sorted;
-    let sched = match &rec.sched {
-        Some(report) if report.streamed => {
-            let mut copy = report.clone();
-            copy.slices
-                .sort_by_key(|s| (s.thread, s.start_ns, s.end_ns));
-            sorted = copy;
-            Some(&sorted)
-        }
-        report => report.as_ref(),
-    };
+    // Streamed or not, a report's slices are in its order, by thread then
+    // start (the recording groups streamed ones), as the file holds them.
+    let sched = rec.sched.as_ref();
     packets.put(TracePacket {
         sequence_flags: Some(SEQ_INCREMENTAL_STATE_CLEARED),
         clock_snapshot: Some(ClockSnapshot {

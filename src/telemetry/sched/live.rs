@@ -1,10 +1,14 @@
 //! Slices built while the run goes on, from the perf records as the drain
-//! thread reads them, so the app shows the kernel's scheduling live. The
-//! complete report built at the end replaces them.
+//! thread reads them, so the app shows the kernel's scheduling live. They
+//! are also the report's, so that nothing is built twice, unless a record
+//! came late (see below): then the complete report built from the records
+//! replaces them.
 //!
 //! Records of different CPUs come from different rings, so a record stamped
 //! just before a ring was read may land just after: the builder stays
-//! [`LAG_NS`] behind the newest read and takes records in time order.
+//! [`LAG_NS`] behind the moment the rings' read began and takes records in
+//! time order. A record older than what the builder already passed is
+//! noted as late.
 
 use std::collections::HashMap;
 
@@ -15,7 +19,7 @@ use super::{Registry, SchedSlice, ThreadSched};
 /// Where live slices go (the run's event channel).
 pub type Sink = Box<dyn FnMut(Vec<SchedSlice>) + Send>;
 
-/// How far behind the newest read the builder stays.
+/// How far behind the start of the rings' read the builder stays.
 const LAG_NS: u64 = 2_000_000;
 /// Records of a thread that has not registered are kept this long, then dropped
 /// (the run's controller thread, which is not a worker, never registers).
@@ -34,6 +38,10 @@ pub struct LiveSlices {
     /// exact figures for a capture that keeps no records of its own.
     totals: Totals,
     switches: HashMap<usize, (u64, u64)>,
+    /// Records up to this time have been taken…
+    passed_ns: u64,
+    /// …and one of a worker's came in after that: its slices may be wrong.
+    late: bool,
 }
 
 impl LiveSlices {
@@ -46,20 +54,29 @@ impl LiveSlices {
             seen: 0,
             totals: Totals::default(),
             switches: HashMap::new(),
+            passed_ns: 0,
+            late: false,
         }
+    }
+
+    /// Whether a worker's record came in after the builder had passed its
+    /// time, so that the slices sent may be wrong.
+    pub fn late(&self) -> bool {
+        self.late
     }
 
     /// Sends what is left once the capture stopped: `records` and every pending one,
     /// then each thread's last slice, closed at its exit or at `end_ns`
     /// (alive: `alive(tid)`), as the complete report does. Returns the
-    /// per-thread totals of every slice this builder sent.
+    /// per-thread totals of every slice this builder sent, and whether a
+    /// record came late (see [`LiveSlices::late`]).
     pub fn finish(
         mut self,
         records: &[PerfRecord],
         registry: &Registry,
         end_ns: u64,
         alive: impl Fn(i32) -> bool,
-    ) -> Vec<ThreadSched> {
+    ) -> (Vec<ThreadSched>, bool) {
         self.feed(records, registry, u64::MAX);
         let mut out = Vec::new();
         for (tid, builder) in std::mem::take(&mut self.builders) {
@@ -76,7 +93,7 @@ impl LiveSlices {
             per_thread[thread].switches_out_preempted += preempted;
             per_thread[thread].switches_out_blocked += blocked;
         }
-        per_thread
+        (per_thread, self.late)
     }
 
     fn count(&mut self, thread: usize, (preempted, blocked): (u64, u64)) {
@@ -96,15 +113,21 @@ impl LiveSlices {
         (self.sink)(out);
     }
 
-    /// Takes newly read records; sends the slices they close, up to `now_ns − LAG_NS`.
-    pub fn feed(&mut self, records: &[PerfRecord], registry: &Registry, now_ns: u64) {
+    /// Takes newly read records; sends the slices they close, up to
+    /// `read_ns − LAG_NS`, where `read_ns` is when the read of the rings began.
+    pub fn feed(&mut self, records: &[PerfRecord], registry: &Registry, read_ns: u64) {
         for r in registry.since(&mut self.seen) {
             let builder = SliceBuilder::new(r.index, self.origin_ns, Some(r.registered_ns));
             self.builders.insert(r.tid, builder);
         }
+        let passed = self.passed_ns;
+        self.late |= records
+            .iter()
+            .any(|r| r.time_ns <= passed && self.builders.contains_key(&r.tid));
         self.pending.extend_from_slice(records);
         self.pending.sort_by_key(|r| r.time_ns);
-        let watermark = now_ns.saturating_sub(LAG_NS);
+        let watermark = read_ns.saturating_sub(LAG_NS);
+        self.passed_ns = self.passed_ns.max(watermark);
         let mut out = Vec::new();
         let mut keep = Vec::new();
         for r in std::mem::take(&mut self.pending) {
@@ -149,6 +172,7 @@ impl LiveSlices {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::telemetry::sched::slices::{self, ThreadTrack};
     use crate::telemetry::sched::{Registered, SliceState};
     use std::sync::{Arc, Mutex};
 
@@ -212,5 +236,139 @@ mod tests {
             (last.state, last.core, last.end_ns),
             (SliceState::Running, 1, 3_499_000)
         );
+    }
+
+    fn worker(registry: &Registry, index: usize, tid: i32, registered_ns: u64) {
+        registry.add(Registered {
+            index,
+            tid,
+            registered_ns,
+            first_sample: None,
+            sampled: false,
+        });
+    }
+
+    /// A thread's records: switched in on `cpu` at each start, out
+    /// (preempted) at each end, then its exit.
+    fn turns(tid: i32, cpu: u32, runs: &[(u64, u64)], exit_ns: u64) -> Vec<PerfRecord> {
+        let out = RecordKind::SwitchOut { preempted: true };
+        let mut records: Vec<_> = runs
+            .iter()
+            .flat_map(|&(a, b)| {
+                [
+                    rec(tid, cpu, a, RecordKind::SwitchIn),
+                    rec(tid, cpu, b, out),
+                ]
+            })
+            .collect();
+        records.push(rec(tid, cpu, exit_ns, RecordKind::Exit));
+        records
+    }
+
+    /// The slices streamed are those the complete report builds from the
+    /// same records, whatever the rings' order and however they are read.
+    #[test]
+    fn streamed_slices_are_the_complete_reports() {
+        let registry = Registry::default();
+        worker(&registry, 0, 7, 1_000_000);
+        worker(&registry, 1, 8, 1_500_000);
+        // Two threads taking turns on CPU 0 every 3 ms, then thread 1
+        // moving to CPU 1 at 33 ms; each ring read in 10 ms chunks, CPU 1's first.
+        let a: Vec<_> = (0..8)
+            .map(|i| (2_000_000 + i * 6_000_000, 5_000_000 + i * 6_000_000))
+            .collect();
+        let b: Vec<_> = (0..5)
+            .map(|i| (5_000_000 + i * 6_000_000, 8_000_000 + i * 6_000_000))
+            .collect();
+        let b_moved = [(33_000_000, 36_000_000), (41_000_000, 47_000_000)];
+        let a_records = turns(7, 0, &a, 49_000_000);
+        let mut b_records = turns(8, 0, &b, 60_000_000);
+        b_records.pop();
+        b_records.extend(turns(8, 1, &b_moved, 53_000_000));
+        let got = Arc::new(Mutex::new(Vec::new()));
+        let sink_got = got.clone();
+        let mut live = LiveSlices::new(
+            500_000,
+            Box::new(move |s| sink_got.lock().unwrap().extend(s)),
+        );
+        let mut read = 0;
+        for until in (10_000_000..=60_000_000).step_by(10_000_000) {
+            // Ring by ring, CPU 1's first: a thread that moved has its
+            // records out of time order.
+            let batch: Vec<PerfRecord> = [1, 0]
+                .into_iter()
+                .flat_map(|cpu| {
+                    a_records
+                        .iter()
+                        .chain(&b_records)
+                        .filter(move |r| r.cpu == cpu && r.time_ns > read && r.time_ns <= until)
+                        .copied()
+                })
+                .collect();
+            live.feed(&batch, &registry, until);
+            read = until;
+        }
+        let (_, late) = live.finish(&[], &registry, 70_000_000, |_| false);
+        assert!(!late);
+        let streamed = slices::by_thread(got.lock().unwrap().clone());
+
+        let mut complete = Vec::new();
+        for (index, tid, registered_ns, records) in
+            [(0, 7, 1_000_000, &a_records), (1, 8, 1_500_000, &b_records)]
+        {
+            let track = ThreadTrack {
+                registered_ns: Some(registered_ns),
+                events: records
+                    .iter()
+                    .filter_map(|r| {
+                        let kind = match r.kind {
+                            RecordKind::SwitchIn => SwitchKind::In,
+                            RecordKind::SwitchOut { preempted } => SwitchKind::Out { preempted },
+                            _ => return None,
+                        };
+                        Some(SwitchEvent {
+                            time_ns: r.time_ns,
+                            cpu: r.cpu as usize,
+                            kind,
+                        })
+                    })
+                    .collect(),
+                exit_ns: records.last().map(|r| r.time_ns),
+                end_ns: 70_000_000,
+                ..Default::default()
+            };
+            assert_eq!(tid, records[0].tid);
+            slices::build_thread(index, &track, 500_000, &mut complete);
+        }
+        assert!(complete.len() > 20, "{complete:?}");
+        assert_eq!(streamed, complete);
+    }
+
+    /// A record older than what the builder already took is noted as late
+    /// (its slices may be wrong); one of a thread that is not a worker is not.
+    #[test]
+    fn a_workers_record_older_than_what_was_taken_is_late() {
+        let registry = Registry::default();
+        worker(&registry, 0, 7, 1_000);
+        let mut live = LiveSlices::new(0, Box::new(drop));
+        live.feed(
+            &[rec(7, 0, 2_000_000, RecordKind::SwitchIn)],
+            &registry,
+            10_000_000,
+        );
+        // Taken up to 8 ms: a record at 9 ms is in time, another thread's at 3 ms harmless.
+        let out = RecordKind::SwitchOut { preempted: true };
+        live.feed(
+            &[rec(7, 0, 9_000_000, out), rec(9, 1, 3_000_000, out)],
+            &registry,
+            20_000_000,
+        );
+        assert!(!live.late());
+        live.feed(
+            &[rec(7, 1, 17_000_000, RecordKind::SwitchIn)],
+            &registry,
+            30_000_000,
+        );
+        assert!(live.late(), "17 ms came after 18 ms was passed");
     }
 }

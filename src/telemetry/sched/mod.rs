@@ -193,9 +193,11 @@ pub struct SchedReport {
     /// (the idle task left out), sorted by (core, start_ns). Empty otherwise.
     #[serde(default)]
     pub others: Vec<OtherSlice>,
-    /// A long capture kept no raw records of its own: `slices` are those
-    /// it streamed (the recording holds them, the oldest dropped), while
-    /// `per_thread` still totals every one.
+    /// `slices` are those the capture streamed while the run went (the
+    /// recording holds them, a long run's oldest dropped), while
+    /// `per_thread` still totals every one. False where they were built
+    /// from the records at the end: no live view was asked for, or a
+    /// record came too late for the streamed ones to be trusted.
     #[serde(default)]
     pub streamed: bool,
     /// The other programs' stretches dropped from the front of `others`

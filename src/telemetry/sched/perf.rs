@@ -563,11 +563,15 @@ struct Drainer<'a> {
     exited: HashSet<i32>,
     /// Registers threads as they appear (another program's), else `None`.
     discover: Option<&'a Registry>,
+    /// When the latest read of the rings began: a record stamped well
+    /// before it was in its ring when that was read.
+    read_ns: u64,
 }
 
 impl Drainer<'_> {
     fn drain(&mut self) {
         let from = self.out.records.len();
+        self.read_ns = crate::sys::monotonic_ns();
         self.drain_rings();
         if let Some(registry) = self.discover {
             for r in &self.out.records[from..] {
@@ -643,6 +647,7 @@ fn drain_loop(
         out: Drained::default(),
         exited: HashSet::new(),
         discover: target.discovers().then_some(registry),
+        read_ns: 0,
     };
     let mut live: Option<(u64, LiveSlices)> = None;
     let mut fed = 0;
@@ -655,7 +660,7 @@ fn drain_loop(
         }
         if let Some((origin_ns, live)) = &mut live {
             let now = crate::sys::monotonic_ns();
-            live.feed(&d.out.records[fed..], registry, now);
+            live.feed(&d.out.records[fed..], registry, d.read_ns);
             fed = d.out.records.len();
             if streaming || past_budget(&d.out.records, now, limits) {
                 streaming = true;
@@ -673,9 +678,6 @@ fn drain_loop(
             break; // asked to stop, or the capture was dropped
         }
     }
-    // The complete report replaces the live slices: stop sending them
-    // (unless they are all there is).
-    let live = live.filter(|_| streaming).map(|(_, live)| live);
     // Workers have been joined, but the kernel writes a thread's exit record
     // a little after `join` returns: wait for them so every final slice ends
     // at the thread's real exit.
@@ -696,14 +698,20 @@ fn drain_loop(
     }
     // Everything written before the disable is now below data_head.
     d.drain();
-    if let Some(live) = live {
+    if let Some((_, live)) = live {
         let end_ns = crate::sys::monotonic_ns();
         let exited = &d.exited;
         let alive = |tid: i32| {
             !exited.contains(&tid) && std::fs::exists(format!("/proc/{tid}")).unwrap_or(false)
         };
-        d.out.streamed = Some(live.finish(&d.out.records[fed..], registry, end_ns, alive));
-        d.out.records = Vec::new();
+        let (per_thread, late) = live.finish(&d.out.records[fed..], registry, end_ns, alive);
+        // The streamed slices are the report's, built once, unless a record
+        // came late while the records are still at hand: then the complete
+        // report built from them replaces the streamed slices.
+        if streaming || !late {
+            d.out.streamed = Some(per_thread);
+            d.out.records = Vec::new();
+        }
     }
     d.out
 }

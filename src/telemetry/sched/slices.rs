@@ -193,6 +193,31 @@ pub fn add_totals(slices: &[SchedSlice], per_thread: &mut [ThreadSched]) {
     per_thread.clone_from_slice(&totals.per_thread[..per_thread.len()]);
 }
 
+/// `slices` grouped by thread, each thread's in the order given: a live
+/// capture's slices (threads interleaved, each in start order) in a
+/// report's order, without a sort.
+pub fn by_thread(slices: Vec<SchedSlice>) -> Vec<SchedSlice> {
+    if slices.is_sorted_by_key(|s| s.thread) {
+        return slices;
+    }
+    let threads = slices.iter().map(|s| s.thread + 1).max().unwrap_or(0);
+    // Each thread's first place in the result, then its next one.
+    let mut next = vec![0usize; threads];
+    for s in &slices {
+        next[s.thread] += 1;
+    }
+    let mut first = 0;
+    for n in &mut next {
+        (first, *n) = (first + *n, first);
+    }
+    let mut order = vec![0usize; slices.len()];
+    for (i, s) in slices.iter().enumerate() {
+        order[next[s.thread]] = i;
+        next[s.thread] += 1;
+    }
+    order.into_iter().map(|i| slices[i].clone()).collect()
+}
+
 /// Per-thread totals kept as slices arrive, threads interleaved, each
 /// thread's slices in start order (what a live capture streams).
 #[derive(Clone, Debug, Default)]
@@ -446,6 +471,22 @@ impl Others {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn slices_are_grouped_by_thread_each_in_the_order_given() {
+        let at = |thread, start_ns| {
+            SchedSlice::on_core0(thread, SliceState::Running, start_ns, start_ns + 1)
+        };
+        let mixed = vec![at(2, 5), at(0, 1), at(2, 3), at(0, 9), at(1, 4), at(0, 2)];
+        let starts: Vec<_> = by_thread(mixed)
+            .iter()
+            .map(|s| (s.thread, s.start_ns))
+            .collect();
+        assert_eq!(starts, [(0, 1), (0, 9), (0, 2), (1, 4), (2, 5), (2, 3)]);
+        let grouped = vec![at(0, 2), at(0, 1), at(3, 0)];
+        assert_eq!(by_thread(grouped.clone()), grouped);
+        assert!(by_thread(Vec::new()).is_empty());
+    }
 
     fn ev(time_ns: u64, cpu: usize, kind: SwitchKind) -> SwitchEvent {
         SwitchEvent { time_ns, cpu, kind }
