@@ -89,12 +89,9 @@ pub fn measure(tasks: usize, rounds: usize) -> anyhow::Result<Figures> {
     }
     let overhead = |on: &[Cost]| {
         let ratio = |f: fn(&Cost) -> u64| {
-            let mut r: Vec<f64> = on
-                .iter()
-                .zip(&off)
-                .map(|(on, off)| f(on) as f64 / f(off).max(1) as f64 - 1.0)
-                .collect();
-            median(&mut r)
+            paired_median(on, &off, |on, off| {
+                f(on) as f64 / f(off).max(1) as f64 - 1.0
+            })
         };
         (
             ratio(|c| c.wall_ns),
@@ -104,12 +101,9 @@ pub fn measure(tasks: usize, rounds: usize) -> anyhow::Result<Figures> {
     };
     let (wall, cpu, run_cpu) = overhead(&ours);
     let part = |f: fn(&Cost) -> u64| {
-        let mut r: Vec<f64> = ours
-            .iter()
-            .zip(&off)
-            .map(|(on, off)| (f(on) as f64 - f(off) as f64) / off.run_cpu_ns.max(1) as f64)
-            .collect();
-        median(&mut r)
+        paired_median(&ours, &off, |on, off| {
+            (f(on) as f64 - f(off) as f64) / off.run_cpu_ns.max(1) as f64
+        })
     };
     let split = (
         part(|c| c.workers_cpu_ns),
@@ -132,6 +126,17 @@ pub fn measure(tasks: usize, rounds: usize) -> anyhow::Result<Figures> {
         tasks,
         rounds,
     })
+}
+
+/// The median over the rounds of `f(on, off)`, each round's runs paired.
+fn paired_median(on: &[Cost], off: &[Cost], f: impl Fn(&Cost, &Cost) -> f64) -> f64 {
+    median(
+        &mut on
+            .iter()
+            .zip(off)
+            .map(|(on, off)| f(on, off))
+            .collect::<Vec<_>>(),
+    )
 }
 
 /// Prints the figures as `corelanes bench --capture` does.
