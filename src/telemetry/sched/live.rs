@@ -13,7 +13,7 @@
 use std::collections::HashMap;
 
 use super::perf::{PerfRecord, RecordKind};
-use super::slices::{SliceBuilder, SwitchEvent, SwitchKind, Totals};
+use super::slices::{SliceBuilder, SwitchEvent, Totals};
 use super::{Registry, SchedSlice, ThreadSched};
 
 /// Where live slices go (the run's event channel).
@@ -59,17 +59,12 @@ impl LiveSlices {
         }
     }
 
-    /// Whether a worker's record came in after the builder had passed its
-    /// time, so that the slices sent may be wrong.
-    pub fn late(&self) -> bool {
-        self.late
-    }
-
     /// Sends what is left once the capture stopped: `records` and every pending one,
     /// then each thread's last slice, closed at its exit or at `end_ns`
     /// (alive: `alive(tid)`), as the complete report does. Returns the
     /// per-thread totals of every slice this builder sent, and whether a
-    /// record came late (see [`LiveSlices::late`]).
+    /// worker's record came in after the builder had passed its time, so
+    /// that the slices sent may be wrong.
     pub fn finish(
         mut self,
         records: &[PerfRecord],
@@ -141,16 +136,11 @@ impl LiveSlices {
                 }
                 continue;
             };
-            let switch = |kind| SwitchEvent {
-                time_ns: r.time_ns,
-                cpu: r.cpu as usize,
-                kind,
-            };
+            if let Some(switch) = SwitchEvent::of(&r) {
+                builder.event(&switch, &mut out);
+                continue;
+            }
             match r.kind {
-                RecordKind::SwitchIn => builder.event(&switch(SwitchKind::In), &mut out),
-                RecordKind::SwitchOut { preempted } => {
-                    builder.event(&switch(SwitchKind::Out { preempted }), &mut out);
-                }
                 RecordKind::Fork => {
                     builder.fork_ns = Some(builder.fork_ns.map_or(r.time_ns, |f| f.min(r.time_ns)));
                 }
@@ -161,7 +151,7 @@ impl LiveSlices {
                         self.count(thread, counts);
                     }
                 }
-                RecordKind::Comm { .. } => {}
+                RecordKind::SwitchIn | RecordKind::SwitchOut { .. } | RecordKind::Comm { .. } => {}
             }
         }
         self.pending = keep;
@@ -193,13 +183,7 @@ mod tests {
         let mut live =
             LiveSlices::new(1_000, Box::new(move |s| sink_got.lock().unwrap().extend(s)));
         let registry = Registry::default();
-        registry.add(Registered {
-            index: 0,
-            tid: 7,
-            registered_ns: 1_100,
-            first_sample: None,
-            sampled: false,
-        });
+        worker(&registry, 0, 7, 1_100);
         let out = RecordKind::SwitchOut { preempted: true };
         // Read from two rings out of order; tid 9 never registers.
         live.feed(
@@ -316,27 +300,13 @@ mod tests {
         for (index, tid, registered_ns, records) in
             [(0, 7, 1_000_000, &a_records), (1, 8, 1_500_000, &b_records)]
         {
-            let track = ThreadTrack {
+            // As the complete report takes them (each thread's in time order).
+            let mut track = ThreadTrack {
                 registered_ns: Some(registered_ns),
-                events: records
-                    .iter()
-                    .filter_map(|r| {
-                        let kind = match r.kind {
-                            RecordKind::SwitchIn => SwitchKind::In,
-                            RecordKind::SwitchOut { preempted } => SwitchKind::Out { preempted },
-                            _ => return None,
-                        };
-                        Some(SwitchEvent {
-                            time_ns: r.time_ns,
-                            cpu: r.cpu as usize,
-                            kind,
-                        })
-                    })
-                    .collect(),
-                exit_ns: records.last().map(|r| r.time_ns),
                 end_ns: 70_000_000,
                 ..Default::default()
             };
+            records.iter().for_each(|r| track.take(r));
             assert_eq!(tid, records[0].tid);
             slices::build_thread(index, &track, 500_000, &mut complete);
         }
@@ -348,27 +318,29 @@ mod tests {
     /// (its slices may be wrong); one of a thread that is not a worker is not.
     #[test]
     fn a_workers_record_older_than_what_was_taken_is_late() {
-        let registry = Registry::default();
-        worker(&registry, 0, 7, 1_000);
-        let mut live = LiveSlices::new(0, Box::new(drop));
-        live.feed(
-            &[rec(7, 0, 2_000_000, RecordKind::SwitchIn)],
-            &registry,
-            10_000_000,
+        let late_after = |last: &[PerfRecord]| {
+            let registry = Registry::default();
+            worker(&registry, 0, 7, 1_000);
+            let mut live = LiveSlices::new(0, Box::new(drop));
+            live.feed(
+                &[rec(7, 0, 2_000_000, RecordKind::SwitchIn)],
+                &registry,
+                10_000_000,
+            );
+            // Taken up to 8 ms: a record at 9 ms is in time, another thread's at 3 ms harmless.
+            let out = RecordKind::SwitchOut { preempted: true };
+            live.feed(
+                &[rec(7, 0, 9_000_000, out), rec(9, 1, 3_000_000, out)],
+                &registry,
+                20_000_000,
+            );
+            live.feed(last, &registry, 30_000_000);
+            live.finish(&[], &registry, 40_000_000, |_| false).1
+        };
+        assert!(!late_after(&[]));
+        assert!(
+            late_after(&[rec(7, 1, 17_000_000, RecordKind::SwitchIn)]),
+            "17 ms came after 18 ms was passed"
         );
-        // Taken up to 8 ms: a record at 9 ms is in time, another thread's at 3 ms harmless.
-        let out = RecordKind::SwitchOut { preempted: true };
-        live.feed(
-            &[rec(7, 0, 9_000_000, out), rec(9, 1, 3_000_000, out)],
-            &registry,
-            20_000_000,
-        );
-        assert!(!live.late());
-        live.feed(
-            &[rec(7, 1, 17_000_000, RecordKind::SwitchIn)],
-            &registry,
-            30_000_000,
-        );
-        assert!(live.late(), "17 ms came after 18 ms was passed");
     }
 }

@@ -984,8 +984,7 @@ impl SchedCapture {
         origin_ns: u64,
         report: &mut SchedReport,
     ) {
-        use perf::RecordKind;
-        use slices::{SwitchEvent, SwitchKind, ThreadTrack};
+        use slices::ThreadTrack;
 
         // Threads sampled from /proc have their slices from there.
         let mut tracks: HashMap<i32, ThreadTrack> = workers
@@ -1001,26 +1000,9 @@ impl SchedCapture {
             })
             .collect();
         for r in &drained.records {
-            let Some(track) = tracks.get_mut(&r.tid) else {
-                continue; // the controller, other threads: not workers
-            };
-            let event = |kind| SwitchEvent {
-                time_ns: r.time_ns,
-                cpu: r.cpu as usize,
-                kind,
-            };
-            match r.kind {
-                RecordKind::SwitchIn => track.events.push(event(SwitchKind::In)),
-                RecordKind::SwitchOut { preempted } => {
-                    track.events.push(event(SwitchKind::Out { preempted }));
-                }
-                RecordKind::Fork => {
-                    track.fork_ns = Some(track.fork_ns.map_or(r.time_ns, |f| f.min(r.time_ns)));
-                }
-                RecordKind::Exit => {
-                    track.exit_ns = Some(track.exit_ns.map_or(r.time_ns, |e| e.max(r.time_ns)));
-                }
-                RecordKind::Comm { .. } => {}
+            // Not a worker's (the controller, other threads) when no track.
+            if let Some(track) = tracks.get_mut(&r.tid) {
+                track.take(r);
             }
         }
         let own: std::collections::HashSet<i32> = workers.iter().map(|w| w.tid).collect();

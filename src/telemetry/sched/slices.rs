@@ -27,6 +27,22 @@ pub struct SwitchEvent {
     pub kind: SwitchKind,
 }
 
+impl SwitchEvent {
+    /// The switch a perf record tells of, if it tells of one.
+    pub fn of(r: &PerfRecord) -> Option<SwitchEvent> {
+        let kind = match r.kind {
+            RecordKind::SwitchIn => SwitchKind::In,
+            RecordKind::SwitchOut { preempted } => SwitchKind::Out { preempted },
+            RecordKind::Fork | RecordKind::Exit | RecordKind::Comm { .. } => return None,
+        };
+        Some(SwitchEvent {
+            time_ns: r.time_ns,
+            cpu: r.cpu as usize,
+            kind,
+        })
+    }
+}
+
 /// Everything known about one worker thread's life, in absolute ns.
 #[derive(Clone, Debug, Default)]
 pub struct ThreadTrack {
@@ -43,6 +59,20 @@ pub struct ThreadTrack {
     pub alive_at_end: bool,
     /// When the capture stopped.
     pub end_ns: u64,
+}
+
+impl ThreadTrack {
+    /// Takes one of the thread's perf records (in any order: `events` are
+    /// sorted before [`build_thread`]).
+    pub fn take(&mut self, r: &PerfRecord) {
+        if let Some(switch) = SwitchEvent::of(r) {
+            self.events.push(switch);
+        } else if r.kind == RecordKind::Fork {
+            self.fork_ns = Some(self.fork_ns.map_or(r.time_ns, |f| f.min(r.time_ns)));
+        } else if r.kind == RecordKind::Exit {
+            self.exit_ns = Some(self.exit_ns.map_or(r.time_ns, |e| e.max(r.time_ns)));
+        }
+    }
 }
 
 /// Builds the slices of worker `thread` from its track, appending them to
