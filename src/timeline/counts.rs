@@ -148,7 +148,13 @@ impl Counts {
     /// columns the stretch covers. `busy`: in ns since the run's origin,
     /// in time order.
     pub fn others_sampled(&self, busy: &[Busy], bounds: &[u64], out: &mut [Level]) {
-        let others: Vec<(u64, u64, f64)> = busy
+        // Only the stretches in view: a frame costs the window, not the run.
+        let (Some(&from), Some(&to)) = (bounds.first(), bounds.last()) else {
+            return;
+        };
+        let first = busy.partition_point(|b| b.to_ns <= from);
+        let last = busy.partition_point(|b| b.from_ns < to).max(first);
+        let others: Vec<(u64, u64, f64)> = busy[first..last]
             .iter()
             .filter(|b| b.to_ns > b.from_ns)
             .map(|b| {
