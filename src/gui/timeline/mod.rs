@@ -1575,7 +1575,13 @@ fn tooltip(ui: &mut Ui, run: &RunView, hit: &Hit) {
                     ));
                 }
                 Some(OtherWork::Sampled) => {
-                    let step = run.machine_busy[0].to_ns - run.machine_busy[0].from_ns;
+                    // The widest stretch: the first is cut at the run's start.
+                    let step = run
+                        .machine_busy
+                        .iter()
+                        .map(|b| b.to_ns - b.from_ns)
+                        .max()
+                        .unwrap_or(0);
                     ui.label(format!(
                         "{:.1} cores busy with other work (grey): this machine's utilisation of these cores, \
                          sampled every {}, less this run's threads running then. It includes this window's own drawing.",
