@@ -16,9 +16,12 @@ fn summary_csv_and_trace_agree() {
     let spun = corelanes::sys::thread_cpu_ns();
     while corelanes::sys::thread_cpu_ns() - spun < 300_000_000 {}
     corelanes::workload::Calibration::get();
-    let t0 = std::time::Instant::now();
+    let (t0, cpu0) = (std::time::Instant::now(), corelanes::sys::process_cpu_ns());
     let rec = run(config(WorkloadKind::Mixed, 2, 6, 10.0, Placement::Spread));
-    let elapsed = t0.elapsed().as_nanos() as u64;
+    let (elapsed, process_cpu) = (
+        t0.elapsed().as_nanos() as u64,
+        corelanes::sys::process_cpu_ns() - cpu0,
+    );
     let dir = tempfile::tempdir().unwrap();
     let written = |name: &str, render: export::Render| {
         let path = dir.path().join(name);
@@ -45,6 +48,11 @@ fn summary_csv_and_trace_agree() {
     assert!(
         run_cpu <= elapsed * cpus,
         "run_cpu_ns {run_cpu} over {cpus} CPUs × the {elapsed} ns the run took"
+    );
+    // On any machine: no more than the whole process spent around the run.
+    assert!(
+        run_cpu <= process_cpu,
+        "run_cpu_ns {run_cpu} over the process's {process_cpu} ns around the run"
     );
     for key in [
         "index",
