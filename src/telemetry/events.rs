@@ -236,7 +236,10 @@ impl TaskSink {
                 .send(RunEvent::Handoffs(std::mem::take(&mut self.handoffs)));
         }
         if !self.batch.is_empty() {
-            let full = std::mem::replace(&mut self.batch, Vec::with_capacity(Self::BATCH));
+            // The next batch is likely as big as this one: a long task's
+            // send of one record should not allocate room for 4096.
+            let room = self.batch.len().next_power_of_two().clamp(16, Self::BATCH);
+            let full = std::mem::replace(&mut self.batch, Vec::with_capacity(room));
             // A watcher that went away no longer wants the events: dropping them is right.
             let _ = self.tx.send(RunEvent::Tasks(full));
         }
