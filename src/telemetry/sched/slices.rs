@@ -6,11 +6,10 @@
 //! lock), each lasting until the next switch-in. Times in events are absolute
 //! `CLOCK_MONOTONIC` ns; slices come out relative to the run origin.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use super::perf::{PerfRecord, RecordKind};
 use super::{OtherSlice, OtherTotal, SchedSlice, SliceState, ThreadSched};
-use crate::retention::Dropped;
 
 /// What happened to the thread at one instant.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -302,27 +301,6 @@ impl Totals {
     }
 }
 
-/// The stretches in which tasks other than `own` ran, from the CPU-wide
-/// switch records of a system-wide capture (any order), clipped to
-/// [`origin_ns`, `end_ns`] and made relative to `origin_ns`, sorted by
-/// (core, start). On each core a task runs from its switch-in to its
-/// switch-out; the task already running when the capture began runs from
-/// the origin to its first switch-out, the one still running at the end
-/// until `end_ns`. The idle task (tid 0) is left out.
-pub fn other_slices(
-    wide: &[PerfRecord],
-    names: &HashMap<i32, String>,
-    own: &HashSet<i32>,
-    origin_ns: u64,
-    end_ns: u64,
-) -> Vec<OtherSlice> {
-    let mut others = Others::default();
-    others.feed(wide);
-    others
-        .finish(origin_ns, end_ns, names, &|tid| own.contains(&tid))
-        .0
-}
-
 /// How long a task stays on a core, from its switch-in to its switch-out
 /// (absolute ns), before anything is known of whose it is.
 #[derive(Clone, Copy, Debug)]
@@ -342,7 +320,10 @@ struct OnCore {
 }
 
 /// A system-wide capture's other tasks, built as the CPU-wide switch
-/// records arrive (see [`other_slices`]): each finished stretch is kept
+/// records arrive: on each core a task runs from its switch-in to its
+/// switch-out; the task already running when the capture began runs from
+/// the origin to its first switch-out, the one still running at the end
+/// until the end. The idle task (tid 0) is left out. Each finished stretch is kept
 /// until it is old or past the budget ([`Others::forget`]), then only its
 /// time is, per core and program.
 #[derive(Debug, Default)]
@@ -351,7 +332,6 @@ pub struct Others {
     runs: Vec<Run>,
     /// Time of the forgotten stretches by (core, name).
     before: HashMap<(usize, String), u64>,
-    pub dropped: Dropped,
 }
 
 /// Whose a stretch is can be told once its task registered, which a
@@ -462,14 +442,13 @@ impl Others {
         for run in self.runs.drain(..n) {
             if let Some(o) = Self::slice(&run, origin_ns, u64::MAX, names, own) {
                 *self.before.entry((o.core, o.name)).or_default() += o.end_ns - o.start_ns;
-                self.dropped.before_ns = self.dropped.before_ns.max(o.end_ns);
             }
-            self.dropped.items += 1;
         }
     }
 
     /// Ends the stretches still open at `end_ns`; returns the other tasks'
-    /// stretches kept (see [`other_slices`]) and the time of those forgotten.
+    /// stretches kept, clipped to [`origin_ns`, `end_ns`], made relative to
+    /// `origin_ns` and sorted by (core, start), and the time of those forgotten.
     pub fn finish(
         mut self,
         origin_ns: u64,
@@ -501,6 +480,7 @@ impl Others {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::HashSet;
 
     #[test]
     fn slices_are_grouped_by_thread_each_in_the_order_given() {
@@ -521,6 +501,21 @@ mod tests {
     fn ev(time_ns: u64, cpu: usize, kind: SwitchKind) -> SwitchEvent {
         SwitchEvent { time_ns, cpu, kind }
     }
+    /// All of a capture's other stretches at once (see [`Others`]).
+    fn other_slices(
+        wide: &[PerfRecord],
+        names: &HashMap<i32, String>,
+        own: &HashSet<i32>,
+        origin_ns: u64,
+        end_ns: u64,
+    ) -> Vec<OtherSlice> {
+        let mut others = Others::default();
+        others.feed(wide);
+        others
+            .finish(origin_ns, end_ns, names, &|tid| own.contains(&tid))
+            .0
+    }
+
     const IN: SwitchKind = SwitchKind::In;
     const PRE: SwitchKind = SwitchKind::Out { preempted: true };
     const BLK: SwitchKind = SwitchKind::Out { preempted: false };
@@ -832,9 +827,8 @@ mod tests {
                 most = most.max(others.runs.len());
             }
             eprintln!(
-                "{limits:?}: at most {most} of {} stretches kept, {} forgotten",
-                2 * drains.len(),
-                others.dropped.items
+                "{limits:?}: at most {most} of {} stretches kept",
+                2 * drains.len()
             );
             assert!(most <= bound, "{most} > {bound}");
             let (kept, before) = others.finish(origin, end, &names, &own);
