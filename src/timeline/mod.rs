@@ -246,8 +246,9 @@ impl Timeline {
     }
 
     /// Makes room for `needed` more spans under the cap by forgetting the
-    /// oldest quarter of every lane (the memory budget's rule); what
-    /// still does not fit is dropped and counted by the caller.
+    /// oldest quarter of every lane into the summary (the recording's
+    /// [`crate::retention::trim`] drops half instead); what still does not
+    /// fit is dropped and counted by the caller.
     fn make_room(&mut self, needed: usize) {
         if self.stored + needed <= self.cap {
             return;
