@@ -325,10 +325,10 @@ impl App {
                         RichText::new(format!("The shown run was reopened from {file}: utilisation is sampled live and not kept in sessions, so this is the machine now.")).weak(),
                     );
                 }
-                if entry.is_some_and(|e| e.synthetic.is_some()) {
+                if entry.is_some_and(|e| e.synthetic) {
                     ui.label(RichText::new("The shown run is synthetic: this is this machine's utilisation now, not its.").weak());
                 }
-                let live = entry.filter(|e| e.file.is_none() && e.synthetic.is_none());
+                let live = entry.filter(|e| e.file.is_none() && !e.synthetic);
                 self.utilisation.ui(ui, live.map(|e| &*e.rec));
             });
         self.timeline.quiet = self.script.as_ref().is_some_and(Script::is_active);

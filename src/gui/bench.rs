@@ -234,7 +234,8 @@ pub fn many_core(spans: usize) -> Entry {
             cancelled: false,
         },
     ]);
-    run.synthetic = Some(std::sync::Arc::new(topo));
+    run.topo = Some(std::sync::Arc::new(topo));
+    run.synthetic = true;
     run
 }
 
@@ -520,7 +521,8 @@ mod tests {
     #[test]
     fn the_many_core_recording_is_labelled_and_every_cpu_ran() {
         let run = many_core(100_000);
-        let topo = run.synthetic.clone().expect("labelled synthetic");
+        assert!(run.synthetic, "labelled synthetic");
+        let topo = run.topo.clone().expect("its own machine");
         assert_eq!(topo.allowed.len(), MANY_CPUS);
         assert!(
             run.caption(0).starts_with("SYNTHETIC"),

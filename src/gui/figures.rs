@@ -39,7 +39,7 @@ impl Shown<'_> {
             rec: &entry.rec,
             metrics: &entry.metrics,
             speedup: measured,
-            cores_used: entry.rec.config.cores_used(topo),
+            cores_used: entry.rec.config.cores_used(entry.topo()),
         })
     }
 

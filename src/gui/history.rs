@@ -30,8 +30,12 @@ pub struct Entry {
     pub file: Option<String>,
     /// Which threads have a colour of their own, kept in step with `rec`.
     pub colours: Colours,
-    /// The machine a synthetic recording pretends to be (`None`: this one).
-    pub synthetic: Option<Arc<Topology>>,
+    /// The machine the run was made on, where that is not this one: a
+    /// reopened run's, from its session (which may come from a machine of
+    /// 256 CPUs), or the one a synthetic recording pretends to be.
+    pub topo: Option<Arc<Topology>>,
+    /// Made by a generator to show scale, not measured: labelled so.
+    pub synthetic: bool,
     /// This machine's busy cores among the run's, sampled while it ran (ns
     /// since its origin): the summary lane's other work where the capture
     /// did not see other programs. Empty for reopened and synthetic runs.
@@ -51,10 +55,15 @@ impl Entry {
             rec: &self.rec,
             timeline: &self.timeline,
             colours: &self.colours,
-            topo: self.synthetic.as_deref().unwrap_or(Topology::get()),
+            topo: self.topo(),
             machine_busy: &self.machine_busy,
             caption: self.caption(index),
         }
+    }
+
+    /// The machine the run was made on, as its lanes and figures need it.
+    pub fn topo(&self) -> &Topology {
+        self.topo.as_deref().unwrap_or(Topology::get())
     }
 
     /// Whether this machine's utilisation samples can still add to
@@ -69,7 +78,7 @@ impl Entry {
             .last()
             .is_some_and(|b| b.to_ns >= rec.wall_ns);
         self.file.is_none()
-            && self.synthetic.is_none()
+            && !self.synthetic
             && rec.origin_ns > 0
             && (rec.is_running() || (!covered && now_ns < rec.origin_ns + rec.wall_ns + give_up_ns))
     }
@@ -78,7 +87,11 @@ impl Entry {
     pub fn saved(run: SavedRun, file: &std::path::Path) -> Entry {
         let name = file.file_name().unwrap_or(file.as_os_str());
         let file = Some(name.to_string_lossy().into_owned());
-        Entry::on(run.recording, run.machine, file)
+        let topo = Arc::new(run.machine.topology());
+        Entry {
+            topo: Some(topo),
+            ..Entry::on(run.recording, run.machine, file)
+        }
     }
 
     fn on(rec: Recording, machine: Machine, file: Option<String>) -> Entry {
@@ -97,7 +110,8 @@ impl Entry {
         Entry {
             metrics: rec.metrics(),
             colours: Colours::of(&rec),
-            synthetic: None,
+            topo: None,
+            synthetic: false,
             machine_busy: Vec::new(),
             rec: Arc::new(rec),
             timeline,
@@ -141,12 +155,13 @@ impl Entry {
             RunStatus::Cancelled => " · stopped".into(),
             RunStatus::Finished => String::new(),
         };
-        let synthetic = match &self.synthetic {
-            Some(topo) => format!(
+        let synthetic = if self.synthetic {
+            format!(
                 "SYNTHETIC, generated to show scale, not measured ({} cpus): ",
-                topo.allowed.len()
-            ),
-            None => String::new(),
+                self.topo().allowed.len()
+            )
+        } else {
+            String::new()
         };
         format!(
             "{synthetic}{} — wall {} · parallelism {:.2} · concurrency {:.2}{status}{}",
@@ -546,6 +561,29 @@ mod tests {
         // Run-relative, the one before the origin left out, none twice.
         let want: Vec<(u64, u64)> = (0..9).map(|k| (k * 100, (k + 1) * 100)).collect();
         assert_eq!(got, want);
+    }
+
+    #[test]
+    fn a_reopened_run_is_drawn_on_the_machine_it_ran_on() {
+        let layout = crate::topology::Layout::synthetic(2, 4, 2, 4);
+        let machine = Machine {
+            allowed_cores: (0..16).collect(),
+            cpu_iters_per_ms: 1.0,
+            layout: layout.clone(),
+        };
+        let run = SavedRun {
+            recording: Recording::new(RunConfig::defaults(Topology::get())),
+            machine,
+        };
+        let entry = Entry::saved(run, std::path::Path::new("/x/there.pftrace"));
+        let topo = entry.view(0).topo;
+        assert_eq!(topo.allowed, (0..16).collect::<Vec<_>>());
+        assert_eq!(topo.layout, layout);
+        assert_eq!(entry.file.as_deref(), Some("there.pftrace"));
+        assert!(!entry.synthetic, "measured, elsewhere");
+        // A run made here is drawn on this machine.
+        let here = Entry::new(Recording::new(RunConfig::defaults(Topology::get())));
+        assert!(std::ptr::eq(here.view(0).topo, Topology::get()));
     }
 
     /// A fixed two-core machine, whatever this one has.

@@ -36,6 +36,7 @@ pub use write::save;
 
 use crate::export::Summary;
 use crate::run::Recording;
+use crate::topology::{Layout, Topology};
 
 /// The session format this build writes, and the newest it reads.
 pub const FORMAT_VERSION: u32 = 1;
@@ -48,15 +49,32 @@ pub const META_NAME: &str = "corelanes";
 pub struct Machine {
     pub allowed_cores: Vec<usize>,
     pub cpu_iters_per_ms: f64,
+    /// Where its CPUs sit, so that a session opened on another machine draws
+    /// its lanes as they were (empty in files saved before it was kept).
+    #[serde(default)]
+    pub layout: Layout,
 }
 
 impl Machine {
     /// This machine, as a live run's summary describes it.
     pub fn this() -> Machine {
+        let topo = Topology::get();
         Machine {
-            allowed_cores: crate::topology::Topology::get().allowed.clone(),
+            allowed_cores: topo.allowed.clone(),
             cpu_iters_per_ms: crate::workload::Calibration::get().iters_per_ms,
+            layout: topo.layout.clone(),
         }
+    }
+
+    /// The machine's cores as its run saw them, whichever machine reads it.
+    pub fn topology(&self) -> Topology {
+        let cpus = self.layout.cpus.len();
+        let highest = self.allowed_cores.last().map_or(0, |&c| c + 1);
+        Topology::with_layout(
+            self.allowed_cores.clone(),
+            cpus.max(highest),
+            self.layout.clone(),
+        )
     }
 }
 

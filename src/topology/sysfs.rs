@@ -14,7 +14,7 @@ use super::parse_cpu_list;
 const CPU_DIR: &str = "sys/devices/system/cpu";
 
 /// The kind of core a CPU belongs to on a hybrid part (Intel P/E, Arm big.LITTLE).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum CoreKind {
     Performance,
     Efficiency,
@@ -31,7 +31,7 @@ impl CoreKind {
 }
 
 /// One online CPU's place in the machine.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct CpuPlace {
     /// The logical CPU number (what `sched_getcpu` returns).
     pub cpu: usize,
@@ -53,7 +53,7 @@ pub struct CpuPlace {
 }
 
 /// Every online CPU's place, in CPU order.
-#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Layout {
     pub cpus: Vec<CpuPlace>,
 }

@@ -90,6 +90,54 @@ fn a_session_saved_before_environments_were_recorded_still_opens() {
     assert!(json(&back[0].summary())["environment"].is_null());
 }
 
+/// Saves `was` as made on `machine` and reads it back.
+fn save_on(dir: &Path, was: &Recording, machine: &Machine) -> PathBuf {
+    let path = dir.join("there.pftrace");
+    session::save(&path, &[(was, machine)]).unwrap();
+    path
+}
+
+#[test]
+fn a_session_opened_on_another_machine_keeps_the_one_it_ran_on() {
+    let _machine = exclusive();
+    let was = run(config(WorkloadKind::Cpu, 1, 2, 1.0, Placement::Spread));
+    // A run made on a two-socket Xeon, opened here (2 cores).
+    let there = Machine {
+        allowed_cores: (0..16).collect(),
+        cpu_iters_per_ms: 1234.5,
+        layout: super::topology::fixture("xeon-2s"),
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let path = save_on(dir.path(), &was, &there);
+    let back = session::open(&path).unwrap();
+    assert_eq!(back[0].machine, there);
+    let topo = back[0].machine.topology();
+    assert_eq!(topo.allowed, there.allowed_cores);
+    assert_eq!(topo.system_cpus, 16);
+    assert!(topo.layout.is_grouped(), "two packages: lanes in groups");
+    assert_eq!(topo.core_label(9), "cpu 9 · 0:1:1", "package:core:thread");
+    assert_eq!(
+        topo.smt_siblings.len(),
+        8,
+        "its SMT pairs, not this machine's"
+    );
+
+    // A file from before layouts were kept: its own cores, plainly named.
+    let mut bytes = std::fs::read(&path).unwrap();
+    let key = b"\"layout\":{";
+    let at = bytes
+        .windows(key.len())
+        .position(|w| w == key)
+        .expect("the metadata holds the layout");
+    bytes[at + 1] = b'X';
+    std::fs::write(&path, &bytes).unwrap();
+    let old = session::open(&path).unwrap().remove(0).machine.topology();
+    assert_eq!(old.allowed, there.allowed_cores, "the cores it was allowed");
+    assert_eq!(old.system_cpus, 16);
+    assert_eq!(old.core_label(9), "core 9");
+    assert!(!old.layout.is_grouped());
+}
+
 #[test]
 fn open_prints_the_summary_that_run_printed() {
     let _machine = exclusive();

@@ -5,7 +5,8 @@ use std::path::{Path, PathBuf};
 
 use corelanes::topology::{CoreKind, Layout, Topology, compact_ranges, parse_cpu_list};
 
-fn fixture(name: &str) -> Layout {
+/// A fixture tree's layout, e.g. "xeon-2s".
+pub fn fixture(name: &str) -> Layout {
     let root: PathBuf = [env!("CARGO_MANIFEST_DIR"), "tests/fixtures/topology", name]
         .iter()
         .collect();

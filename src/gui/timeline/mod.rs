@@ -1464,7 +1464,7 @@ fn tooltip(ui: &mut Ui, run: &RunView, hit: &Hit) {
             };
             ui.label(format!(
                 "another program on {}: {} (pid {}, tid {})",
-                Topology::get().core_label(core),
+                run.topo.core_label(core),
                 o.name,
                 o.pid,
                 o.tid
@@ -1841,7 +1841,7 @@ mod tests {
         frame(&ctx, &mut view, &entry, vec![]);
         assert!(!view.drew.summary_others, "no samples, no grey");
         // Every CPU busy throughout: more than the run's threads ran.
-        let cores = entry.synthetic.as_ref().unwrap().allowed.len() as f64;
+        let cores = entry.topo().allowed.len() as f64;
         entry.machine_busy = vec![Busy {
             from_ns: 0,
             to_ns: wall,
