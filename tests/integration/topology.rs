@@ -92,6 +92,26 @@ fn this_two_core_vm_copied() {
     assert_eq!(layout.label(1), "core 1");
 }
 
+/// The 16-CPU KVM guest (Sapphire Rapids, Firecracker) lent through
+/// `device`: its files copied there, keeping those corelanes reads.
+#[test]
+fn a_lent_16_cpu_server_guest_copied() {
+    let layout = fixture("kvm16");
+    assert_eq!(layout.cpus.len(), 16);
+    assert_eq!((layout.packages(), layout.cores()), (1, 16));
+    assert!(layout.smt_groups().is_empty(), "SMT off");
+    assert_eq!(layout.llc_groups(), lists(&["0-15"]), "one L3 for all");
+    assert!(layout.cpus.iter().all(|p| p.llc_level == 3));
+    assert!(!layout.is_grouped() && !layout.is_detailed());
+    assert_eq!(layout.label(15), "core 15");
+    let all: Vec<usize> = (0..16).collect();
+    assert_eq!(
+        shown_groups(&layout, &all, &[9, 3]),
+        vec![(None, "0-15".to_string())],
+        "one cache group: plain ascending lanes"
+    );
+}
+
 #[test]
 fn this_machine_agrees_with_the_affinity_mask() {
     let topo = Topology::get();
