@@ -205,7 +205,7 @@ impl Lane {
         let mut last_wide = usize::MAX;
         for (k, mix) in out.iter_mut().enumerate() {
             let (a, b) = (bounds[k], bounds[k + 1]);
-            *mix = Mix::of_width(b - a);
+            mix.reset(b - a);
             while i < n && self.start[i] < b {
                 if (self.base + i).is_multiple_of(LEAF)
                     && self.start[i] >= a

@@ -627,7 +627,7 @@ impl TimelineView {
         // one share, they make one stripe per group, not one each.
         if matches!(kind, Kind::Core { .. } | Kind::Group { .. }) && run.colours.shared() > 0 {
             for mix in &mut self.mixes {
-                *mix = mix.keeping(|class| run.colours.is_named(usize::from(class)));
+                mix.keep_only(|class| run.colours.is_named(usize::from(class)));
             }
         }
         // Columns that lie wholly inside a span drawn on its own.
