@@ -402,7 +402,9 @@ pub fn many_core_frame_times(spans: usize) -> (f64, f64, f64) {
     (fit_ms, first_ms, zoomed_ms)
 }
 
-/// A run about to take `tasks` task events on `threads` threads.
+/// A run about to take `tasks` task events on `threads` threads, each
+/// pinned to the core its [`sample_task`](crate::bench::sample_task)s name
+/// (thread i on core i), as a spread run without kernel capture.
 pub fn started(threads: usize, tasks: usize) -> Entry {
     let config = RunConfig {
         threads,
@@ -412,7 +414,13 @@ pub fn started(threads: usize, tasks: usize) -> Entry {
     let mut run = Entry::new(Recording::new(config));
     run.ingest([RunEvent::Started {
         origin_ns: 0,
-        threads: vec![Default::default(); threads],
+        threads: (0..threads)
+            .map(|i| ThreadRecord {
+                index: i,
+                pinned_core: Some(i),
+                ..Default::default()
+            })
+            .collect(),
         sched_source: SchedSource::Off,
         sched_note: None,
     }]);
