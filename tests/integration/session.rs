@@ -69,21 +69,27 @@ fn runs_come_back_whole_from_a_session() {
     }
 }
 
+/// Makes the session at `path` look as if an older writer had saved it,
+/// one without the metadata's object `key`: the key is renamed (its first
+/// letter made an X), keeping every length, so the reader passes over it.
+fn as_an_older_writer_wrote(path: &Path, key: &str) {
+    let mut bytes = std::fs::read(path).unwrap();
+    let quoted = format!("\"{key}\":{{");
+    let at = bytes
+        .windows(quoted.len())
+        .position(|w| w == quoted.as_bytes())
+        .unwrap_or_else(|| panic!("the metadata holds {key}"));
+    bytes[at + 1] = b'X';
+    std::fs::write(path, &bytes).unwrap();
+}
+
 #[test]
 fn a_session_saved_before_environments_were_recorded_still_opens() {
     let _machine = exclusive();
     let was = run(config(WorkloadKind::Cpu, 1, 2, 1.0, Placement::Spread));
     let dir = tempfile::tempdir().unwrap();
     let path = save(dir.path(), &[&was]);
-    // An older writer had no such key: rename it, keeping every length.
-    let mut bytes = std::fs::read(&path).unwrap();
-    let key = b"\"environment\":{";
-    let at = bytes
-        .windows(key.len())
-        .position(|w| w == key)
-        .expect("the metadata holds the environment");
-    bytes[at + 11] = b'X';
-    std::fs::write(&path, &bytes).unwrap();
+    as_an_older_writer_wrote(&path, "environment");
     let back = session::open(&path).unwrap();
     assert_eq!(back[0].recording.environment, None);
     assert_eq!(back[0].recording.tasks, was.tasks);
@@ -123,14 +129,7 @@ fn a_session_opened_on_another_machine_keeps_the_one_it_ran_on() {
     );
 
     // A file from before layouts were kept: its own cores, plainly named.
-    let mut bytes = std::fs::read(&path).unwrap();
-    let key = b"\"layout\":{";
-    let at = bytes
-        .windows(key.len())
-        .position(|w| w == key)
-        .expect("the metadata holds the layout");
-    bytes[at + 1] = b'X';
-    std::fs::write(&path, &bytes).unwrap();
+    as_an_older_writer_wrote(&path, "layout");
     let old = session::open(&path).unwrap().remove(0).machine.topology();
     assert_eq!(old.allowed, there.allowed_cores, "the cores it was allowed");
     assert_eq!(old.system_cpus, 16);
