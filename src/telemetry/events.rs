@@ -66,24 +66,39 @@ impl TaskCpu {
     /// task's interval, from `slices` (sorted by thread, then start, as a
     /// [`SchedReport`] holds them; same origin as the tasks).
     pub fn fill_from_slices(tasks: &mut [TaskRecord], slices: &[SchedSlice]) {
-        let mut running: Vec<Vec<(u64, u64)>> = Vec::new();
-        for s in slices.iter().filter(|s| s.state == SliceState::Running) {
-            if running.len() <= s.thread {
-                running.resize_with(s.thread + 1, Vec::new);
+        // Each thread's slices are one stretch of `slices`, found in one pass.
+        let mut of_thread: Vec<std::ops::Range<usize>> = Vec::new();
+        for (i, s) in slices.iter().enumerate() {
+            if of_thread.len() <= s.thread {
+                of_thread.resize(s.thread + 1, i..i);
             }
-            running[s.thread].push((s.start_ns, s.end_ns));
+            of_thread[s.thread].end = i + 1;
         }
+        // A thread's tasks come in the order it ran them, so a cursor per
+        // thread walks its slices once; a binary search per task (a cache
+        // miss or more each) was most of this pass's cost.
+        let mut cursor: Vec<usize> = of_thread.iter().map(|r| r.start).collect();
         for task in tasks {
-            let Some(on_cpu) = running.get(task.thread as usize) else {
+            let t = task.thread as usize;
+            let Some(mine) = of_thread.get(t) else {
                 task.cpu_ns = 0;
                 continue;
             };
-            // A thread's running slices never overlap: ends ascend with starts.
-            let first = on_cpu.partition_point(|&(_, end)| end <= task.start_ns);
-            task.cpu_ns = on_cpu[first..]
+            let at = &mut cursor[t];
+            if *at > mine.start && slices[*at - 1].end_ns > task.start_ns {
+                // Out of order: look it up from the thread's start.
+                *at = mine.start
+                    + slices[mine.clone()].partition_point(|s| s.end_ns <= task.start_ns);
+            }
+            // A thread is in one state at a time: its slices never overlap.
+            while *at < mine.end && slices[*at].end_ns <= task.start_ns {
+                *at += 1;
+            }
+            task.cpu_ns = slices[*at..mine.end]
                 .iter()
-                .take_while(|&&(start, _)| start < task.end_ns)
-                .map(|&(start, end)| end.min(task.end_ns) - start.max(task.start_ns))
+                .take_while(|s| s.start_ns < task.end_ns)
+                .filter(|s| s.state == SliceState::Running)
+                .map(|s| s.end_ns.min(task.end_ns) - s.start_ns.max(task.start_ns))
                 .sum();
         }
     }
