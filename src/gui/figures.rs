@@ -9,7 +9,6 @@ use super::palette;
 use crate::metrics::{Metrics, efficiency, human_ns, speedup};
 use crate::run::Recording;
 use crate::telemetry::sched::SchedSource;
-use crate::topology::Topology;
 
 /// One row: a name, its definition (the tooltip), and its value for a run:
 /// `Err` holds why there is none, shown as "—" with the reason in the tooltip.
@@ -29,9 +28,9 @@ struct Shown<'a> {
 }
 
 impl Shown<'_> {
-    fn new<'a>(history: &'a History, index: usize, topo: &Topology) -> Option<Shown<'a>> {
+    fn new(history: &History, index: usize) -> Option<Shown<'_>> {
         let entry = history.get(index)?;
-        let measured = history.baseline_for(index, topo).and_then(|b| {
+        let measured = history.baseline_for(index, entry.topo()).and_then(|b| {
             let base = history.get(b.index).ok_or(NoSpeedup::NoBaseline)?;
             Ok((speedup(base.metrics.wall_ns, entry.metrics.wall_ns), b))
         });
@@ -155,11 +154,10 @@ const FIGURES: [Figure; 11] = [
 /// Draws the figures of the shown runs side by side.
 pub fn ui(ui: &mut Ui, history: &History) {
     ui.heading("Figures");
-    let topo = Topology::get();
     let shown: Vec<(usize, Shown)> = history
         .shown()
         .into_iter()
-        .filter_map(|i| Some((i, Shown::new(history, i, topo)?)))
+        .filter_map(|i| Some((i, Shown::new(history, i)?)))
         .collect();
     if shown.is_empty() {
         ui.label("Run an experiment to see its figures.");

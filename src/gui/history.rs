@@ -243,7 +243,7 @@ impl NoSpeedup {
                 "the run reported failures (listed below): it did not run as configured"
             }
             NoSpeedup::NoBaseline => {
-                "no finished run of the same work with fewer threads or fewer cores yet"
+                "no finished run of the same work with fewer threads or fewer cores on the same machine yet"
             }
         }
     }
@@ -374,13 +374,17 @@ impl History {
     ///
     /// Only a run that did all its work is compared, and only with another
     /// such run of the same work on fewer cores, or on the same cores with
-    /// fewer threads (never more of either). A one-core baseline is preferred,
-    /// then the latest.
+    /// fewer threads (never more of either), made on the same machine (a
+    /// reopened session's may not be this one). A one-core baseline is
+    /// preferred, then the latest. `topo`: that machine's cores.
     pub fn baseline_for(&self, index: usize, topo: &Topology) -> Result<Baseline, NoSpeedup> {
-        let this = &self.runs.get(index).ok_or(NoSpeedup::NoBaseline)?.rec;
+        let run = self.runs.get(index).ok_or(NoSpeedup::NoBaseline)?;
+        let this = &run.rec;
         if let Some(why) = unfinished(this) {
             return Err(why);
         }
+        let same_machine =
+            |other: &Entry| other.synthetic == run.synthetic && other.machine.same_as(&run.machine);
         let (threads, cores) = (this.config.threads, this.config.cores_used(topo));
         self.runs
             .iter()
@@ -389,6 +393,7 @@ impl History {
                 i != index
                     && unfinished(&entry.rec).is_none()
                     && same_work(&entry.rec.config, &this.config)
+                    && same_machine(entry)
             })
             .filter_map(|(i, entry)| {
                 let c = &entry.rec.config;
@@ -691,6 +696,50 @@ mod tests {
                 vs(5, Gain::Parallelism),
             ],
         );
+    }
+
+    #[test]
+    fn a_speedup_is_never_taken_from_a_run_on_another_machine() {
+        let saved = |rec: Recording, machine: Machine| SavedRun {
+            recording: rec,
+            machine,
+        };
+        let elsewhere = Machine {
+            allowed_cores: (0..16).collect(),
+            ..Machine::this()
+        };
+        // From before layouts were kept: known only by its allowed cores.
+        let here_long_ago = Machine {
+            layout: crate::topology::Layout::default(),
+            ..Machine::this()
+        };
+        let mut history = History::default();
+        history.push(finished(Cpu, 2, Placement::Spread));
+        history.push_saved(
+            vec![
+                saved(finished(Cpu, 1, Placement::OneCore(0)), elsewhere.clone()),
+                saved(finished(Cpu, 2, Placement::Spread), elsewhere),
+            ],
+            std::path::Path::new("there.pftrace"),
+        );
+        let found = |h: &History| -> Vec<_> {
+            (0..h.len())
+                .map(|i| h.baseline_for(i, &two_cores()))
+                .collect()
+        };
+        assert_eq!(
+            found(&history),
+            [NONE, NONE, vs(1, Gain::Parallelism)],
+            "the two-core run here has no baseline; the saved pair has its own"
+        );
+        history.push_saved(
+            vec![saved(
+                finished(Cpu, 1, Placement::OneCore(0)),
+                here_long_ago,
+            )],
+            std::path::Path::new("here.pftrace"),
+        );
+        assert_eq!(found(&history)[0], vs(3, Gain::Parallelism));
     }
 
     #[test]

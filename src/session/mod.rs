@@ -66,6 +66,15 @@ impl Machine {
         }
     }
 
+    /// Whether runs made on `self` and on `other` can be compared, a
+    /// speedup taken from one to the other: the same allowed cores and,
+    /// where both say, the same layout (a file from before layouts were
+    /// kept says nothing of its own).
+    pub fn same_as(&self, other: &Machine) -> bool {
+        let unknown = self.layout.cpus.is_empty() || other.layout.cpus.is_empty();
+        self.allowed_cores == other.allowed_cores && (unknown || self.layout == other.layout)
+    }
+
     /// The machine's cores as its run saw them, whichever machine reads it.
     pub fn topology(&self) -> Topology {
         let cpus = self.layout.cpus.len();
