@@ -132,7 +132,10 @@ impl Entry {
             let (tasks, slices) = (rec.tasks_seen(), rec.slices_seen());
             self.timeline
                 .ingest(&event, tasks, slices, rec.config.planned_tasks());
-            rec.ingest(event);
+            if let Some(order) = rec.ingest_reordering(event) {
+                self.timeline
+                    .reorder_slices(rec.dropped_slices.items, &order);
+            }
         }
         self.metrics = rec.metrics();
         self.colours = Colours::of(rec);
@@ -566,6 +569,58 @@ mod tests {
         // Run-relative, the one before the origin left out, none twice.
         let want: Vec<(u64, u64)> = (0..9).map(|k| (k * 100, (k + 1) * 100)).collect();
         assert_eq!(got, want);
+    }
+
+    /// A lane's spans and the recording's slices they name stay paired once
+    /// a streamed capture ends and its slices are put in a report's order.
+    #[test]
+    fn streamed_slices_keep_their_lanes_items_when_the_report_regroups_them() {
+        use crate::telemetry::sched::{SchedReport, SchedSlice, SchedSource, SliceState};
+        let slice = |thread, core, start_ns| SchedSlice {
+            thread,
+            core,
+            state: SliceState::Running,
+            start_ns,
+            end_ns: start_ns + 10,
+        };
+        let mut entry = Entry::new(Recording::new(work(Cpu, 2, Placement::Spread)));
+        entry.ingest([
+            RunEvent::Started {
+                origin_ns: 1,
+                threads: vec![Default::default(); 2],
+                sched_source: SchedSource::Perf,
+                sched_note: None,
+            },
+            // Threads interleaved, as a live capture streams them.
+            RunEvent::Slices(vec![slice(0, 0, 0), slice(1, 1, 0), slice(0, 0, 20)]),
+            RunEvent::Slices(vec![slice(1, 1, 20), slice(0, 1, 40)]),
+        ]);
+        let mut report = SchedReport::of_slices(SchedSource::Perf, Vec::new(), Vec::new());
+        report.streamed = true;
+        entry.ingest([
+            RunEvent::Sched(report),
+            RunEvent::Finished {
+                wall_ns: 60,
+                cancelled: false,
+            },
+        ]);
+        let regrouped: Vec<usize> = entry.rec.slices().iter().map(|s| s.thread).collect();
+        assert_eq!(regrouped, [0, 0, 0, 1, 1], "a report's order");
+        let tl = &entry.timeline;
+        let mut checked = 0;
+        for (core, lane) in tl.cores.iter().enumerate() {
+            for i in 0..lane.len() {
+                let span = lane.get(i);
+                let named = entry.rec.slice(span.item).expect("a kept slice");
+                assert_eq!(
+                    (named.core, named.thread, named.start_ns, named.end_ns),
+                    (core, usize::from(span.class), span.start_ns, span.end_ns),
+                    "core {core}, span {i}"
+                );
+                checked += 1;
+            }
+        }
+        assert_eq!(checked, 5);
     }
 
     #[test]

@@ -108,6 +108,15 @@ impl Recording {
     }
 
     pub fn ingest(&mut self, event: RunEvent) {
+        self.ingest_reordering(event);
+    }
+
+    /// As [`Recording::ingest`], and where a streamed report put the slices
+    /// streamed so far in its order (by thread, then start), how: the k-th
+    /// slice kept is the one that was kept at `order[k]`. A drawing store
+    /// that named them as they came renames them with it.
+    pub fn ingest_reordering(&mut self, event: RunEvent) -> Option<Vec<u32>> {
+        let mut reordered = None;
         match event {
             RunEvent::Started {
                 origin_ns,
@@ -185,7 +194,8 @@ impl Recording {
                 if report.streamed {
                     // Its slices are those streamed (the last ones were sent
                     // just before), put in a report's order.
-                    report.slices = slices::by_thread(std::mem::take(&mut self.live_slices));
+                    (report.slices, reordered) =
+                        slices::group_by_thread(std::mem::take(&mut self.live_slices));
                 } else {
                     // The complete set replaces the streamed ones, whatever they lost.
                     self.dropped_slices = Dropped::default();
@@ -216,6 +226,7 @@ impl Recording {
                 self.in_flight.clear();
             }
         }
+        reordered
     }
 
     pub fn is_running(&self) -> bool {

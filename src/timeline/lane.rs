@@ -156,6 +156,11 @@ impl Lane {
         self.start[i] + u64::from(self.len[i])
     }
 
+    /// Renames every item kept, as `rename` maps them.
+    pub fn rename_items(&mut self, rename: impl Fn(u32) -> u32) {
+        self.item.iter_mut().for_each(|item| *item = rename(*item));
+    }
+
     pub fn get(&self, i: usize) -> Span {
         Span {
             start_ns: self.start[i],

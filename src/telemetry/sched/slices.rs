@@ -224,10 +224,11 @@ pub fn add_totals(slices: &[SchedSlice], per_thread: &mut [ThreadSched]) {
 
 /// `slices` grouped by thread, each thread's in the order given: a live
 /// capture's slices (threads interleaved, each in start order) in a
-/// report's order, without a sort.
-pub fn by_thread(slices: Vec<SchedSlice>) -> Vec<SchedSlice> {
+/// report's order, without a sort. With them, where they moved, the order
+/// taken: the k-th slice returned was at `order[k]` in `slices`.
+pub fn group_by_thread(slices: Vec<SchedSlice>) -> (Vec<SchedSlice>, Option<Vec<u32>>) {
     if slices.is_sorted_by_key(|s| s.thread) {
-        return slices;
+        return (slices, None);
     }
     let threads = slices.iter().map(|s| s.thread + 1).max().unwrap_or(0);
     // Each thread's first place in the result, then its next one.
@@ -239,12 +240,13 @@ pub fn by_thread(slices: Vec<SchedSlice>) -> Vec<SchedSlice> {
     for n in &mut next {
         (first, *n) = (first + *n, first);
     }
-    let mut order = vec![0usize; slices.len()];
+    let mut order = vec![0u32; slices.len()];
     for (i, s) in slices.iter().enumerate() {
-        order[next[s.thread]] = i;
+        order[next[s.thread]] = i as u32;
         next[s.thread] += 1;
     }
-    order.into_iter().map(|i| slices[i].clone()).collect()
+    let grouped = order.iter().map(|&i| slices[i as usize].clone()).collect();
+    (grouped, Some(order))
 }
 
 /// Per-thread totals kept as slices arrive, threads interleaved, each
@@ -488,14 +490,15 @@ mod tests {
             SchedSlice::on_core0(thread, SliceState::Running, start_ns, start_ns + 1)
         };
         let mixed = vec![at(2, 5), at(0, 1), at(2, 3), at(0, 9), at(1, 4), at(0, 2)];
-        let starts: Vec<_> = by_thread(mixed)
+        let starts: Vec<_> = group_by_thread(mixed)
+            .0
             .iter()
             .map(|s| (s.thread, s.start_ns))
             .collect();
         assert_eq!(starts, [(0, 1), (0, 9), (0, 2), (1, 4), (2, 5), (2, 3)]);
         let grouped = vec![at(0, 2), at(0, 1), at(3, 0)];
-        assert_eq!(by_thread(grouped.clone()), grouped);
-        assert!(by_thread(Vec::new()).is_empty());
+        assert_eq!(group_by_thread(grouped.clone()).0, grouped);
+        assert!(group_by_thread(Vec::new()).0.is_empty());
     }
 
     fn ev(time_ns: u64, cpu: usize, kind: SwitchKind) -> SwitchEvent {
