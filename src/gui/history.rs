@@ -132,9 +132,9 @@ impl Entry {
             let (tasks, slices) = (rec.tasks_seen(), rec.slices_seen());
             self.timeline
                 .ingest(&event, tasks, slices, rec.config.planned_tasks());
-            if let Some(order) = rec.ingest_reordering(event) {
+            if let Some(moved) = rec.ingest_reordering(event) {
                 self.timeline
-                    .reorder_slices(rec.dropped_slices.items, &order);
+                    .reorder_slices(rec.dropped_slices.items, &moved);
             }
         }
         self.metrics = rec.metrics();

@@ -112,9 +112,9 @@ impl Recording {
     }
 
     /// As [`Recording::ingest`], and where a streamed report put the slices
-    /// streamed so far in its order (by thread, then start), how: the k-th
-    /// slice kept is the one that was kept at `order[k]`. A drawing store
-    /// that named them as they came renames them with it.
+    /// streamed so far in its order (by thread, then start), where each went:
+    /// the slice kept at `i` is now at `moved[i]`. A drawing store that named
+    /// them as they came renames them with it.
     pub fn ingest_reordering(&mut self, event: RunEvent) -> Option<Vec<u32>> {
         let mut reordered = None;
         match event {
@@ -194,8 +194,8 @@ impl Recording {
                 if report.streamed {
                     // Its slices are those streamed (the last ones were sent
                     // just before), put in a report's order.
-                    (report.slices, reordered) =
-                        slices::group_by_thread(std::mem::take(&mut self.live_slices));
+                    report.slices = std::mem::take(&mut self.live_slices);
+                    reordered = slices::group_by_thread(&mut report.slices);
                 } else {
                     // The complete set replaces the streamed ones, whatever they lost.
                     self.dropped_slices = Dropped::default();

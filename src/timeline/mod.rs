@@ -352,17 +352,13 @@ impl Timeline {
     }
 
     /// Follows the recording when it puts its kept slices, from item
-    /// `first` on, in a report's order: the k-th is the one that was at
-    /// `order[k]` (see `Recording::ingest_reordering`). The spans stay where
+    /// `first` on, in a report's order: the one that was at `first + i` is
+    /// now at `first + moved[i]` (see `Recording::ingest_reordering`). The spans stay where
     /// they are; only the slices they name are renamed.
-    pub fn reorder_slices(&mut self, first: u64, order: &[u32]) {
-        let mut new_of = vec![0u32; order.len()];
-        for (k, &was) in order.iter().enumerate() {
-            new_of[was as usize] = k as u32;
-        }
+    pub fn reorder_slices(&mut self, first: u64, moved: &[u32]) {
         let first = first as u32;
         let rename = |item: u32| match item.checked_sub(first) {
-            Some(i) if (i as usize) < new_of.len() => first + new_of[i as usize],
+            Some(i) if (i as usize) < moved.len() => first + moved[i as usize],
             _ => item,
         };
         for lane in self.thread_states.iter_mut().chain(&mut self.cores) {

@@ -294,7 +294,8 @@ mod tests {
         }
         let (_, late) = live.finish(&[], &registry, 70_000_000, |_| false);
         assert!(!late);
-        let streamed = slices::group_by_thread(got.lock().unwrap().clone()).0;
+        let mut streamed = got.lock().unwrap().clone();
+        slices::group_by_thread(&mut streamed);
 
         let mut complete = Vec::new();
         for (index, tid, registered_ns, records) in

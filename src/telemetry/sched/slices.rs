@@ -222,31 +222,42 @@ pub fn add_totals(slices: &[SchedSlice], per_thread: &mut [ThreadSched]) {
     per_thread.clone_from_slice(&totals.per_thread[..per_thread.len()]);
 }
 
-/// `slices` grouped by thread, each thread's in the order given: a live
-/// capture's slices (threads interleaved, each in start order) in a
-/// report's order, without a sort. With them, where they moved, the order
-/// taken: the k-th slice returned was at `order[k]` in `slices`.
-pub fn group_by_thread(slices: Vec<SchedSlice>) -> (Vec<SchedSlice>, Option<Vec<u32>>) {
+/// Groups `slices` by thread in place, each thread's in the order given: a
+/// live capture's slices (threads interleaved, each in start order) in a
+/// report's order, without a sort and without a second copy of them (at
+/// the end of a long run that copy's fresh pages cost more than the moves).
+/// Where they moved, returns where each went: slice `i` is now at `moved[i]`.
+pub fn group_by_thread(slices: &mut [SchedSlice]) -> Option<Vec<u32>> {
     if slices.is_sorted_by_key(|s| s.thread) {
-        return (slices, None);
+        return None;
     }
     let threads = slices.iter().map(|s| s.thread + 1).max().unwrap_or(0);
     // Each thread's first place in the result, then its next one.
-    let mut next = vec![0usize; threads];
-    for s in &slices {
+    let mut next = vec![0u32; threads];
+    for s in slices.iter() {
         next[s.thread] += 1;
     }
     let mut first = 0;
     for n in &mut next {
         (first, *n) = (first + *n, first);
     }
-    let mut order = vec![0u32; slices.len()];
-    for (i, s) in slices.iter().enumerate() {
-        order[next[s.thread]] = i as u32;
-        next[s.thread] += 1;
+    let moved: Vec<u32> = slices
+        .iter()
+        .map(|s| {
+            next[s.thread] += 1;
+            next[s.thread] - 1
+        })
+        .collect();
+    // Each swap puts one slice in its place, following the cycles.
+    let mut to = moved.clone();
+    for i in 0..slices.len() {
+        while to[i] as usize != i {
+            let j = to[i] as usize;
+            slices.swap(i, j);
+            to.swap(i, j);
+        }
     }
-    let grouped = order.iter().map(|&i| slices[i as usize].clone()).collect();
-    (grouped, Some(order))
+    Some(moved)
 }
 
 /// Per-thread totals kept as slices arrive, threads interleaved, each
@@ -490,15 +501,21 @@ mod tests {
             SchedSlice::on_core0(thread, SliceState::Running, start_ns, start_ns + 1)
         };
         let mixed = vec![at(2, 5), at(0, 1), at(2, 3), at(0, 9), at(1, 4), at(0, 2)];
-        let starts: Vec<_> = group_by_thread(mixed)
-            .0
-            .iter()
-            .map(|s| (s.thread, s.start_ns))
-            .collect();
+        let mut grouped = mixed.clone();
+        let moved = group_by_thread(&mut grouped).expect("they move");
+        let starts: Vec<_> = grouped.iter().map(|s| (s.thread, s.start_ns)).collect();
         assert_eq!(starts, [(0, 1), (0, 9), (0, 2), (1, 4), (2, 5), (2, 3)]);
-        let grouped = vec![at(0, 2), at(0, 1), at(3, 0)];
-        assert_eq!(group_by_thread(grouped.clone()).0, grouped);
-        assert!(group_by_thread(Vec::new()).0.is_empty());
+        for (i, s) in mixed.iter().enumerate() {
+            assert_eq!(
+                grouped[moved[i] as usize], *s,
+                "slice {i} went to {}",
+                moved[i]
+            );
+        }
+        let mut already = vec![at(0, 2), at(0, 1), at(3, 0)];
+        assert_eq!(group_by_thread(&mut already), None);
+        assert_eq!(already, [at(0, 2), at(0, 1), at(3, 0)]);
+        assert_eq!(group_by_thread(&mut []), None);
     }
 
     fn ev(time_ns: u64, cpu: usize, kind: SwitchKind) -> SwitchEvent {
