@@ -14,7 +14,7 @@ use std::collections::HashMap;
 
 use super::perf::{PerfRecord, RecordKind};
 use super::slices::{SliceBuilder, SwitchEvent, Totals};
-use super::{Registry, SchedSlice, ThreadSched};
+use super::{Registry, SchedSlice, ThreadSched, TidMap};
 
 /// Where live slices go (the run's event channel).
 pub type Sink = Box<dyn FnMut(Vec<SchedSlice>) + Send>;
@@ -31,7 +31,7 @@ pub struct LiveSlices {
     /// Records not yet taken: too recent, or of a thread not yet registered.
     pending: Vec<PerfRecord>,
     /// One builder per registered worker, by thread id.
-    builders: HashMap<i32, SliceBuilder>,
+    builders: TidMap<SliceBuilder>,
     /// Registrations already seen.
     seen: usize,
     /// Totals of every slice sent, and each finished builder's switch-outs:
@@ -50,7 +50,7 @@ impl LiveSlices {
             sink,
             origin_ns,
             pending: Vec::new(),
-            builders: HashMap::new(),
+            builders: TidMap::default(),
             seen: 0,
             totals: Totals::default(),
             switches: HashMap::new(),
@@ -77,7 +77,7 @@ impl LiveSlices {
         for (tid, builder) in std::mem::take(&mut self.builders) {
             let thread = builder.thread();
             let counts = builder.finish(None, alive(tid), end_ns, &mut out);
-            self.count(thread, counts);
+            Self::count(&mut self.switches, thread, counts);
         }
         self.send(out);
         let mut per_thread = self.totals.per_thread;
@@ -91,10 +91,10 @@ impl LiveSlices {
         (per_thread, self.late)
     }
 
-    fn count(&mut self, thread: usize, (preempted, blocked): (u64, u64)) {
-        let c = self.switches.entry(thread).or_default();
-        c.0 += preempted;
-        c.1 += blocked;
+    fn count(switches: &mut HashMap<usize, (u64, u64)>, thread: usize, counts: (u64, u64)) {
+        let c = switches.entry(thread).or_default();
+        c.0 += counts.0;
+        c.1 += counts.1;
     }
 
     fn send(&mut self, out: Vec<SchedSlice>) {
@@ -123,20 +123,18 @@ impl LiveSlices {
         self.pending.sort_by_key(|r| r.time_ns);
         let watermark = read_ns.saturating_sub(LAG_NS);
         self.passed_ns = self.passed_ns.max(watermark);
-        let mut out = Vec::new();
-        let mut keep = Vec::new();
-        for r in std::mem::take(&mut self.pending) {
-            if r.time_ns > watermark {
-                keep.push(r);
-                continue;
-            }
+        // In time order, the records old enough to take come first.
+        let old_enough = self.pending.partition_point(|r| r.time_ns <= watermark);
+        let mut out = Vec::with_capacity(old_enough);
+        let mut unclaimed = Vec::new();
+        for r in &self.pending[..old_enough] {
             let Some(builder) = self.builders.get_mut(&r.tid) else {
                 if r.time_ns + UNCLAIMED_NS > watermark {
-                    keep.push(r); // its thread may register yet
+                    unclaimed.push(*r); // its thread may register yet
                 }
                 continue;
             };
-            if let Some(switch) = SwitchEvent::of(&r) {
+            if let Some(switch) = SwitchEvent::of(r) {
                 builder.event(&switch, &mut out);
                 continue;
             }
@@ -148,13 +146,14 @@ impl LiveSlices {
                     if let Some(builder) = self.builders.remove(&r.tid) {
                         let thread = builder.thread();
                         let counts = builder.finish(Some(r.time_ns), false, r.time_ns, &mut out);
-                        self.count(thread, counts);
+                        Self::count(&mut self.switches, thread, counts);
                     }
                 }
                 RecordKind::SwitchIn | RecordKind::SwitchOut { .. } | RecordKind::Comm { .. } => {}
             }
         }
-        self.pending = keep;
+        // Kept, still in time order: the unclaimed, then those too recent.
+        self.pending.splice(..old_enough, unclaimed);
         self.send(out);
     }
 }

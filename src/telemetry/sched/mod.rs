@@ -27,6 +27,36 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use crate::sys;
 
+/// Maps keyed by thread id, looked up once per perf record on the drain
+/// thread: a multiply instead of SipHash, since a thread id is no
+/// attacker's choice.
+pub type TidMap<V> = HashMap<i32, V, std::hash::BuildHasherDefault<TidHasher>>;
+
+/// See [`TidMap`].
+#[derive(Default)]
+pub struct TidHasher(u64);
+
+impl std::hash::Hasher for TidHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.write_u64(u64::from(b));
+        }
+    }
+
+    fn write_i32(&mut self, tid: i32) {
+        self.write_u64(u64::from(tid as u32));
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        // Fibonacci hashing: the product's high bits mix every bit of `n`.
+        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
 /// Which source the user asked for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -987,7 +1017,7 @@ impl SchedCapture {
         use slices::ThreadTrack;
 
         // Threads sampled from /proc have their slices from there.
-        let mut tracks: HashMap<i32, ThreadTrack> = workers
+        let mut tracks: TidMap<ThreadTrack> = workers
             .iter()
             .filter(|w| !w.sampled)
             .map(|w| {
