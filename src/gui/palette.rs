@@ -26,8 +26,18 @@ const THREADS: [Color32; THREAD_COLOURS] = [
 /// How many threads have a colour of their own.
 pub const THREAD_COLOURS: usize = 10;
 
-/// Threads a lane's summary could not name (over a dozen sharing a core).
+/// Threads a lane's summary could not name (over a dozen sharing a core),
+/// and the first grey of threads without a colour of their own.
 pub const OTHERS: Color32 = Color32::from_rgb(90, 90, 90);
+/// The second grey of threads without a colour of their own (see
+/// `gui::timeline::colours`): apart from [`OTHERS`], the blocked state's
+/// grey and other programs' light grey.
+pub const OTHERS_ALT: Color32 = Color32::from_rgb(140, 140, 140);
+
+/// Grey `shade` (0 or 1) of a thread without a colour of its own.
+pub fn other_thread(shade: u8) -> Color32 {
+    if shade == 0 { OTHERS } else { OTHERS_ALT }
+}
 
 /// Other programs on a core (system-wide capture): a neutral grey, hatched
 /// with [`OTHER_PROGRAMS_HATCH`], unlike any thread of the run.

@@ -231,18 +231,34 @@ impl Mix {
         (self.len, self.others_ns, self.slices, self.width_ns) = (0, 0, 0, width_ns);
     }
 
-    /// Keeps only the classes `keep` names; the others' time is counted as
-    /// others (they share one colour where they are drawn). In place, for
-    /// the same reason as [`Mix::reset`].
-    pub fn keep_only(&mut self, keep: impl Fn(Class) -> bool) {
-        let mut kept = 0;
+    /// Counts each class that `folded` maps to another as that one, merged
+    /// (threads without a colour of their own share one of two greys where
+    /// they are drawn). In place, for the same reason as [`Mix::reset`];
+    /// the classes kept as they are keep their order, the merged follow.
+    /// It merges into two classes at most (the greys): time `folded` maps
+    /// to a third is counted as others.
+    pub fn fold(&mut self, folded: impl Fn(Class) -> Option<Class>) {
+        let mut merged: [(Class, u64); 2] = [(0, 0); 2];
+        let (mut kept, mut n) = (0, 0);
         for i in 0..self.len {
-            if keep(self.class[i]) {
-                (self.class[kept], self.ns[kept]) = (self.class[i], self.ns[i]);
+            let (class, ns) = (self.class[i], self.ns[i]);
+            let Some(into) = folded(class) else {
+                (self.class[kept], self.ns[kept]) = (class, ns);
                 kept += 1;
-            } else {
-                self.others_ns += self.ns[i];
+                continue;
+            };
+            match merged[..n].iter_mut().find(|(c, _)| *c == into) {
+                Some((_, sum)) => *sum += ns,
+                None if n < 2 => {
+                    merged[n] = (into, ns);
+                    n += 1;
+                }
+                None => self.others_ns += ns,
             }
+        }
+        for &(class, ns) in &merged[..n] {
+            (self.class[kept], self.ns[kept]) = (class, ns);
+            kept += 1;
         }
         self.len = kept;
     }
@@ -278,15 +294,21 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_tally_reset_or_narrowed_in_place_holds_only_what_it_should() {
+    fn a_tally_reset_or_folded_in_place_holds_only_what_it_should() {
         let mut mix = Mix::of_width(100);
-        for (class, ns) in [(3, 10), (5, 20), (7, 30), (9, 40)] {
+        for (class, ns) in [(3, 10), (5, 20), (7, 30), (9, 40), (11, 1)] {
             mix.add(class, ns, 1);
         }
-        mix.keep_only(|class| class == 5 || class == 9);
+        // 3 and 7 drawn as 3, 9 as 4; 5 as it is; 11 as a third, so as others.
+        mix.fold(|class| match class {
+            3 | 7 => Some(3),
+            9 => Some(4),
+            11 => Some(6),
+            _ => None,
+        });
         let shares: Vec<(Class, u64)> = mix.shares().collect();
-        assert_eq!(shares, vec![(5, 20), (9, 40)], "in the order first seen");
-        assert_eq!((mix.others_ns, mix.slices, mix.width_ns), (40, 4, 100));
+        assert_eq!(shares, vec![(5, 20), (3, 40), (4, 40)], "kept, then merged");
+        assert_eq!((mix.others_ns, mix.slices, mix.width_ns), (1, 5, 100));
         // Reused for the next column: nothing of the last one shows.
         mix.reset(50);
         assert_eq!(mix.shares().count(), 0);

@@ -1,7 +1,14 @@
 //! Which threads keep a colour of their own. Up to the palette's size every
 //! thread does (thread i, colour i). Beyond it, cycling colours would say
 //! nothing, so the threads that ran longest keep theirs and the rest share
-//! one neutral colour, named "other threads" in the legend.
+//! a neutral colour, named "other threads" in the legend.
+//!
+//! One grey would hide a core time-sliced between two of those threads: it
+//! would read as one thread running alone. So they share two greys, handed
+//! out alternately among the threads pinned to each core (and among the
+//! unpinned), so that switches between them show as alternating stripes.
+
+use std::collections::HashMap;
 
 use eframe::egui::Color32;
 
@@ -10,8 +17,13 @@ use crate::run::Recording;
 
 #[derive(Clone, Debug, Default)]
 pub struct Colours {
-    /// Each thread's colour slot; `None`: it shares [`palette::OTHERS`].
+    /// Each thread's colour slot; `None`: it shares a grey.
     slot: Vec<Option<usize>>,
+    /// Of the threads without a colour, the first with each grey: what the
+    /// others with that grey are drawn as (see [`Colours::grey_as`]).
+    greys: [Option<usize>; 2],
+    /// Each thread's grey (1: [`palette::OTHERS_ALT`]), where it has one.
+    grey: Vec<u8>,
 }
 
 impl Colours {
@@ -20,6 +32,7 @@ impl Colours {
         if n <= palette::THREAD_COLOURS {
             return Colours {
                 slot: (0..n).map(Some).collect(),
+                ..Colours::default()
             };
         }
         let per_thread = rec
@@ -43,13 +56,23 @@ impl Colours {
         for (k, &i) in top.iter().enumerate() {
             slot[i] = Some(k);
         }
-        Colours { slot }
+        // The greys alternate among the threads of each core (unpinned: None).
+        let mut next_grey: HashMap<Option<usize>, u8> = HashMap::new();
+        let mut grey = vec![0; n];
+        let mut greys = [None; 2];
+        for i in (0..n).filter(|&i| slot[i].is_none()) {
+            let shade = next_grey.entry(rec.threads[i].pinned_core).or_default();
+            grey[i] = *shade;
+            greys[usize::from(*shade)].get_or_insert(i);
+            *shade ^= 1;
+        }
+        Colours { slot, greys, grey }
     }
 
     pub fn thread(&self, index: usize) -> Color32 {
         match self.slot.get(index) {
             Some(Some(k)) => palette::thread(*k),
-            Some(None) => palette::OTHERS,
+            Some(None) => palette::other_thread(self.grey[index]),
             // A thread not known yet (a live run's newcomer): its own index.
             None => palette::thread(index),
         }
@@ -60,9 +83,16 @@ impl Colours {
         (0..self.slot.len()).filter(|&i| self.slot[i].is_some())
     }
 
-    /// Whether thread `index` has a colour of its own.
-    pub fn is_named(&self, index: usize) -> bool {
-        !matches!(self.slot.get(index), Some(None))
+    /// For a thread without a colour of its own, the thread a lane draws
+    /// it as: the first thread with its grey (so that a column's tally holds
+    /// one share per grey, and its stripes alternate greys where those
+    /// threads alternate). With `both` false, one grey for all of them.
+    pub fn grey_as(&self, index: usize, both: bool) -> Option<usize> {
+        match self.slot.get(index) {
+            Some(None) if both => self.greys[usize::from(self.grey[index])],
+            Some(None) => self.greys[0],
+            _ => None,
+        }
     }
 
     /// How many threads share the neutral colour.
@@ -105,8 +135,29 @@ mod tests {
             (15..25).collect::<Vec<_>>()
         );
         assert_eq!(many.shared(), 15);
-        assert_eq!(many.thread(3), palette::OTHERS);
+        assert_eq!(many.thread(2), palette::OTHERS);
+        assert_eq!(many.thread(3), palette::OTHERS_ALT);
         assert_eq!(many.thread(15), palette::thread(0));
         assert_eq!(many.thread(24), palette::thread(9));
+    }
+
+    #[test]
+    fn threads_without_a_colour_alternate_greys_on_each_core() {
+        // Threads 4-13 ran longest; 0-3 share the greys, 0 and 2 pinned to
+        // core 0, 1 and 3 to core 1.
+        let times: Vec<u64> = (0..14).collect();
+        let mut rec = run_with_cpu(&times);
+        for t in &mut rec.threads {
+            t.pinned_core = Some(t.index % 2);
+        }
+        let c = Colours::of(&rec);
+        let greys: Vec<_> = (0..4).map(|i| c.thread(i)).collect();
+        let (a, b) = (palette::OTHERS, palette::OTHERS_ALT);
+        assert_eq!(greys, [a, a, b, b], "each core's two get both greys");
+        // Drawn as one share per grey: the first thread with it.
+        let drawn: Vec<_> = (0..5).map(|i| c.grey_as(i, true)).collect();
+        assert_eq!(drawn, [Some(0), Some(0), Some(2), Some(2), None]);
+        let one_grey: Vec<_> = (0..5).map(|i| c.grey_as(i, false)).collect();
+        assert_eq!(one_grey, [Some(0), Some(0), Some(0), Some(0), None]);
     }
 }

@@ -623,11 +623,19 @@ impl TimelineView {
                 &EMPTY_LANE
             }
         };
-        // Threads without a colour of their own are drawn in one grey: as
-        // one share, they make one stripe per group, not one each.
+        // Threads without a colour of their own are drawn in greys: as one
+        // share per grey, they make one stripe per grey and group, not one
+        // each. A core lane has two, so that a core switching between two of
+        // them shows it; a collapsed group sums many cores into one tally,
+        // where one grey says as much in half the shapes.
         if matches!(kind, Kind::Core { .. } | Kind::Group { .. }) && run.colours.shared() > 0 {
+            let (colours, both) = (run.colours, matches!(kind, Kind::Core { .. }));
             for mix in &mut self.mixes {
-                mix.keep_only(|class| run.colours.is_named(usize::from(class)));
+                mix.fold(|class| {
+                    colours
+                        .grey_as(usize::from(class), both)
+                        .map(|t| t as Class)
+                });
             }
         }
         // Columns that lie wholly inside a span drawn on its own.
@@ -1258,6 +1266,8 @@ fn hatch(pc: &PaintCtx, r: Rect) {
 #[derive(Clone, Copy)]
 enum Swatch {
     Fill(Color32),
+    /// Two colours side by side: the greys that threads without a colour share.
+    Pair(Color32, Color32),
     /// The lane's own background, outlined: where a core ran nothing of the run.
     Gap,
     /// Other programs' time on a core (see [`hatch`]).
@@ -1290,8 +1300,8 @@ impl Legend {
         let shared = widest.map_or(0, |r| r.colours.shared());
         if shared > 0 {
             entries.push((
-                Swatch::Fill(palette::OTHERS),
-                format!("{shared} other threads (those that ran less)"),
+                Swatch::Pair(palette::OTHERS, palette::OTHERS_ALT),
+                format!("{shared} other threads (those that ran less), two greys"),
             ));
         } else if kernel && threads > 12 {
             // Over a dozen threads on one core: a summary node names only the top ones.
@@ -1360,6 +1370,11 @@ impl Legend {
             match swatch {
                 Swatch::Fill(color) => {
                     pc.painter.rect_filled(sw, 2.0, *color);
+                }
+                Swatch::Pair(left, right) => {
+                    let (l, r) = sw.split_left_right_at_fraction(0.5);
+                    pc.painter.rect_filled(l, 0.0, *left);
+                    pc.painter.rect_filled(r, 0.0, *right);
                 }
                 Swatch::Hatched => {
                     pc.painter.rect_filled(sw, 2.0, palette::OTHER_PROGRAMS);
