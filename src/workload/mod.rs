@@ -132,8 +132,9 @@ impl Plan {
         serial: f64,
         task_iters: Option<u64>,
     ) -> Result<Plan, String> {
-        let calibration = Calibration::get();
-        let iters = |share: f64| iters_for(share, task_ms, task_iters, calibration);
+        // Measured on first use only: io and disk tasks compute nothing, and
+        // measuring costs ~40 ms of CPU, once per process.
+        let iters = |share: f64| iters_for(share, task_ms, task_iters, Calibration::get);
         let dur = Duration::from_secs_f64(task_ms / 1000.0);
         let body: Arc<dyn TaskBody> = match kind {
             WorkloadKind::Cpu => Arc::new(Compute { iters: iters(1.0) }),
@@ -146,7 +147,7 @@ impl Plan {
             }),
             WorkloadKind::Server => Arc::new(Request {
                 wait: dur.mul_f64(1.0 - SERVER_COMPUTE_SHARE),
-                iters: calibration.iters_for_ms(task_ms * SERVER_COMPUTE_SHARE),
+                iters: Calibration::get().iters_for_ms(task_ms * SERVER_COMPUTE_SHARE),
             }),
             WorkloadKind::Lock => Arc::new(Locked {
                 iters: iters(1.0),
@@ -173,10 +174,15 @@ impl Plan {
 
 /// Iterations for `share` of one task's computation: of `task_iters` when
 /// given, whatever the calibration, else of `task_ms` at its rate.
-fn iters_for(share: f64, task_ms: f64, task_iters: Option<u64>, calibration: Calibration) -> u64 {
+fn iters_for(
+    share: f64,
+    task_ms: f64,
+    task_iters: Option<u64>,
+    calibration: impl FnOnce() -> Calibration,
+) -> u64 {
     match task_iters {
         Some(n) => (n as f64 * share).round() as u64,
-        None => calibration.iters_for_ms(task_ms * share),
+        None => calibration().iters_for_ms(task_ms * share),
     }
 }
 
@@ -350,23 +356,25 @@ mod tests {
         };
         for share in [1.0, 0.5, 0.25] {
             assert_eq!(
-                iters_for(share, 7.0, Some(4000), slow),
-                iters_for(share, 7.0, Some(4000), fast),
+                iters_for(share, 7.0, Some(4000), || slow),
+                iters_for(share, 7.0, Some(4000), || fast),
                 "share {share}"
             );
         }
-        assert_eq!(iters_for(1.0, 7.0, Some(4000), slow), 4000);
+        assert_eq!(iters_for(1.0, 7.0, Some(4000), || slow), 4000);
+        let unmeasured = || -> Calibration { panic!("given iterations need no calibration") };
+        assert_eq!(iters_for(0.5, 7.0, Some(4000), unmeasured), 2000);
         // Without them, the milliseconds are converted at each rate.
-        assert_eq!(iters_for(1.0, 2.0, None, slow), 2000);
-        assert_eq!(iters_for(1.0, 2.0, None, fast), 3_000_000);
+        assert_eq!(iters_for(1.0, 2.0, None, || slow), 2000);
+        assert_eq!(iters_for(1.0, 2.0, None, || fast), 3_000_000);
     }
 
     #[test]
     fn amdahl_with_given_iterations_splits_exactly_tasks_times_n() {
         let any = Calibration { iters_per_ms: 1e6 };
         let (tasks, n, serial) = (4usize, 1000u64, 0.25);
-        let serial_iters = iters_for(tasks as f64 * serial, 50.0, Some(n), any);
-        let parallel_iters = iters_for(1.0 - serial, 50.0, Some(n), any);
+        let serial_iters = iters_for(tasks as f64 * serial, 50.0, Some(n), || any);
+        let parallel_iters = iters_for(1.0 - serial, 50.0, Some(n), || any);
         assert_eq!((serial_iters, parallel_iters), (1000, 750));
         assert_eq!(
             serial_iters + tasks as u64 * parallel_iters,
