@@ -231,6 +231,22 @@ impl Mix {
         (self.len, self.others_ns, self.slices, self.width_ns) = (0, 0, 0, width_ns);
     }
 
+    /// Keeps only the classes `keep` names; the others' time is counted as
+    /// others (they share one colour where they are drawn). In place, for
+    /// the same reason as [`Mix::reset`].
+    pub fn keep_only(&mut self, keep: impl Fn(Class) -> bool) {
+        let mut kept = 0;
+        for i in 0..self.len {
+            if keep(self.class[i]) {
+                (self.class[kept], self.ns[kept]) = (self.class[i], self.ns[i]);
+                kept += 1;
+            } else {
+                self.others_ns += self.ns[i];
+            }
+        }
+        self.len = kept;
+    }
+
     /// Counts each class that `folded` maps to another as that one, merged
     /// (threads without a colour of their own share one of two greys where
     /// they are drawn). In place, for the same reason as [`Mix::reset`];
@@ -292,6 +308,18 @@ impl Mix {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_tally_narrowed_in_place_counts_the_rest_as_others() {
+        let mut mix = Mix::of_width(100);
+        for (class, ns) in [(3, 10), (5, 20), (7, 30), (9, 40)] {
+            mix.add(class, ns, 1);
+        }
+        mix.keep_only(|class| class == 5 || class == 9);
+        let shares: Vec<(Class, u64)> = mix.shares().collect();
+        assert_eq!(shares, vec![(5, 20), (9, 40)], "in the order first seen");
+        assert_eq!((mix.others_ns, mix.slices, mix.width_ns), (40, 4, 100));
+    }
 
     #[test]
     fn a_tally_reset_or_folded_in_place_holds_only_what_it_should() {

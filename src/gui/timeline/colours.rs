@@ -83,14 +83,18 @@ impl Colours {
         (0..self.slot.len()).filter(|&i| self.slot[i].is_some())
     }
 
+    /// Whether thread `index` has a colour of its own.
+    pub fn is_named(&self, index: usize) -> bool {
+        !matches!(self.slot.get(index), Some(None))
+    }
+
     /// For a thread without a colour of its own, the thread a lane draws
     /// it as: the first thread with its grey (so that a column's tally holds
     /// one share per grey, and its stripes alternate greys where those
-    /// threads alternate). With `both` false, one grey for all of them.
-    pub fn grey_as(&self, index: usize, both: bool) -> Option<usize> {
+    /// threads alternate).
+    pub fn grey_as(&self, index: usize) -> Option<usize> {
         match self.slot.get(index) {
-            Some(None) if both => self.greys[usize::from(self.grey[index])],
-            Some(None) => self.greys[0],
+            Some(None) => self.greys[usize::from(self.grey[index])],
             _ => None,
         }
     }
@@ -155,9 +159,7 @@ mod tests {
         let (a, b) = (palette::OTHERS, palette::OTHERS_ALT);
         assert_eq!(greys, [a, a, b, b], "each core's two get both greys");
         // Drawn as one share per grey: the first thread with it.
-        let drawn: Vec<_> = (0..5).map(|i| c.grey_as(i, true)).collect();
+        let drawn: Vec<_> = (0..5).map(|i| c.grey_as(i)).collect();
         assert_eq!(drawn, [Some(0), Some(0), Some(2), Some(2), None]);
-        let one_grey: Vec<_> = (0..5).map(|i| c.grey_as(i, false)).collect();
-        assert_eq!(one_grey, [Some(0), Some(0), Some(0), Some(0), None]);
     }
 }

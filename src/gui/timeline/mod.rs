@@ -627,15 +627,18 @@ impl TimelineView {
         // share per grey, they make one stripe per grey and group, not one
         // each. A core lane has two, so that a core switching between two of
         // them shows it; a collapsed group sums many cores into one tally,
-        // where one grey says as much in half the shapes.
-        if matches!(kind, Kind::Core { .. } | Kind::Group { .. }) && run.colours.shared() > 0 {
-            let (colours, both) = (run.colours, matches!(kind, Kind::Core { .. }));
-            for mix in &mut self.mixes {
-                mix.fold(|class| {
-                    colours
-                        .grey_as(usize::from(class), both)
-                        .map(|t| t as Class)
-                });
+        // where one grey (with the time no tally could name) says as much in
+        // half the shapes.
+        if run.colours.shared() > 0 {
+            let colours = run.colours;
+            match kind {
+                Kind::Core { .. } => self.mixes.iter_mut().for_each(|mix| {
+                    mix.fold(|class| colours.grey_as(usize::from(class)).map(|t| t as Class));
+                }),
+                Kind::Group { .. } => self.mixes.iter_mut().for_each(|mix| {
+                    mix.keep_only(|class| colours.is_named(usize::from(class)));
+                }),
+                _ => {}
             }
         }
         // Columns that lie wholly inside a span drawn on its own.
