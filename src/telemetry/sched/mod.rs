@@ -1032,7 +1032,7 @@ impl SchedCapture {
         for r in &drained.records {
             // Not a worker's (the controller, other threads) when no track.
             if let Some(track) = tracks.get_mut(&r.tid) {
-                track.take(r);
+                track.take(&r.record());
             }
         }
         let own: std::collections::HashSet<i32> = workers.iter().map(|w| w.tid).collect();
