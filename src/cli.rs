@@ -737,6 +737,9 @@ fn capture_lines(rec: &Recording) -> String {
     let mut out = format!("scheduler capture: {:?}", rec.sched_source).to_lowercase();
     if let Some(s) = &rec.sched {
         out += &format!(", {} slices, {lost} lost records", s.slices.len());
+        if let Some(ns) = s.capture_cpu_ns {
+            out += &format!(", its own thread {} of CPU", human_ns(ns));
+        }
     }
     out += "\n";
     if let Some(line) = rec.others_line() {

@@ -32,6 +32,8 @@ struct Cost {
     /// Of that, the workers' own (`threads[].cpu_ns`): with capture on it
     /// includes the kernel's work for the perf events at each of their switches.
     workers_cpu_ns: u64,
+    /// Of the rest, the capture's own thread's (`sched.capture_cpu_ns`).
+    capture_cpu_ns: u64,
     switches: u64,
 }
 
@@ -50,9 +52,10 @@ pub struct Figures {
     /// (which, with capture, hold every slice).
     pub ours_run_cpu: f64,
     /// That CPU time's growth split, each part ÷ the run CPU with capture
-    /// off: the workers' own (the kernel's per-switch work for the events)
-    /// and the rest (the drain thread, building the report).
-    pub ours_split: (f64, f64),
+    /// off: the workers' own (the kernel's per-switch work for the events),
+    /// the drain thread's, and the rest (the recording taking the slices in,
+    /// building the report).
+    pub ours_split: (f64, f64, f64),
     /// The same for `perf sched record`, or why it was not measured.
     pub perf_sched: Result<(f64, f64), String>,
     pub off_wall_ns: u64,
@@ -107,7 +110,11 @@ pub fn measure(tasks: usize, rounds: usize) -> anyhow::Result<Figures> {
     };
     let split = (
         part(|c| c.workers_cpu_ns),
-        part(|c| c.run_cpu_ns.saturating_sub(c.workers_cpu_ns)),
+        part(|c| c.capture_cpu_ns),
+        part(|c| {
+            c.run_cpu_ns
+                .saturating_sub(c.workers_cpu_ns + c.capture_cpu_ns)
+        }),
     );
     let med =
         |f: fn(&Cost) -> u64| median(&mut off.iter().map(|c| f(c) as f64).collect::<Vec<_>>());
@@ -160,9 +167,10 @@ pub fn print(f: &Figures) {
     );
     println!(
         "    of the run's CPU with capture off: {:+.1} % in the workers (the kernel's perf work at each of their switches), \
-         {:+.1} % elsewhere (the drain thread, the report)",
+         {:+.1} % in the drain thread (reading the rings, building slices), {:+.1} % elsewhere (taking them in, the report)",
         f.ours_split.0 * 100.0,
-        f.ours_split.1 * 100.0
+        f.ours_split.1 * 100.0,
+        f.ours_split.2 * 100.0
     );
     match &f.perf_sched {
         Ok((wall, cpu)) => println!(
@@ -212,6 +220,7 @@ fn one(exe: &Path, args: &[String], capture: Capture, dir: &Path) -> anyhow::Res
         cpu_ns,
         run_cpu_ns: summary["run_cpu_ns"].as_u64().unwrap_or(0),
         workers_cpu_ns: threads().filter_map(|t| t["cpu_ns"].as_u64()).sum(),
+        capture_cpu_ns: summary["sched"]["capture_cpu_ns"].as_u64().unwrap_or(0),
         switches,
     })
 }

@@ -54,6 +54,8 @@ pub struct SchedSummary<'a> {
     pub system_wide: bool,
     /// With `system_wide`: what else ran on each core, and when.
     pub others: &'a [OtherSlice],
+    /// The capture's own thread's CPU time (perf's drain thread).
+    pub capture_cpu_ns: Option<u64>,
 }
 
 impl<'a> Summary<'a> {
@@ -92,6 +94,7 @@ impl<'a> Summary<'a> {
                 slices: rec.sched.as_ref().map_or(&[], |s| &s.slices),
                 system_wide: rec.sched.as_ref().is_some_and(|s| s.system_wide),
                 others: rec.sched.as_ref().map_or(&[], |s| &s.others),
+                capture_cpu_ns: rec.sched.as_ref().and_then(|s| s.capture_cpu_ns),
             },
             failures: &rec.failures,
             environment: rec.environment.as_ref(),

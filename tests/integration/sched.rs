@@ -854,3 +854,25 @@ fn procfs_slices_match_the_kernels_own_record() {
         );
     }
 }
+
+#[test]
+fn the_capture_says_what_its_own_thread_cost() {
+    let _machine = exclusive();
+    // 2 000 tasks of 20 µs that sleep: thousands of switches to read.
+    let rec = run_with(
+        config(Io, 2, 2_000, 0.02, Placement::Spread),
+        SchedMode::Auto,
+    );
+    if !perf_checks_apply(refusal(&rec)) {
+        return;
+    }
+    let own = rec.sched.as_ref().and_then(|s| s.capture_cpu_ns);
+    let own = own.expect("perf's drain thread tells its CPU time");
+    let workers: u64 = rec.threads.iter().map(|t| t.cpu_ns).sum();
+    let run_cpu = rec.run_cpu_ns.expect("the run's CPU time");
+    // It ran, and its time is part of the run's, beside the workers'.
+    assert!(
+        own > 0 && workers + own <= run_cpu,
+        "drain thread {own} ns, workers {workers} ns, the run's process {run_cpu} ns"
+    );
+}

@@ -242,6 +242,10 @@ pub struct SchedReport {
     /// its rings (perf; see [`Limits`]).
     #[serde(default)]
     pub raw_peak_bytes: usize,
+    /// The CPU time of perf's drain thread (reading the rings and building
+    /// the slices): what watching cost the process, beside the run's own.
+    #[serde(default)]
+    pub capture_cpu_ns: Option<u64>,
 }
 
 impl SchedReport {
@@ -264,6 +268,7 @@ impl SchedReport {
             others_before: Vec::new(),
             dropped: crate::retention::Dropped::default(),
             raw_peak_bytes: 0,
+            capture_cpu_ns: None,
         }
     }
 
@@ -1042,6 +1047,7 @@ impl SchedCapture {
                 .others
                 .finish(origin_ns, end_ns, &drained.names, &own_tid);
         report.raw_peak_bytes = drained.peak_bytes;
+        report.capture_cpu_ns = Some(drained.cpu_ns);
         for w in workers {
             let Some(mut track) = tracks.remove(&w.tid) else {
                 continue; // sampled, or registered twice with the same tid

@@ -260,6 +260,8 @@ pub struct Drained {
     /// The most bytes of records (and other tasks' stretches) held between
     /// two reads of the rings.
     pub peak_bytes: usize,
+    /// The drain thread's CPU time, all of its work included.
+    pub cpu_ns: u64,
 }
 
 /// Whether the records kept so far are past the capture's share of the
@@ -783,6 +785,7 @@ fn drain_loop(
             d.out.records = Vec::new();
         }
     }
+    d.out.cpu_ns = crate::sys::thread_cpu_ns();
     d.out
 }
 
