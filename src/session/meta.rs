@@ -86,6 +86,10 @@ pub struct SchedMeta {
     /// Slices the capture itself no longer kept (see `SchedReport::dropped`).
     #[serde(default)]
     pub dropped: crate::retention::Dropped,
+    /// What the capture's own thread cost (see `SchedReport::capture_cpu_ns`;
+    /// absent from older files).
+    #[serde(default)]
+    pub capture_cpu_ns: Option<u64>,
 }
 
 /// Reads only the version, so that a newer layout is named as such.

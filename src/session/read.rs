@@ -419,6 +419,7 @@ impl RunBuilder {
             streamed: false,
             others_before: meta.others_before,
             dropped: meta.dropped,
+            capture_cpu_ns: meta.capture_cpu_ns,
             ..SchedReport::of_slices(meta.source, all, meta.per_thread)
         }))
     }

@@ -224,6 +224,7 @@ fn write_run(
                 others: report.others.clone(),
                 others_before: report.others_before.clone(),
                 dropped: report.dropped,
+                capture_cpu_ns: report.capture_cpu_ns,
             }
         }),
         failures: rec.failures.clone(),
