@@ -63,7 +63,7 @@ impl Shown<'_> {
     }
 }
 
-const FIGURES: [Figure; 11] = [
+const FIGURES: [Figure; 12] = [
     Figure {
         name: "wall",
         definition: "Time from the run's start until every worker thread ended.",
@@ -125,6 +125,17 @@ const FIGURES: [Figure; 11] = [
         value: |s| match &s.rec.program {
             Some(_) => Err("A recorded program has no tasks of ours".into()),
             None => Ok(s.rec.task_cpu.label().into()),
+        },
+    },
+    Figure {
+        name: "capture's own CPU",
+        definition: "CPU time of the perf capture's own thread: reading the kernel's switch records and building the slices from them. \
+                     It is what watching cost this process beside the run; the kernel's work at each switch lands in the workers' CPU time.",
+        value: |s| {
+            match s.rec.sched.as_ref().and_then(|r| r.capture_cpu_ns) {
+            Some(ns) => Ok(human_ns(ns)),
+            None => Err("only the perf capture measures its own thread (and files saved before it did not keep it)".into()),
+        }
         },
     },
     Figure {

@@ -774,6 +774,16 @@ fn with_perf_capture_the_core_lane_shows_the_kernels_time_slices() {
     perf_checks_apply(None);
     harness.get_by_label("scheduler data: perf (exact context switches)");
     let sched = rec.sched.as_ref().expect("perf slices");
+    // What watching cost is one of the figures, as the report says it.
+    harness.get_by_label("capture's own CPU");
+    let own = sched
+        .capture_cpu_ns
+        .expect("perf's drain thread tells its CPU time");
+    let shown = corelanes::metrics::human_ns(own);
+    assert!(
+        harness.query_all_by_label(&shown).next().is_some(),
+        "the figures show {shown}"
+    );
     let timeline = &harness.state().shown_entry().expect("shown").timeline;
     assert!(
         timeline.cores_from_kernel,
