@@ -128,17 +128,6 @@ const FIGURES: [Figure; 12] = [
         },
     },
     Figure {
-        name: "capture's own CPU",
-        definition: "CPU time of the perf capture's own thread: reading the kernel's switch records and building the slices from them. \
-                     It is what watching cost this process beside the run; the kernel's work at each switch lands in the workers' CPU time.",
-        value: |s| {
-            match s.rec.sched.as_ref().and_then(|r| r.capture_cpu_ns) {
-            Some(ns) => Ok(human_ns(ns)),
-            None => Err("only the perf capture measures its own thread (and files saved before it did not keep it)".into()),
-        }
-        },
-    },
-    Figure {
         name: "speedup",
         definition: "wall(baseline) / wall(this run). The baseline is a finished run of the same workload, tasks and task duration with fewer cores, or fewer threads on the same cores. \
                      \"From parallelism\": the baseline used fewer cores; \"from concurrency\": the same cores, fewer threads.",
@@ -158,6 +147,17 @@ const FIGURES: [Figure; 12] = [
         value: |s| {
             s.efficiency()
                 .map(|(e, x)| format!("{e:.2} ({x:.2}× ÷ {} cores)", s.cores_used))
+        },
+    },
+    Figure {
+        name: "capture's own CPU",
+        definition: "CPU time of the perf capture's own thread: reading the kernel's switch records and building the slices from them. \
+                     It is what watching cost this process beside the run; the kernel's work at each switch lands in the workers' CPU time.",
+        value: |s| match s.rec.sched.as_ref().and_then(|r| r.capture_cpu_ns) {
+            Some(ns) => Ok(human_ns(ns)),
+            None => Err("only the perf capture measures its own thread \
+                         (and files saved before it did not keep it)"
+                .into()),
         },
     },
 ];
