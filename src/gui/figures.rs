@@ -150,7 +150,7 @@ const FIGURES: [Figure; 12] = [
         },
     },
     Figure {
-        name: "capture's own CPU",
+        name: "capture's CPU",
         definition: "CPU time of the perf capture's own thread: reading the kernel's switch records and building the slices from them. \
                      It is what watching cost this process beside the run; the kernel's work at each switch lands in the workers' CPU time.",
         value: |s| match s.rec.sched.as_ref().and_then(|r| r.capture_cpu_ns) {

@@ -775,7 +775,7 @@ fn with_perf_capture_the_core_lane_shows_the_kernels_time_slices() {
     harness.get_by_label("scheduler data: perf (exact context switches)");
     let sched = rec.sched.as_ref().expect("perf slices");
     // What watching cost is one of the figures, as the report says it.
-    harness.get_by_label("capture's own CPU");
+    harness.get_by_label("capture's CPU");
     let own = sched
         .capture_cpu_ns
         .expect("perf's drain thread tells its CPU time");
