@@ -5,10 +5,8 @@
 //!
 //! One grey would hide a core time-sliced between two of those threads: it
 //! would read as one thread running alone. So they share two greys, handed
-//! out alternately among the threads pinned to each core (and among the
-//! unpinned), so that switches between them show as alternating stripes.
-
-use std::collections::HashMap;
+//! out alternately down the threads taken core by core, so that switches
+//! between them show as alternating stripes.
 
 use eframe::egui::Color32;
 
@@ -56,15 +54,16 @@ impl Colours {
         for (k, &i) in top.iter().enumerate() {
             slot[i] = Some(k);
         }
-        // The greys alternate among the threads of each core (unpinned: None).
-        let mut next_grey: HashMap<Option<usize>, u8> = HashMap::new();
+        // The greys alternate down the threads taken core by core (the
+        // unpinned first): so they alternate among each core's threads, and
+        // threads alone on their cores differ too.
+        let mut uncoloured: Vec<usize> = (0..n).filter(|&i| slot[i].is_none()).collect();
+        uncoloured.sort_by_key(|&i| (rec.threads[i].pinned_core, i));
         let mut grey = vec![0; n];
         let mut greys = [None; 2];
-        for i in (0..n).filter(|&i| slot[i].is_none()) {
-            let shade = next_grey.entry(rec.threads[i].pinned_core).or_default();
-            grey[i] = *shade;
-            greys[usize::from(*shade)].get_or_insert(i);
-            *shade ^= 1;
+        for (k, &i) in uncoloured.iter().enumerate() {
+            grey[i] = (k % 2) as u8;
+            greys[k % 2].get_or_insert(i);
         }
         Colours { slot, greys, grey }
     }
