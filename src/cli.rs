@@ -482,8 +482,8 @@ pub fn program_report(rec: &Recording, program: &record::ProgramInfo) -> String 
         let mut cores: Vec<usize> = rec
             .slices()
             .iter()
-            .filter(|s| s.thread == t.index && s.state == SliceState::Running)
-            .map(|s| s.core)
+            .filter(|s| s.thread() == t.index && s.state == SliceState::Running)
+            .map(sched::SchedSlice::core)
             .collect();
         cores.sort_unstable();
         cores.dedup();

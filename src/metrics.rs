@@ -243,12 +243,8 @@ mod tests {
 
     #[test]
     fn kernel_figures_count_threads_running_at_each_instant() {
-        let slice = |thread, state, start_ns, end_ns| SchedSlice {
-            thread,
-            core: thread,
-            state,
-            start_ns,
-            end_ns,
+        let slice = |thread, state, start_ns, end_ns| {
+            SchedSlice::new(thread, thread, state, start_ns, end_ns)
         };
         use SliceState::{Blocked, Runnable, Running};
         // Over 100 ns: thread 0 runs 0-60, thread 1 waits 0-20, runs 20-80,
@@ -273,13 +269,7 @@ mod tests {
         // 1 s in: one task of 400 ms done, one in flight for 600 ms, and the
         // kernel saw 900 ms of running, 300 ms waiting, one preemption.
         let mut live = Totals::default();
-        let slice = |state, start_ns, end_ns| SchedSlice {
-            thread: 0,
-            core: 0,
-            state,
-            start_ns,
-            end_ns,
-        };
+        let slice = |state, start_ns, end_ns| SchedSlice::new(0, 0, state, start_ns, end_ns);
         live.add(&slice(SliceState::Running, 0, 900_000_000), true);
         live.add(
             &slice(SliceState::Runnable, 900_000_000, 1_200_000_000),

@@ -92,12 +92,8 @@ impl LongRun {
                 .flat_map(|i| {
                     let thread = (i % THREADS as u64) as usize;
                     let t = i * step;
-                    let slice = |state, start_ns, end_ns| SchedSlice {
-                        thread,
-                        core: thread % 2,
-                        state,
-                        start_ns,
-                        end_ns,
+                    let slice = |state, start_ns, end_ns| {
+                        SchedSlice::new(thread, thread % 2, state, start_ns, end_ns)
                     };
                     [
                         slice(SliceState::Running, t, t + run_ns),

@@ -39,13 +39,13 @@ pub fn synthetic_run(tasks: usize, slices: usize) -> Recording {
                 (_, 7) => SliceState::Blocked,
                 _ => SliceState::Runnable,
             };
-            SchedSlice {
+            SchedSlice::new(
                 thread,
-                core: thread / 2,
+                thread / 2,
                 state,
-                start_ns: turn * TURN_NS,
-                end_ns: (turn + 1) * TURN_NS,
-            }
+                turn * TURN_NS,
+                (turn + 1) * TURN_NS,
+            )
         }));
     }
     let per_task = (wall_ns / (tasks.div_ceil(THREADS) as u64).max(1)).max(1);

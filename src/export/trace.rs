@@ -12,7 +12,7 @@ use std::io::{self, BufWriter, Write};
 use serde::Serialize;
 
 use crate::run::Recording;
-use crate::telemetry::sched::SliceState;
+use crate::telemetry::sched::{SchedSlice, SliceState};
 
 const WORKERS_PID: u32 = 1;
 const CORES_PID: u32 = 2;
@@ -187,7 +187,7 @@ pub fn write_chrome_trace(rec: &Recording, out: &mut dyn Write) -> io::Result<()
             "process_name",
             "cores (kernel scheduler)",
         ))?;
-        let cores: BTreeSet<usize> = sched.slices.iter().map(|s| s.core).collect();
+        let cores: BTreeSet<usize> = sched.slices.iter().map(SchedSlice::core).collect();
         for core in cores {
             let name = format!("core {core}");
             events.put(&meta(CORES_PID, core as i64, "thread_name", &name))?;
@@ -197,8 +197,8 @@ pub fn write_chrome_trace(rec: &Recording, out: &mut dyn Write) -> io::Result<()
             .iter()
             .filter(|s| s.state == SliceState::Running);
         for s in running {
-            let args = SliceArgs { thread: s.thread };
-            let name = ThreadName(rec, s.thread);
+            let args = SliceArgs { thread: s.thread() };
+            let name = ThreadName(rec, s.thread());
             let span = (s.start_ns, s.end_ns);
             events.put(&complete(
                 "sched",
@@ -260,12 +260,8 @@ mod tests {
             ok: id == 0,
         };
         rec.ingest(RunEvent::Tasks(vec![task(0, 0), task(1, 2001)]));
-        let slice = |thread: usize, state: SliceState, start_ns: u64| SchedSlice {
-            thread,
-            core: 3,
-            state,
-            start_ns,
-            end_ns: start_ns + 1000,
+        let slice = |thread: usize, state: SliceState, start_ns: u64| {
+            SchedSlice::new(thread, 3, state, start_ns, start_ns + 1000)
         };
         let slices = vec![
             slice(0, SliceState::Running, 0),

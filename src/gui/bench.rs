@@ -30,17 +30,18 @@ const SLICE_NS: u64 = 1_000;
 fn turn(k: u64, out: &mut Vec<SchedSlice>) {
     let running = (k % THREADS as u64) as usize;
     for thread in 0..THREADS {
-        out.push(SchedSlice {
+        let state = if thread == running {
+            SliceState::Running
+        } else {
+            SliceState::Runnable
+        };
+        out.push(SchedSlice::new(
             thread,
-            core: 0,
-            state: if thread == running {
-                SliceState::Running
-            } else {
-                SliceState::Runnable
-            },
-            start_ns: k * SLICE_NS,
-            end_ns: (k + 1) * SLICE_NS,
-        });
+            0,
+            state,
+            k * SLICE_NS,
+            (k + 1) * SLICE_NS,
+        ));
     }
 }
 
@@ -181,13 +182,7 @@ pub fn many_core(spans: usize) -> Entry {
                 let (was, since) = state[j];
                 if now != was || now == SliceState::Running {
                     if t > since {
-                        slices.push(SchedSlice {
-                            thread,
-                            core: cpu,
-                            state: was,
-                            start_ns: since,
-                            end_ns: t,
-                        });
+                        slices.push(SchedSlice::new(thread, cpu, was, since, t));
                         if was == SliceState::Running {
                             per_thread[thread].running_ns += t - since;
                         }
@@ -198,13 +193,7 @@ pub fn many_core(spans: usize) -> Entry {
         }
         for (j, &thread) in threads.iter().enumerate() {
             let (was, since) = state[j];
-            slices.push(SchedSlice {
-                thread,
-                core: cpu,
-                state: was,
-                start_ns: since,
-                end_ns: MANY_NS,
-            });
+            slices.push(SchedSlice::new(thread, cpu, was, since, MANY_NS));
         }
     }
     slices.sort_by_key(|s| (s.thread, s.start_ns));

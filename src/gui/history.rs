@@ -576,12 +576,8 @@ mod tests {
     #[test]
     fn streamed_slices_keep_their_lanes_items_when_the_report_regroups_them() {
         use crate::telemetry::sched::{SchedReport, SchedSlice, SchedSource, SliceState};
-        let slice = |thread, core, start_ns| SchedSlice {
-            thread,
-            core,
-            state: SliceState::Running,
-            start_ns,
-            end_ns: start_ns + 10,
+        let slice = |thread, core, start_ns| {
+            SchedSlice::new(thread, core, SliceState::Running, start_ns, start_ns + 10)
         };
         let mut entry = Entry::new(Recording::new(work(Cpu, 2, Placement::Spread)));
         entry.ingest([
@@ -604,7 +600,12 @@ mod tests {
                 cancelled: false,
             },
         ]);
-        let regrouped: Vec<usize> = entry.rec.slices().iter().map(|s| s.thread).collect();
+        let regrouped: Vec<usize> = entry
+            .rec
+            .slices()
+            .iter()
+            .map(crate::telemetry::sched::SchedSlice::thread)
+            .collect();
         assert_eq!(regrouped, [0, 0, 0, 1, 1], "a report's order");
         let tl = &entry.timeline;
         let mut checked = 0;
@@ -613,7 +614,7 @@ mod tests {
                 let span = lane.get(i);
                 let named = entry.rec.slice(span.item).expect("a kept slice");
                 assert_eq!(
-                    (named.core, named.thread, named.start_ns, named.end_ns),
+                    (named.core(), named.thread(), named.start_ns, named.end_ns),
                     (core, usize::from(span.class), span.start_ns, span.end_ns),
                     "core {core}, span {i}"
                 );

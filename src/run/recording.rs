@@ -364,7 +364,7 @@ impl Recording {
             .slices
             .iter()
             .filter(|s| s.state == crate::telemetry::sched::SliceState::Running)
-            .map(|s| s.core)
+            .map(SchedSlice::core)
             .collect();
         cores.sort_unstable();
         cores.dedup();

@@ -27,7 +27,7 @@ pub fn core_busy(slices: &[SchedSlice], window_ns: u64, end_ns: u64) -> BTreeMap
     let windows = end_ns.div_ceil(window_ns).max(1) as usize;
     let mut busy: BTreeMap<usize, Vec<u64>> = BTreeMap::new();
     for s in slices.iter().filter(|s| s.state == SliceState::Running) {
-        let per_window = busy.entry(s.core).or_insert_with(|| vec![0; windows]);
+        let per_window = busy.entry(s.core()).or_insert_with(|| vec![0; windows]);
         let (mut t, end) = (s.start_ns, s.end_ns.min(end_ns));
         while t < end {
             let w = t / window_ns;

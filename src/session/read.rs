@@ -290,7 +290,14 @@ impl RunBuilder {
             self.task_event(packet.timestamp.unwrap_or(0), event, path)?;
         }
         if let Some(bundle) = packet.ftrace_events {
-            let cpu = bundle.cpu.unwrap_or(0) as usize;
+            let cpu = bundle.cpu.unwrap_or(0);
+            // A slice keeps its core in 16 bits: more than any kernel has.
+            let cpu = u16::try_from(cpu)
+                .map(usize::from)
+                .map_err(|_| SessionError::Damaged {
+                    path: path.to_path_buf(),
+                    why: format!("a switch names CPU {cpu}, more than any machine has"),
+                })?;
             let base = self.meta.origin_ns + self.meta.boottime_offset_ns;
             for event in bundle.event {
                 let Some(switch) = event.sched_switch else {
@@ -380,13 +387,13 @@ impl RunBuilder {
                 match (s.out, since) {
                     (None, _) => since = Some(s),
                     (Some(state), Some(came)) => {
-                        let ran = SchedSlice {
+                        let ran = SchedSlice::new(
                             thread,
-                            core: came.cpu,
-                            state: SliceState::Running,
-                            start_ns: came.time_ns,
-                            end_ns: s.time_ns,
-                        };
+                            came.cpu,
+                            SliceState::Running,
+                            came.time_ns,
+                            s.time_ns,
+                        );
                         runs.push((ran, state));
                         since = None;
                     }
@@ -397,7 +404,7 @@ impl RunBuilder {
         }
         let not_there: std::collections::HashSet<_> = meta.not_there.into_iter().collect();
         all.retain(|s| {
-            s.state == SliceState::Running || !not_there.contains(&(s.thread, s.start_ns))
+            s.state == SliceState::Running || !not_there.contains(&(s.thread(), s.start_ns))
         });
         all.extend(meta.extra);
         all.sort_by_key(|s| (s.thread, s.start_ns, s.end_ns));

@@ -80,12 +80,12 @@ pub fn difference(
             }
             (Some(x), Some(y)) if x.start_ns == y.start_ns => {
                 extra.push((*x).clone());
-                not_there.push((y.thread, y.start_ns));
+                not_there.push((y.thread(), y.start_ns));
                 a.next();
                 b.next();
             }
             (_, Some(y)) => {
-                not_there.push((y.thread, y.start_ns));
+                not_there.push((y.thread(), y.start_ns));
                 b.next();
             }
             (Some(x), None) => {
@@ -102,13 +102,7 @@ mod tests {
     use super::*;
 
     fn slice(state: SliceState, core: usize, start_ns: u64, end_ns: u64) -> SchedSlice {
-        SchedSlice {
-            thread: 0,
-            core,
-            state,
-            start_ns,
-            end_ns,
-        }
+        SchedSlice::new(0, core, state, start_ns, end_ns)
     }
 
     /// Each way a thread's slices can fall comes back exactly: implied waits,
@@ -147,7 +141,7 @@ mod tests {
 
         let mut back: Vec<_> = derived
             .into_iter()
-            .filter(|s| !not_there.contains(&(s.thread, s.start_ns)))
+            .filter(|s| !not_there.contains(&(s.thread(), s.start_ns)))
             .chain(extra)
             .collect();
         back.sort_by_key(|s| (s.thread, s.start_ns, s.end_ns));

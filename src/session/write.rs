@@ -353,7 +353,7 @@ fn write_switches(
     };
     let switch = |ts: u64, slice: usize, switching_in: bool| {
         let s = &all[slice];
-        let (tid, comm) = who(s.thread);
+        let (tid, comm) = who(s.thread());
         let (worker, other) = (
             (Some(comm), Some(tid), Some(NORMAL_PRIO)),
             (Some(bytes::Bytes::new()), Some(0), Some(NORMAL_PRIO)),

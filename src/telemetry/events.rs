@@ -69,10 +69,10 @@ impl TaskCpu {
         // Each thread's slices are one stretch of `slices`, found in one pass.
         let mut of_thread: Vec<std::ops::Range<usize>> = Vec::new();
         for (i, s) in slices.iter().enumerate() {
-            if of_thread.len() <= s.thread {
-                of_thread.resize(s.thread + 1, i..i);
+            if of_thread.len() <= s.thread() {
+                of_thread.resize(s.thread() + 1, i..i);
             }
-            of_thread[s.thread].end = i + 1;
+            of_thread[s.thread()].end = i + 1;
         }
         // A thread's tasks come in the order it ran them, so a cursor per
         // thread walks its slices once; a binary search per task (a cache

@@ -377,10 +377,10 @@ impl Timeline {
         self.dropped_slices = 0;
         // Counted first, so each lane is allocated once, at its size.
         let (mut per_thread, mut per_core) = (Vec::new(), Vec::new());
-        for s in slices.iter().filter(|s| s.core < MAX_CORES) {
-            *at(&mut per_thread, s.thread) += 1;
+        for s in slices.iter().filter(|s| s.core() < MAX_CORES) {
+            *at(&mut per_thread, s.thread()) += 1;
             if s.state == SliceState::Running {
-                *at(&mut per_core, s.core) += 1;
+                *at(&mut per_core, s.core()) += 1;
             }
         }
         for (thread, &n) in per_thread.iter().enumerate() {
@@ -438,7 +438,7 @@ impl Timeline {
             self.counts.add(slice.state, slice.start_ns, slice.end_ns);
         }
         self.make_room(needed);
-        if self.stored + needed > self.cap || slice.core >= MAX_CORES {
+        if self.stored + needed > self.cap || slice.core() >= MAX_CORES {
             self.dropped_slices += needed as u64;
             return;
         }
@@ -446,10 +446,10 @@ impl Timeline {
         let (start, end) = (slice.start_ns, slice.end_ns);
         if to_state {
             let class = state_class(slice.state);
-            at(&mut self.thread_states, slice.thread).push(start, end, item, class);
+            at(&mut self.thread_states, slice.thread()).push(start, end, item, class);
         }
         if to_core {
-            at(&mut self.cores, slice.core).push(start, end, item, slice.thread as Class);
+            at(&mut self.cores, slice.core()).push(start, end, item, slice.thread() as Class);
         }
     }
 
@@ -522,13 +522,7 @@ mod tests {
     }
 
     fn slice(thread: usize, core: usize, state: SliceState, start_ns: u64) -> SchedSlice {
-        SchedSlice {
-            thread,
-            core,
-            state,
-            start_ns,
-            end_ns: start_ns + 5,
-        }
+        SchedSlice::new(thread, core, state, start_ns, start_ns + 5)
     }
 
     #[test]

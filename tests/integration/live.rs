@@ -82,7 +82,7 @@ fn pinned_workers_are_born_on_their_core() {
     let elsewhere: Vec<_> = report
         .slices
         .iter()
-        .filter(|s| s.state == SliceState::Running && s.core != core)
+        .filter(|s| s.state == SliceState::Running && s.core() != core)
         .collect();
     assert!(
         elsewhere.is_empty(),

@@ -135,12 +135,12 @@ impl<'a> Kernel<'a> {
 
     /// One thread's time in `state`, sorted.
     pub fn of_thread(&self, thread: usize, state: SliceState) -> Vec<(u64, u64)> {
-        self.intervals(|s| s.thread == thread && s.state == state)
+        self.intervals(|s| s.thread() == thread && s.state == state)
     }
 
     /// One thread's slices, whatever their state, sorted.
     pub fn of_thread_any(&self, thread: usize) -> Vec<(u64, u64)> {
-        self.intervals(|s| s.thread == thread)
+        self.intervals(|s| s.thread() == thread)
     }
 
     pub fn total(&self, thread: usize, state: SliceState) -> u64 {
@@ -162,7 +162,7 @@ impl<'a> Kernel<'a> {
         let mut on: Vec<_> = self
             .slices
             .iter()
-            .filter(|s| s.state == SliceState::Running && s.core == core)
+            .filter(|s| s.state == SliceState::Running && s.core() == core)
             .collect();
         on.sort_by_key(|s| s.start_ns);
         on
@@ -197,20 +197,19 @@ impl<'a> Kernel<'a> {
     fn waits(&self, t: usize, from: u64, to: u64) -> (u64, u64) {
         let mut by_core: BTreeMap<usize, Vec<(u64, u64)>> = BTreeMap::new();
         for s in self.slices.iter().filter(|s| {
-            s.thread == t && s.state == SliceState::Runnable && s.start_ns < to && s.end_ns > from
+            s.thread() == t && s.state == SliceState::Runnable && s.start_ns < to && s.end_ns > from
         }) {
             by_core
-                .entry(s.core)
+                .entry(s.core())
                 .or_default()
                 .push((s.start_ns.max(from), s.end_ns.min(to)));
         }
         let (mut all, mut for_siblings) = (0, 0);
         for (core, mut waits) in by_core {
             waits.sort_unstable();
-            let siblings =
-                union(self.intervals(|o| {
-                    o.thread != t && o.state == SliceState::Running && o.core == core
-                }));
+            let siblings = union(self.intervals(|o| {
+                o.thread() != t && o.state == SliceState::Running && o.core() == core
+            }));
             all += waits.iter().map(|(a, b)| b - a).sum::<u64>();
             for_siblings += overlap_ns(&waits, &siblings);
         }

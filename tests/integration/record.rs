@@ -71,14 +71,16 @@ fn busiest_two(rec: &Recording) -> [usize; 2] {
 /// How long each of `pair` waited for a CPU while the other ran on it,
 /// over their running time: about 1 on one core, about 0 on a core each.
 fn waited_for_each_other(rec: &Recording, pair: [usize; 2]) -> f64 {
-    let mut cores: Vec<usize> = rec.slices().iter().map(|s| s.core).collect();
+    let mut cores: Vec<usize> = rec.slices().iter().map(SchedSlice::core).collect();
     cores.sort_unstable();
     cores.dedup();
     let mut waited = 0;
     for (me, other) in [(pair[0], pair[1]), (pair[1], pair[0])] {
         for &core in &cores {
             let on = |t: usize, state: SliceState| {
-                spans(rec, |s| s.thread == t && s.state == state && s.core == core)
+                spans(rec, |s| {
+                    s.thread() == t && s.state == state && s.core() == core
+                })
             };
             waited += overlap_ns(
                 &on(me, SliceState::Runnable),
@@ -98,10 +100,10 @@ fn describe(what: &str, rec: &Recording, pair: [usize; 2]) -> f64 {
     let per = &rec.sched.as_ref().unwrap().per_thread;
     let ran_together = overlap_ns(
         &spans(rec, |s| {
-            s.thread == pair[0] && s.state == SliceState::Running
+            s.thread() == pair[0] && s.state == SliceState::Running
         }),
         &spans(rec, |s| {
-            s.thread == pair[1] && s.state == SliceState::Running
+            s.thread() == pair[1] && s.state == SliceState::Running
         }),
     );
     let waited = waited_for_each_other(rec, pair);
@@ -162,10 +164,10 @@ fn two_busy_child_processes_take_turns_under_taskset_on_one_core() {
     let waited = describe("one core", &rec, pair);
     let ran_together = overlap_ns(
         &spans(&rec, |s| {
-            s.thread == pair[0] && s.state == SliceState::Running
+            s.thread() == pair[0] && s.state == SliceState::Running
         }),
         &spans(&rec, |s| {
-            s.thread == pair[1] && s.state == SliceState::Running
+            s.thread() == pair[1] && s.state == SliceState::Running
         }),
     );
     // Exact switches: one core never runs two threads at once.
@@ -244,7 +246,7 @@ fn attaching_sees_both_busy_threads_of_a_running_process() {
         assert_eq!(rec.threads[t].name, "python3");
         // Python's GIL lets one run at a time: each ran a good part of the second.
         assert!(per[t].running_ns > 100_000_000, "{:?}", per[t]);
-        assert!(rec.slices().iter().filter(|s| s.thread == t).count() > 1);
+        assert!(rec.slices().iter().filter(|s| s.thread() == t).count() > 1);
     }
     assert!(
         rec.wall_ns < 2_000_000_000,

@@ -172,7 +172,7 @@ fn spread_threads_run_on_different_cores_at_the_same_time() {
         let on_pin: u64 = k
             .running_on(core)
             .iter()
-            .filter(|s| s.thread == thread)
+            .filter(|s| s.thread() == thread)
             .map(|s| s.end_ns - s.start_ns)
             .sum();
         // Workers are born on their core (see live.rs): all of it.
@@ -429,7 +429,7 @@ fn past_its_memory_share_the_capture_streams_and_its_figures_stay_exact() {
             report
                 .slices
                 .iter()
-                .filter(|s| s.thread == i && s.state == state)
+                .filter(|s| s.thread() == i && s.state == state)
                 .map(|s| s.end_ns - s.start_ns)
                 .sum()
         };

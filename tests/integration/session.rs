@@ -247,6 +247,31 @@ fn bad_files_are_refused_with_one_sentence() {
     let err = refusal(d, "foreign.pftrace", &bytes);
     assert!(matches!(err, SessionError::NoRuns { .. }), "{err}");
 
+    // A switch on a CPU beyond 16 bits, which no kernel has (a slice keeps
+    // its core in 16 bits): refused, not cut short or a panic.
+    let mut beyond = Vec::new();
+    let mut rest = &good[..];
+    let mut moved = false;
+    for end in packet_ends(&good) {
+        let whole = &good[good.len() - rest.len()..end];
+        rest = &good[end..];
+        let mut body = whole;
+        prost::encoding::decode_key(&mut body).unwrap();
+        let mut packet = proto::TracePacket::decode_length_delimited(body).unwrap();
+        if let Some(bundle) = packet.ftrace_events.as_mut().filter(|_| !moved) {
+            bundle.cpu = Some(70_000);
+            moved = true;
+        }
+        beyond.push(0x0a);
+        packet.encode_length_delimited(&mut beyond).unwrap();
+    }
+    assert!(moved, "the run has kernel switches");
+    let err = refusal(d, "beyond.pftrace", &beyond);
+    assert!(
+        matches!(err, SessionError::Damaged { .. }) && err.to_string().contains("CPU 70000"),
+        "{err}"
+    );
+
     // Same length, so every packet length still holds: only the version differs.
     let mut newer = good.clone();
     let at = newer

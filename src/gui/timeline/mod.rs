@@ -1497,7 +1497,7 @@ fn tooltip(ui: &mut Ui, run: &RunView, hit: &Hit) {
             let Some(slice) = rec.slice(item) else {
                 return;
             };
-            let thread = name(slice.thread);
+            let thread = name(slice.thread());
             let what = match slice.state {
                 SliceState::Running => format!("{thread} running on core {}", slice.core),
                 SliceState::Runnable => format!(
@@ -1628,7 +1628,7 @@ fn tooltip(ui: &mut Ui, run: &RunView, hit: &Hit) {
                 .filter_map(|(thread, lane)| {
                     let span = lane.hit(t)?;
                     let slice = rec.slice(span.item)?;
-                    (slice.state == SliceState::Runnable && slice.core == core)
+                    (slice.state == SliceState::Runnable && slice.core() == core)
                         .then(|| name(thread))
                 })
                 .collect();

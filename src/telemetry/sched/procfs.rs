@@ -216,13 +216,7 @@ impl ProcTrack {
             );
             // As `slices` leaves out what the origin cuts to nothing.
             if end > start {
-                let slice = SchedSlice {
-                    thread: 0,
-                    core: p.core,
-                    state: p.state,
-                    start_ns: start,
-                    end_ns: end,
-                };
+                let slice = SchedSlice::new(0, p.core, p.state, start, end);
                 self.forgotten.add(&slice, false);
                 self.dropped.before_ns = self.dropped.before_ns.max(end);
             }
@@ -262,20 +256,14 @@ impl ProcTrack {
             );
             if let Some(last) = out[first..].last_mut()
                 && last.state == p.state
-                && last.core == p.core
+                && last.core() == p.core
                 && last.end_ns == start
             {
                 last.end_ns = end;
                 continue;
             }
             if end > start {
-                out.push(SchedSlice {
-                    thread,
-                    core: p.core,
-                    state: p.state,
-                    start_ns: start,
-                    end_ns: end,
-                });
+                out.push(SchedSlice::new(thread, p.core, p.state, start, end));
             }
         }
     }
@@ -605,7 +593,7 @@ mod tests {
         let mut out = Vec::new();
         track.slices(0, 0, &mut out);
         out.iter()
-            .map(|s| (s.state, s.core, s.start_ns, s.end_ns))
+            .map(|s| (s.state, s.core(), s.start_ns, s.end_ns))
             .collect()
     }
 

@@ -130,13 +130,13 @@ impl SliceBuilder {
         out: &mut Vec<SchedSlice>,
     ) {
         if end > start {
-            out.push(SchedSlice {
-                thread: self.thread,
+            out.push(SchedSlice::new(
+                self.thread,
                 core,
                 state,
-                start_ns: start.saturating_sub(self.origin_ns),
-                end_ns: end.saturating_sub(self.origin_ns),
-            });
+                start.saturating_sub(self.origin_ns),
+                end.saturating_sub(self.origin_ns),
+            ));
         }
     }
 
@@ -231,11 +231,11 @@ pub fn group_by_thread(slices: &mut [SchedSlice]) -> Option<Vec<u32>> {
     if slices.is_sorted_by_key(|s| s.thread) {
         return None;
     }
-    let threads = slices.iter().map(|s| s.thread + 1).max().unwrap_or(0);
+    let threads = slices.iter().map(|s| s.thread() + 1).max().unwrap_or(0);
     // Each thread's first place in the result, then its next one.
     let mut next = vec![0u32; threads];
     for s in slices.iter() {
-        next[s.thread] += 1;
+        next[s.thread()] += 1;
     }
     let mut first = 0;
     for n in &mut next {
@@ -244,8 +244,8 @@ pub fn group_by_thread(slices: &mut [SchedSlice]) -> Option<Vec<u32>> {
     let moved: Vec<u32> = slices
         .iter()
         .map(|s| {
-            next[s.thread] += 1;
-            next[s.thread] - 1
+            next[s.thread()] += 1;
+            next[s.thread()] - 1
         })
         .collect();
     // Each swap puts one slice in its place, following the cycles.
@@ -274,23 +274,24 @@ impl Totals {
     /// after the thread has run counts as one switch-out of that kind (when
     /// the switch records themselves are not at hand).
     pub fn add(&mut self, s: &SchedSlice, count_switches: bool) {
-        if self.per_thread.len() <= s.thread {
-            self.per_thread.resize(s.thread + 1, ThreadSched::default());
+        if self.per_thread.len() <= s.thread() {
+            self.per_thread
+                .resize(s.thread() + 1, ThreadSched::default());
         }
-        if self.last_core.len() <= s.thread {
-            self.last_core.resize(s.thread + 1, None);
+        if self.last_core.len() <= s.thread() {
+            self.last_core.resize(s.thread() + 1, None);
         }
-        let t = &mut self.per_thread[s.thread];
-        let last_core = &mut self.last_core[s.thread];
+        let t = &mut self.per_thread[s.thread()];
+        let last_core = &mut self.last_core[s.thread()];
         let len = s.end_ns.saturating_sub(s.start_ns);
         let switched = count_switches && last_core.is_some();
         match s.state {
             SliceState::Running => {
                 t.running_ns += len;
-                if last_core.is_some_and(|core| core != s.core) {
+                if last_core.is_some_and(|core| core != s.core()) {
                     t.migrations += 1;
                 }
-                *last_core = Some(s.core);
+                *last_core = Some(s.core());
             }
             SliceState::Runnable => {
                 t.runnable_ns += len;
@@ -540,14 +541,15 @@ mod tests {
     const PRE: SwitchKind = SwitchKind::Out { preempted: true };
     const BLK: SwitchKind = SwitchKind::Out { preempted: false };
 
+    #[test]
+    fn a_slice_takes_24_bytes_and_gives_back_its_thread_and_core() {
+        assert_eq!(std::mem::size_of::<SchedSlice>(), 24);
+        let s = SchedSlice::new(70_000, 8_191, SliceState::Blocked, 5, 9);
+        assert_eq!((s.thread(), s.core()), (70_000, 8_191));
+    }
+
     fn slice(state: SliceState, core: usize, start_ns: u64, end_ns: u64) -> SchedSlice {
-        SchedSlice {
-            thread: 3,
-            core,
-            state,
-            start_ns,
-            end_ns,
-        }
+        SchedSlice::new(3, core, state, start_ns, end_ns)
     }
 
     fn build(track: &ThreadTrack, origin: u64) -> (Vec<SchedSlice>, (u64, u64)) {
