@@ -12,7 +12,7 @@
 
 use std::collections::HashMap;
 
-use super::perf::{PerfRecord, RecordKind};
+use super::perf::{Kept, RecordKind};
 use super::slices::{SliceBuilder, SwitchEvent, Totals};
 use super::{Registry, SchedSlice, ThreadSched, TidMap};
 
@@ -28,8 +28,9 @@ const UNCLAIMED_NS: u64 = 1_000_000_000;
 pub struct LiveSlices {
     sink: Sink,
     origin_ns: u64,
-    /// Records not yet taken: too recent, or of a thread not yet registered.
-    pending: Vec<PerfRecord>,
+    /// Records not yet taken: too recent, or of a thread not yet registered
+    /// (16 bytes each: sorting and keeping them moves less than full records).
+    pending: Vec<Kept>,
     /// One builder per registered worker, by thread id.
     builders: TidMap<SliceBuilder>,
     /// Registrations already seen.
@@ -67,7 +68,7 @@ impl LiveSlices {
     /// that the slices sent may be wrong.
     pub fn finish(
         mut self,
-        records: &[PerfRecord],
+        records: &[Kept],
         registry: &Registry,
         end_ns: u64,
         alive: impl Fn(i32) -> bool,
@@ -110,7 +111,7 @@ impl LiveSlices {
 
     /// Takes newly read records; sends the slices they close, up to
     /// `read_ns − LAG_NS`, where `read_ns` is when the read of the rings began.
-    pub fn feed(&mut self, records: &[PerfRecord], registry: &Registry, read_ns: u64) {
+    pub fn feed(&mut self, records: &[Kept], registry: &Registry, read_ns: u64) {
         for r in registry.since(&mut self.seen) {
             let builder = SliceBuilder::new(r.index, self.origin_ns, Some(r.registered_ns));
             self.builders.insert(r.tid, builder);
@@ -127,14 +128,15 @@ impl LiveSlices {
         let old_enough = self.pending.partition_point(|r| r.time_ns <= watermark);
         let mut out = Vec::with_capacity(old_enough);
         let mut unclaimed = Vec::new();
-        for r in &self.pending[..old_enough] {
-            let Some(builder) = self.builders.get_mut(&r.tid) else {
-                if r.time_ns + UNCLAIMED_NS > watermark {
-                    unclaimed.push(*r); // its thread may register yet
+        for kept in &self.pending[..old_enough] {
+            let Some(builder) = self.builders.get_mut(&kept.tid) else {
+                if kept.time_ns + UNCLAIMED_NS > watermark {
+                    unclaimed.push(*kept); // its thread may register yet
                 }
                 continue;
             };
-            if let Some(switch) = SwitchEvent::of(r) {
+            let r = kept.record();
+            if let Some(switch) = SwitchEvent::of(&r) {
                 builder.event(&switch, &mut out);
                 continue;
             }
@@ -161,9 +163,15 @@ impl LiveSlices {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::telemetry::sched::perf::PerfRecord;
     use crate::telemetry::sched::slices::{self, ThreadTrack};
     use crate::telemetry::sched::{Registered, SliceState};
     use std::sync::{Arc, Mutex};
+
+    /// What the drain thread hands the builder: the records less their names.
+    fn kept(records: &[PerfRecord]) -> Vec<Kept> {
+        records.iter().filter_map(Kept::of).collect()
+    }
 
     fn rec(tid: i32, cpu: u32, time_ns: u64, kind: RecordKind) -> PerfRecord {
         PerfRecord {
@@ -186,12 +194,12 @@ mod tests {
         let out = RecordKind::SwitchOut { preempted: true };
         // Read from two rings out of order; tid 9 never registers.
         live.feed(
-            &[
+            &kept(&[
                 rec(7, 1, 3_000_000, RecordKind::SwitchIn),
                 rec(7, 0, 1_000_000, RecordKind::SwitchIn),
                 rec(7, 0, 2_000_000, out),
                 rec(9, 0, 1_500_000, RecordKind::SwitchIn),
-            ],
+            ]),
             &registry,
             5_500_000,
         );
@@ -210,7 +218,7 @@ mod tests {
         );
         // The exit closes it.
         live.feed(
-            &[rec(7, 1, 3_500_000, RecordKind::Exit)],
+            &kept(&[rec(7, 1, 3_500_000, RecordKind::Exit)]),
             &registry,
             9_000_000,
         );
@@ -288,7 +296,7 @@ mod tests {
                         .copied()
                 })
                 .collect();
-            live.feed(&batch, &registry, until);
+            live.feed(&kept(&batch), &registry, until);
             read = until;
         }
         let (_, late) = live.finish(&[], &registry, 70_000_000, |_| false);
@@ -323,18 +331,18 @@ mod tests {
             worker(&registry, 0, 7, 1_000);
             let mut live = LiveSlices::new(0, Box::new(drop));
             live.feed(
-                &[rec(7, 0, 2_000_000, RecordKind::SwitchIn)],
+                &kept(&[rec(7, 0, 2_000_000, RecordKind::SwitchIn)]),
                 &registry,
                 10_000_000,
             );
             // Taken up to 8 ms: a record at 9 ms is in time, another thread's at 3 ms harmless.
             let out = RecordKind::SwitchOut { preempted: true };
             live.feed(
-                &[rec(7, 0, 9_000_000, out), rec(9, 1, 3_000_000, out)],
+                &kept(&[rec(7, 0, 9_000_000, out), rec(9, 1, 3_000_000, out)]),
                 &registry,
                 20_000_000,
             );
-            live.feed(last, &registry, 30_000_000);
+            live.feed(&kept(last), &registry, 30_000_000);
             live.finish(&[], &registry, 40_000_000, |_| false).1
         };
         assert!(!late_after(&[]));

@@ -623,7 +623,8 @@ struct Drainer<'a> {
     rings: Vec<PerfSwitchRing>,
     wide: Vec<PerfSwitchRing>,
     bytes: Vec<u8>,
-    /// The target's records read since the live builder last took them.
+    /// The target's records of the latest read, names included (a buffer
+    /// kept between reads); the live builder takes their [`Kept`] part.
     fresh: Vec<PerfRecord>,
     /// The CPU-wide records of one read.
     wide_records: Vec<PerfRecord>,
@@ -638,20 +639,19 @@ struct Drainer<'a> {
 
 impl Drainer<'_> {
     fn drain(&mut self) {
-        let from = self.fresh.len();
+        self.fresh.clear();
         self.read_ns = crate::sys::monotonic_ns();
         self.drain_rings();
         if let Some(registry) = self.discover {
-            for r in &self.fresh[from..] {
+            for r in &self.fresh {
                 registry.discovered(r.tid, r.time_ns, r.kind.comm(), false);
             }
         }
     }
 
     fn drain_rings(&mut self) {
-        let from = self.fresh.len();
         self.out.lost += read_rings(&mut self.rings, &mut self.bytes, &mut self.fresh);
-        let read = &self.fresh[from..];
+        let read = &self.fresh;
         self.out.records.extend(read.iter().filter_map(Kept::of));
         self.exited.extend(
             read.iter()
@@ -722,6 +722,8 @@ fn drain_loop(
     let mut live: Option<(u64, LiveSlices)> = None;
     let mut streaming = false;
     loop {
+        // The records this drain adds are those the live builder takes.
+        let fed = d.out.records.len();
         d.drain();
         registry.drained();
         if let Ok((origin_ns, sink)) = live_rx.try_recv() {
@@ -729,7 +731,7 @@ fn drain_loop(
         }
         if let Some((origin_ns, live)) = &mut live {
             let now = crate::sys::monotonic_ns();
-            live.feed(&d.fresh, registry, d.read_ns);
+            live.feed(&d.out.records[fed..], registry, d.read_ns);
             if streaming || past_budget(&d.out.records, now, limits) {
                 streaming = true;
                 d.out.records.clear();
@@ -739,9 +741,6 @@ fn drain_loop(
                 .others
                 .forget(now, limits, *origin_ns, &d.out.names, &own);
         }
-        // Taken by the live builder, or by nobody (the complete report
-        // is built from `records`).
-        d.fresh.clear();
         let held = std::mem::size_of_val(d.out.records.as_slice()) + d.out.others.bytes();
         d.out.peak_bytes = d.out.peak_bytes.max(held);
         // Woken early by `stop` (or spuriously: one more drain, no harm).
@@ -753,6 +752,7 @@ fn drain_loop(
     // Workers have been joined, but the kernel writes a thread's exit record
     // a little after `join` returns: wait for them so every final slice ends
     // at the thread's real exit.
+    let fed = d.out.records.len();
     let deadline = Instant::now() + EXIT_GRACE;
     loop {
         d.drain();
@@ -776,7 +776,7 @@ fn drain_loop(
         let alive = |tid: i32| {
             !exited.contains(&tid) && std::fs::exists(format!("/proc/{tid}")).unwrap_or(false)
         };
-        let (per_thread, late) = live.finish(&d.fresh, registry, end_ns, alive);
+        let (per_thread, late) = live.finish(&d.out.records[fed..], registry, end_ns, alive);
         // The streamed slices are the report's, built once, unless a record
         // came late while the records are still at hand: then the complete
         // report built from them replaces the streamed slices.
