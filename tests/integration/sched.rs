@@ -380,22 +380,20 @@ fn task_cpu_from_kernel_slices_adds_up_to_each_threads_cpu_clock() {
     );
 }
 
-/// A long run's capture, reached in a short one by lowering its limits:
-/// past its share of memory it keeps no perf records and streams its
-/// slices. They still arrive after the switch (each task's CPU time, taken
-/// from them, adds up to its thread's CPU clock), the report's totals are
-/// exactly those of the slices the recording holds, and the records it held
-/// between reads of its rings never passed the limit.
+/// A run's capture streams its slices and keeps no perf records of its
+/// own, even well within its memory share: the slices arrive after the
+/// switch (each task's CPU time, taken from them, adds up to its thread's
+/// CPU clock), the report's totals are exactly those of the slices the
+/// recording holds, and the records held between reads of the rings stay
+/// below a few drains' worth (those read before the live view began).
 #[test]
-fn past_its_memory_share_the_capture_streams_and_its_figures_stay_exact() {
+fn the_capture_streams_keeps_no_records_and_its_figures_stay_exact() {
     let _machine = exclusive();
     let (core, _) = cores();
-    // 32 records: two threads taking turns on one core for 480 ms switch
-    // hundreds of times.
-    let limits = Limits {
-        bytes: 32 * std::mem::size_of::<corelanes::telemetry::sched::perf::PerfRecord>(),
-        ..Limits::default()
-    };
+    // Two threads taking turns on one core for 480 ms switch hundreds of
+    // times: keeping their records would pass 32 of them.
+    let limits = Limits::default();
+    let held_at_most = 32 * std::mem::size_of::<corelanes::telemetry::sched::perf::PerfRecord>();
     let mut cfg = config(Cpu, 2, 8, 60.0, Placement::OneCore(core));
     cfg.sched = SchedMode::Auto;
     let steal = Steal::on(core);
@@ -410,15 +408,14 @@ fn past_its_memory_share_the_capture_streams_and_its_figures_stay_exact() {
     }
     let report = rec.sched.as_ref().unwrap();
     eprintln!(
-        "streamed {}, {} slices, raw records held at most {} bytes (limit {}), lost {}",
+        "streamed {}, {} slices, raw records held at most {} bytes, lost {}",
         report.streamed,
         report.slices.len(),
         report.raw_peak_bytes,
-        limits.bytes,
         report.lost_records
     );
-    assert!(report.streamed, "the capture never went past its limit");
-    assert!(report.raw_peak_bytes <= limits.bytes);
+    assert!(report.streamed, "the capture did not stream");
+    assert!(report.raw_peak_bytes <= held_at_most);
     assert_eq!(report.lost_records, 0);
     assert!(
         rec.summarised_before_ns().is_none(),

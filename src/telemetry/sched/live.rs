@@ -1,14 +1,13 @@
 //! Slices built while the run goes on, from the perf records as the drain
 //! thread reads them, so the app shows the kernel's scheduling live. They
-//! are also the report's, so that nothing is built twice, unless a record
-//! came late (see below): then the complete report built from the records
-//! replaces them.
+//! are also the report's, so that nothing is built twice.
 //!
 //! Records of different CPUs come from different rings, so a record stamped
 //! just before a ring was read may land just after: the builder stays
 //! [`LAG_NS`] behind the moment the rings' read began and takes records in
 //! time order. A record older than what the builder already passed is
-//! noted as late.
+//! noted as late (the report then says so); it takes effect where its
+//! thread's open slice began, so no slice overlaps those already sent.
 
 use std::collections::HashMap;
 
@@ -350,5 +349,51 @@ mod tests {
             late_after(&[rec(7, 1, 17_000_000, RecordKind::SwitchIn)]),
             "17 ms came after 18 ms was passed"
         );
+    }
+
+    /// A late switch takes effect where the open slice began: the slices
+    /// already sent are not overlapped by one reaching back before them.
+    #[test]
+    fn a_late_record_never_makes_slices_overlap() {
+        let got = Arc::new(Mutex::new(Vec::new()));
+        let sink_got = got.clone();
+        let registry = Registry::default();
+        worker(&registry, 0, 7, 1_000);
+        let mut live = LiveSlices::new(0, Box::new(move |s| sink_got.lock().unwrap().extend(s)));
+        let out = RecordKind::SwitchOut { preempted: true };
+        let feeds = [
+            (
+                vec![
+                    rec(7, 0, 2_000_000, RecordKind::SwitchIn),
+                    rec(7, 0, 9_000_000, out),
+                ],
+                12_000_000,
+            ),
+            (
+                vec![rec(7, 0, 15_000_000, RecordKind::SwitchIn)],
+                20_000_000,
+            ),
+            // Switched out at 12 ms, read after 18 ms was passed.
+            (vec![rec(7, 0, 12_000_000, out)], 30_000_000),
+            (
+                vec![rec(7, 0, 25_000_000, RecordKind::SwitchIn)],
+                40_000_000,
+            ),
+        ];
+        for (records, read_ns) in feeds {
+            live.feed(&kept(&records), &registry, read_ns);
+        }
+        let (_, late) = live.finish(&[], &registry, 50_000_000, |_| true);
+        assert!(late);
+        let slices = got.lock().unwrap().clone();
+        let spans: Vec<_> = slices
+            .iter()
+            .map(|s| (s.state, s.start_ns, s.end_ns))
+            .collect();
+        assert!(
+            spans.windows(2).all(|w| w[0].2 <= w[1].1),
+            "overlapping slices: {spans:?}"
+        );
+        assert_eq!(spans.last().map(|s| s.2), Some(50_000_000), "{spans:?}");
     }
 }

@@ -218,6 +218,14 @@ impl Default for Limits {
     }
 }
 
+/// Adds a sentence to a report's note.
+fn add_note(note: &mut Option<String>, sentence: &str) {
+    *note = Some(match note.take() {
+        Some(n) => format!("{n} {sentence}"),
+        None => sentence.to_owned(),
+    });
+}
+
 /// With `system_wide`: the time another program took on one core in the
 /// stretches a long capture no longer keeps in [`SchedReport::others`].
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -248,8 +256,7 @@ pub struct SchedReport {
     /// `slices` are those the capture streamed while the run went (the
     /// recording holds them, a long run's oldest dropped), while
     /// `per_thread` still totals every one. False where they were built
-    /// from the records at the end: no live view was asked for, or a
-    /// record came too late for the streamed ones to be trusted.
+    /// from the records at the end: no live view was asked for.
     #[serde(default)]
     pub streamed: bool,
     /// The other programs' stretches dropped from the front of `others`
@@ -997,6 +1004,7 @@ impl SchedCapture {
                 let mut drained = capture.stop();
                 let end_ns = sys::monotonic_ns();
                 report.lost_records = drained.lost;
+                let late = drained.late;
                 if let Some(mut per_thread) = drained.streamed.take() {
                     // Its slices were streamed, the last ones just now: the
                     // recording holds them. Only their totals come here.
@@ -1013,15 +1021,18 @@ impl SchedCapture {
                     // Counted again: threads found later may have joined them.
                     report.note = Some(shortfall_note(short, sampled, workers.len(), self.cpus));
                 }
+                if late {
+                    add_note(
+                        &mut report.note,
+                        "Some of the kernel's switch records reached the capture more than 2 ms late (the machine stalled it): a few slices near them may be off by that much.",
+                    );
+                }
                 if report.lost_records > 0 {
                     let lost = format!(
                         "The kernel dropped {} scheduler records (ring buffer full): some slices are missing.",
                         report.lost_records
                     );
-                    report.note = Some(match report.note.take() {
-                        Some(n) => format!("{n} {lost}"),
-                        None => lost,
-                    });
+                    add_note(&mut report.note, &lost);
                 }
             }
             Backend::Procfs(capture) => add_sampled(capture.stop(), origin_ns, &mut report),

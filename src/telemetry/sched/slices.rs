@@ -164,18 +164,24 @@ impl SliceBuilder {
                 }
             }
         }
+        // A record that came late to a live capture may be older than the
+        // open slice: it takes effect where that slice began, so that no
+        // slice overlaps those already sent.
+        let at = self
+            .open
+            .map_or(ev.time_ns, |(_, _, since)| ev.time_ns.max(since));
         if let Some((state, core, since)) = self.open.take() {
-            self.emit(state, core, since, ev.time_ns, out);
+            self.emit(state, core, since, at, out);
         }
         self.open = Some(match ev.kind {
-            SwitchKind::In => (SliceState::Running, ev.cpu, ev.time_ns),
+            SwitchKind::In => (SliceState::Running, ev.cpu, at),
             SwitchKind::Out { preempted: true } => {
                 self.preempted += 1;
-                (SliceState::Runnable, ev.cpu, ev.time_ns)
+                (SliceState::Runnable, ev.cpu, at)
             }
             SwitchKind::Out { preempted: false } => {
                 self.blocked += 1;
-                (SliceState::Blocked, ev.cpu, ev.time_ns)
+                (SliceState::Blocked, ev.cpu, at)
             }
         });
     }
