@@ -14,7 +14,10 @@ use crate::telemetry::events::InFlight;
 /// No task: the id word's value.
 const NONE: u64 = u64::MAX;
 
+/// One cache line each: workers on different cores publish at every task,
+/// and slots sharing a line would bounce it between their cores.
 #[derive(Debug)]
+#[repr(align(64))]
 pub struct Slot {
     seq: AtomicU64,
     id: AtomicU64,
