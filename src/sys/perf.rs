@@ -246,34 +246,34 @@ impl PerfSwitchRing {
         }
     }
 
-    /// Appends every record written since the last call to `buf` (as raw
-    /// bytes, in order, wrap-around undone) and frees that space for the
-    /// kernel. Returns the number of bytes appended.
-    pub fn read_into(&mut self, buf: &mut Vec<u8>) -> usize {
+    /// Hands every byte written since the last call to `f` where it lies in
+    /// the ring, without copying: in order, as two slices (the second is
+    /// empty unless the data wraps around the ring's end, where one record
+    /// may straddle the two). Then frees that space for the kernel, and
+    /// returns what `f` returned.
+    pub fn read_with<R>(&mut self, f: impl FnOnce(&[u8], &[u8]) -> R) -> R {
         let (head_atomic, tail_atomic) = self.head_tail();
         // Acquire pairs with the kernel's barrier before it publishes data_head:
         // every record below `head` is completely written.
         let head = head_atomic.load(Ordering::Acquire);
         let tail = tail_atomic.load(Ordering::Relaxed); // only we write it
         let avail = (head.wrapping_sub(tail) as usize).min(self.data_size);
-        if avail == 0 {
-            return 0;
-        }
         let start = (tail % self.data_size as u64) as usize;
         let first = avail.min(self.data_size - start);
         // SAFETY: [data_offset, data_offset + data_size) is the ring inside the
         // mapping; the bytes between tail and head are complete records the
-        // kernel will not touch until we advance data_tail below.
-        unsafe {
+        // kernel will not touch until we advance data_tail below, after `f`
+        // has returned (the slices cannot outlive this call).
+        let result = unsafe {
             let data = self.base.as_ptr().add(self.data_offset);
-            buf.extend_from_slice(std::slice::from_raw_parts(data.add(start), first));
-            if avail > first {
-                buf.extend_from_slice(std::slice::from_raw_parts(data, avail - first));
-            }
-        }
+            f(
+                std::slice::from_raw_parts(data.add(start), first),
+                std::slice::from_raw_parts(data, avail - first),
+            )
+        };
         // Release: our reads of the records happen before the kernel may reuse the space.
         tail_atomic.store(tail.wrapping_add(avail as u64), Ordering::Release);
-        avail
+        result
     }
 
     /// Stops recording (for these events and all their inherited children).

@@ -108,6 +108,51 @@ fn u64_at(b: &[u8], at: usize) -> u64 {
 /// records the kernel reported lost. Unknown record types are skipped; a
 /// malformed header ends parsing.
 pub fn parse_records(bytes: &[u8], out: &mut Vec<PerfRecord>) -> u64 {
+    parse_prefix(bytes, out).0
+}
+
+/// Parses a ring's bytes where they lie, `first` then `second` (past the
+/// ring's end), as [`parse_records`] parses them joined: only a record
+/// that straddles the two is copied, into `scratch`.
+pub fn parse_wrapped(
+    first: &[u8],
+    second: &[u8],
+    scratch: &mut Vec<u8>,
+    out: &mut Vec<PerfRecord>,
+) -> u64 {
+    let (mut lost, used) = parse_prefix(first, out);
+    let rest = &first[used..];
+    if rest.is_empty() {
+        return lost + parse_prefix(second, out).0;
+    }
+    // The size is in the header's last two bytes, which may lie past the end too.
+    let header = |at: usize| {
+        rest.get(at)
+            .or_else(|| second.get(at - rest.len()))
+            .copied()
+    };
+    let size = match (header(6), header(7)) {
+        (Some(lo), Some(hi)) => usize::from(u16::from_ne_bytes([lo, hi])),
+        _ => return lost,
+    };
+    if size <= rest.len() {
+        return lost; // a malformed header, not a straddling record: parsing ends
+    }
+    let more = (size - rest.len()).min(second.len());
+    scratch.clear();
+    scratch.extend_from_slice(rest);
+    scratch.extend_from_slice(&second[..more]);
+    let (straddling, whole) = parse_prefix(scratch, out);
+    lost += straddling;
+    if whole == scratch.len() {
+        lost += parse_prefix(&second[more..], out).0;
+    }
+    lost
+}
+
+/// [`parse_records`], also returning how many bytes of whole, well-formed
+/// records it parsed (where it stopped).
+fn parse_prefix(bytes: &[u8], out: &mut Vec<PerfRecord>) -> (u64, usize) {
     let mut lost = 0;
     let mut at = 0;
     while at + 8 <= bytes.len() {
@@ -181,7 +226,7 @@ pub fn parse_records(bytes: &[u8], out: &mut Vec<PerfRecord>) -> u64 {
             _ => {}
         }
     }
-    lost
+    (lost, at)
 }
 
 /// A record as the capture keeps it for the complete report, in 16 bytes
@@ -616,7 +661,8 @@ type Rings = (Vec<PerfSwitchRing>, Vec<PerfSwitchRing>);
 struct Drainer<'a> {
     rings: Vec<PerfSwitchRing>,
     wide: Vec<PerfSwitchRing>,
-    bytes: Vec<u8>,
+    /// A record that straddles a ring's end, copied whole.
+    straddling: Vec<u8>,
     /// The target's records of the latest read, names included (a buffer
     /// kept between reads); the live builder takes their [`Kept`] part.
     fresh: Vec<PerfRecord>,
@@ -644,7 +690,7 @@ impl Drainer<'_> {
     }
 
     fn drain_rings(&mut self) {
-        self.out.lost += read_rings(&mut self.rings, &mut self.bytes, &mut self.fresh);
+        self.out.lost += read_rings(&mut self.rings, &mut self.straddling, &mut self.fresh);
         let read = &self.fresh;
         self.out.records.extend(read.iter().filter_map(Kept::of));
         self.exited.extend(
@@ -653,7 +699,7 @@ impl Drainer<'_> {
                 .map(|r| r.tid),
         );
         self.wide_records.clear();
-        self.out.lost += read_rings(&mut self.wide, &mut self.bytes, &mut self.wide_records);
+        self.out.lost += read_rings(&mut self.wide, &mut self.straddling, &mut self.wide_records);
         for r in &self.wide_records {
             if let Some(name) = r.kind.comm() {
                 self.out.names.insert(r.tid, name);
@@ -669,16 +715,18 @@ impl Drainer<'_> {
     }
 }
 
-/// Appends the records of every ring to `out`; returns the records lost.
-fn read_rings(rings: &mut [PerfSwitchRing], bytes: &mut Vec<u8>, out: &mut Vec<PerfRecord>) -> u64 {
-    let mut lost = 0;
-    for ring in rings {
-        bytes.clear();
-        if ring.read_into(bytes) > 0 {
-            lost += parse_records(bytes, out);
-        }
-    }
-    lost
+/// Appends the records of every ring to `out`, parsed where they lie
+/// (`scratch` holds a record that straddles a ring's end); returns the
+/// records lost.
+fn read_rings(
+    rings: &mut [PerfSwitchRing],
+    scratch: &mut Vec<u8>,
+    out: &mut Vec<PerfRecord>,
+) -> u64 {
+    rings
+        .iter_mut()
+        .map(|ring| ring.read_with(|first, second| parse_wrapped(first, second, scratch, out)))
+        .sum()
 }
 
 fn drain_loop(
@@ -689,12 +737,6 @@ fn drain_loop(
     registry: &Registry,
     limits: Limits,
 ) -> Drained {
-    let capacity = rings
-        .iter()
-        .chain(&wide)
-        .map(crate::sys::perf::PerfSwitchRing::capacity)
-        .max()
-        .unwrap_or(0);
     let smallest = rings
         .iter()
         .chain(&wide)
@@ -705,7 +747,7 @@ fn drain_loop(
     let mut d = Drainer {
         rings,
         wide,
-        bytes: Vec::with_capacity(capacity),
+        straddling: Vec::new(),
         fresh: Vec::new(),
         wide_records: Vec::new(),
         out: Drained::default(),
@@ -873,8 +915,8 @@ mod tests {
         );
     }
 
-    #[test]
-    fn parses_cpu_wide_fork_exit_and_lost() {
+    /// A CPU-wide switch, a fork, a lost count, an unknown record and an exit.
+    fn mixed_records() -> Vec<u8> {
         // SWITCH_CPU_WIDE: next_prev_pid, next_prev_tid before the trailer.
         let mut bytes = header(PERF_RECORD_SWITCH_CPU_WIDE, PERF_RECORD_MISC_SWITCH_OUT, 40);
         bytes.extend(7u32.to_ne_bytes());
@@ -902,7 +944,12 @@ mod tests {
         }
         bytes.extend(9_000u64.to_ne_bytes());
         bytes.extend(sample_id(100, 104, 9_000, 1));
+        bytes
+    }
 
+    #[test]
+    fn parses_cpu_wide_fork_exit_and_lost() {
+        let bytes = mixed_records();
         let mut out = Vec::new();
         assert_eq!(parse_records(&bytes, &mut out), 17);
         assert_eq!(
@@ -955,6 +1002,32 @@ mod tests {
         assert_eq!(drain_interval(16 * 4096), Duration::from_micros(5_120));
         assert_eq!(drain_interval(4 * 4096), Duration::from_micros(1_280));
         assert_eq!(drain_interval(0), Duration::from_millis(1));
+    }
+
+    /// Read where they lie, a ring's bytes split anywhere by its end parse
+    /// as the same bytes joined: the record astride the end is copied whole.
+    #[test]
+    fn records_split_at_the_rings_end_parse_as_if_joined() {
+        let mut bytes = mixed_records();
+        bytes.extend(switch(0, 101, 10_000, 1));
+        let mut joined = Vec::new();
+        let joined_lost = parse_records(&bytes, &mut joined);
+        assert_eq!(joined.len(), 4);
+        let mut scratch = Vec::new();
+        for at in 0..=bytes.len() {
+            let mut out = Vec::new();
+            let lost = parse_wrapped(&bytes[..at], &bytes[at..], &mut scratch, &mut out);
+            assert_eq!((lost, &out), (joined_lost, &joined), "split at byte {at}");
+        }
+        // A malformed header (size 4) ends parsing, wherever the end falls.
+        let mut bad = switch(0, 101, 1_000, 1);
+        bad.extend(header(PERF_RECORD_SWITCH, 0, 4));
+        bad.extend(switch(0, 101, 2_000, 1));
+        for at in 0..=bad.len() {
+            let mut out = Vec::new();
+            parse_wrapped(&bad[..at], &bad[at..], &mut scratch, &mut out);
+            assert_eq!(out.len(), 1, "split at byte {at}");
+        }
     }
 
     #[test]
