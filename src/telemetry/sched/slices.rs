@@ -102,6 +102,8 @@ pub struct SliceBuilder {
     registered_ns: Option<u64>,
     /// The open slice: (state, core, since).
     open: Option<(SliceState, usize, u64)>,
+    /// When the latest switch took effect.
+    last_ns: u64,
     first: bool,
     preempted: u64,
     blocked: u64,
@@ -115,6 +117,7 @@ impl SliceBuilder {
             fork_ns: None,
             registered_ns,
             open: None,
+            last_ns: 0,
             first: true,
             preempted: 0,
             blocked: 0,
@@ -165,11 +168,10 @@ impl SliceBuilder {
             }
         }
         // A record that came late to a live capture may be older than the
-        // open slice: it takes effect where that slice began, so that no
-        // slice overlaps those already sent.
-        let at = self
-            .open
-            .map_or(ev.time_ns, |(_, _, since)| ev.time_ns.max(since));
+        // switch before it: it takes effect at that switch, so that no slice
+        // overlaps those already sent (in time order, nothing changes).
+        let at = ev.time_ns.max(self.last_ns);
+        self.last_ns = at;
         if let Some((state, core, since)) = self.open.take() {
             self.emit(state, core, since, at, out);
         }
