@@ -6,8 +6,8 @@
 //! just before a ring was read may land just after: the builder stays
 //! [`LAG_NS`] behind the moment the rings' read began and takes records in
 //! time order. A record older than what the builder already passed is
-//! noted as late (the report then says so); it takes effect where its
-//! thread's open slice began, so no slice overlaps those already sent.
+//! noted as late (the report then says so); it takes effect at its
+//! thread's previous switch, so no slice overlaps those already sent.
 
 use std::collections::HashMap;
 
@@ -351,7 +351,7 @@ mod tests {
         );
     }
 
-    /// A late switch takes effect where the open slice began: the slices
+    /// A late switch takes effect at the thread's previous switch: the slices
     /// already sent are not overlapped by one reaching back before them.
     #[test]
     fn a_late_record_never_makes_slices_overlap() {
