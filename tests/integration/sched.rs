@@ -872,4 +872,15 @@ fn the_capture_says_what_its_own_thread_cost() {
         own > 0 && workers + own <= run_cpu,
         "drain thread {own} ns, workers {workers} ns, the run's process {run_cpu} ns"
     );
+    // It is the drain thread's own, not a busier thread's: two threads each
+    // spinning 2 × 60 ms switch a few hundred times, which the drain thread
+    // reads in about a millisecond, a tenth of either worker's at most.
+    let spin = run_with(config(Cpu, 2, 4, 60.0, Placement::Spread), SchedMode::Auto);
+    let own = spin.sched.as_ref().and_then(|s| s.capture_cpu_ns);
+    let own = own.expect("perf's drain thread tells its CPU time");
+    let least = spin.threads.iter().map(|t| t.cpu_ns).min().unwrap_or(0);
+    assert!(
+        own * 10 < least,
+        "drain thread {own} ns, the least busy worker {least} ns"
+    );
 }
