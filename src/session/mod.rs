@@ -23,6 +23,7 @@
 //! [`Recording`], so a reopened run is built by the same code as a live one.
 
 mod counters;
+mod in_order;
 mod meta;
 pub mod proto;
 mod read;

@@ -11,6 +11,7 @@ use crate::run::{Recording, RunStatus};
 use crate::telemetry::events::{RunEvent, TaskRecord};
 use crate::telemetry::sched::{SchedReport, SchedSlice, SliceState};
 
+use super::in_order::in_order;
 use super::meta::{RunMeta, Version};
 use super::proto::{TRACE_PACKET_FIELD, TracePacket, TrackEvent, TrackEventType};
 use super::{FORMAT_VERSION, META_NAME, SavedRun, SessionError, slices};
@@ -55,25 +56,41 @@ pub fn open_with_limit(path: &Path, limit: u64) -> Result<Vec<SavedRun>, Session
         input: BufReader::with_capacity(1 << 20, file),
         left: size,
         packets: 0,
+        failed: None,
     };
     reader.refuse_json()?;
     let mut runs: Vec<RunBuilder> = Vec::new();
     let mut by_seq: HashMap<u32, usize> = HashMap::new();
-    let mut buf = Vec::new();
-    while let Some(packet) = reader.next_packet(&mut buf)? {
-        let Some(seq) = packet.trusted_packet_sequence_id else {
-            continue;
-        };
-        match by_seq.get(&seq) {
-            Some(&run) => runs[run].take(packet, &reader.path)?,
-            None => {
-                if let Some(meta) = metadata(&packet, &reader.path)? {
-                    by_seq.insert(seq, runs.len());
-                    runs.push(RunBuilder::new(seq, meta));
+    let path = path.to_path_buf();
+    // Packets are decoded on the other cores, a piece at a time, and taken
+    // here in the file's order.
+    in_order(
+        std::iter::from_fn(|| reader.next_piece().transpose()),
+        Piece::decode,
+        |decoded| {
+            for item in decoded.map_err(|(packets, why)| bad_bytes(&path, packets, &why))? {
+                let run = by_seq.get(&item.seq()).map(|&run| &mut runs[run]);
+                match (item, run) {
+                    (Item::Task { ts, event, .. }, Some(run)) => {
+                        run.task_event(ts, event, &path)?;
+                    }
+                    (Item::Switches { cpu, switches, .. }, Some(run)) => {
+                        run.switches(cpu, switches, &path)?;
+                    }
+                    (Item::Whole(packet), Some(run)) => run.take(packet, &path)?,
+                    (Item::Whole(packet), None) => {
+                        if let Some(meta) = metadata(&packet, &path)? {
+                            by_seq.insert(item_seq(&packet), runs.len());
+                            runs.push(RunBuilder::new(item_seq(&packet), meta));
+                        }
+                    }
+                    // Before its run's metadata: no run to add it to.
+                    (Item::Task { .. } | Item::Switches { .. }, None) => {}
                 }
             }
-        }
-    }
+            Ok(())
+        },
+    )?;
     if runs.is_empty() {
         return Err(if reader.packets == 0 {
             reader.not_perfetto("it is empty")
@@ -94,7 +111,10 @@ struct Reader {
     input: BufReader<std::fs::File>,
     /// Bytes not read yet.
     left: u64,
+    /// Packets framed so far.
     packets: usize,
+    /// What went wrong after the packets of the last piece.
+    failed: Option<SessionError>,
 }
 
 impl Reader {
@@ -164,23 +184,36 @@ impl Reader {
         Err(self.damaged_or_foreign(&format!("a {what} is not a valid number")))
     }
 
-    /// Bad bytes in the first packet mean the file never was a trace.
     fn damaged_or_foreign(&self, why: &str) -> SessionError {
-        if self.packets == 0 {
-            self.not_perfetto(&format!("it does not start like a Perfetto trace ({why})"))
-        } else {
-            SessionError::Damaged {
-                path: self.path.clone(),
-                why: format!("after packet {}, {why}", self.packets),
-            }
-        }
+        bad_bytes(&self.path, self.packets, why)
     }
 
-    /// The next `TracePacket`, decoded into `buf`'s bytes; `None` at the end.
-    fn next_packet(&mut self, buf: &mut Vec<u8>) -> Result<Option<TracePacket>, SessionError> {
-        loop {
+    /// The next packets, about [`PIECE_BYTES`] of them or one larger;
+    /// `None` at the end.
+    fn next_piece(&mut self) -> Result<Option<Piece>, SessionError> {
+        if let Some(error) = self.failed.take() {
+            return Err(error);
+        }
+        let mut piece = Piece {
+            first: self.packets,
+            bytes: Vec::new(),
+            ends: Vec::new(),
+        };
+        if let Err(error) = self.fill(&mut piece) {
+            // The packets before the bad bytes are taken first, as they
+            // would be one at a time: a fault in them is the one to report.
+            if piece.ends.is_empty() {
+                return Err(error);
+            }
+            self.failed = Some(error);
+        }
+        Ok((!piece.ends.is_empty()).then_some(piece))
+    }
+
+    fn fill(&mut self, piece: &mut Piece) -> Result<(), SessionError> {
+        while piece.bytes.len() < PIECE_BYTES {
             let Some(key) = self.varint("packet header")? else {
-                return Ok(None);
+                return Ok(());
             };
             let (field, wire) = (key >> 3, key & 7);
             // `Trace` has one field, `repeated TracePacket packet = 1`
@@ -197,18 +230,186 @@ impl Reader {
                     self.left
                 )));
             }
-            buf.resize(len as usize, 0);
-            self.input.read_exact(buf).map_err(|e| self.io(e))?;
+            let start = piece.bytes.len();
+            piece.bytes.resize(start + len as usize, 0);
+            self.input
+                .read_exact(&mut piece.bytes[start..])
+                .map_err(|e| self.io(e))?;
             self.left -= len;
-            if field != u64::from(TRACE_PACKET_FIELD) {
-                continue;
+            if field == u64::from(TRACE_PACKET_FIELD) {
+                piece.ends.push(piece.bytes.len());
+                self.packets += 1;
+            } else {
+                piece.bytes.truncate(start);
             }
-            // Decoded from a shared buffer: byte fields (comms) then slice it
-            // rather than each taking an allocation of its own.
-            let packet = TracePacket::decode(bytes::Bytes::from(std::mem::take(buf)))
-                .map_err(|e| self.damaged_or_foreign(&format!("a packet does not decode: {e}")))?;
-            self.packets += 1;
-            return Ok(Some(packet));
+        }
+        Ok(())
+    }
+}
+
+/// Packet bytes read per piece decoded apart: a few hundred small packets,
+/// or one bundle of switches.
+const PIECE_BYTES: usize = 256 << 10;
+
+/// Consecutive packets of the file, undecoded.
+struct Piece {
+    /// The number of packets before them.
+    first: usize,
+    bytes: Vec<u8>,
+    /// Where each packet ends in `bytes`.
+    ends: Vec<usize>,
+}
+
+impl Piece {
+    /// What the packets hold for a run (those of no sequence are passed
+    /// over), or the number of packets before the first that does not
+    /// decode, and why.
+    fn decode(self) -> Result<Vec<Item>, (usize, String)> {
+        // Decoded from one shared buffer: byte fields (comms) then slice it
+        // rather than each taking an allocation of its own.
+        let bytes = bytes::Bytes::from(self.bytes);
+        let mut start = 0;
+        let mut packets = Vec::with_capacity(self.ends.len());
+        for (k, &end) in self.ends.iter().enumerate() {
+            let packet = TracePacket::decode(bytes.slice(start..end))
+                .map_err(|e| (self.first + k, format!("a packet does not decode: {e}")))?;
+            if packet.trusted_packet_sequence_id.is_some() {
+                packets.push(Item::of(packet));
+            }
+            start = end;
+        }
+        Ok(packets)
+    }
+}
+
+/// What rebuilding a run takes from a packet, taken out where the packet
+/// was decoded (on a helper thread), so that its many small allocations are
+/// freed there and only plain values come back.
+enum Item {
+    /// A task's begin or end.
+    Task { seq: u32, ts: u64, event: TaskEvent },
+    /// A bundle of one CPU's switches.
+    Switches {
+        seq: u32,
+        cpu: u32,
+        switches: Vec<RawSwitch>,
+    },
+    /// Anything else (the metadata, the descriptors): taken as it is.
+    Whole(TracePacket),
+}
+
+impl Item {
+    /// Of a packet on a sequence.
+    fn of(packet: TracePacket) -> Item {
+        let seq = item_seq(&packet);
+        match (&packet.track_event, packet.ftrace_events) {
+            (Some(event), None)
+                if matches!(
+                    event.r#type(),
+                    TrackEventType::SliceBegin | TrackEventType::SliceEnd
+                ) =>
+            {
+                Item::Task {
+                    seq,
+                    ts: packet.timestamp.unwrap_or(0),
+                    event: TaskEvent::of(event),
+                }
+            }
+            (None, Some(bundle)) => Item::Switches {
+                seq,
+                cpu: bundle.cpu.unwrap_or(0),
+                switches: RawSwitch::all(bundle.event),
+            },
+            (_, ftrace_events) => Item::Whole(TracePacket {
+                ftrace_events,
+                ..packet
+            }),
+        }
+    }
+
+    fn seq(&self) -> u32 {
+        match self {
+            Item::Task { seq, .. } | Item::Switches { seq, .. } => *seq,
+            Item::Whole(packet) => item_seq(packet),
+        }
+    }
+}
+
+/// Items are made of packets on a sequence only.
+fn item_seq(packet: &TracePacket) -> u32 {
+    packet.trusted_packet_sequence_id.unwrap_or_default()
+}
+
+/// A track event's part in a task.
+struct TaskEvent {
+    uuid: Option<u64>,
+    kind: TrackEventType,
+    task: Option<u64>,
+    cpu_ns: Option<u64>,
+    core_at_start: Option<u64>,
+    core_at_end: Option<u64>,
+    ok: Option<bool>,
+}
+
+impl TaskEvent {
+    fn of(event: &TrackEvent) -> TaskEvent {
+        let value = |name: &str| {
+            event
+                .debug_annotations
+                .iter()
+                .find(|a| a.name.as_deref() == Some(name))
+        };
+        let uint = |name: &str| value(name).and_then(|a| a.uint_value);
+        TaskEvent {
+            uuid: event.track_uuid,
+            kind: event.r#type(),
+            task: uint("task"),
+            cpu_ns: uint("cpu_ns"),
+            core_at_start: uint("core_at_start"),
+            core_at_end: uint("core_at_end"),
+            ok: value("ok").and_then(|a| a.bool_value),
+        }
+    }
+}
+
+/// A `sched_switch` as the rebuild reads it.
+struct RawSwitch {
+    /// BOOTTIME ns.
+    ts: u64,
+    prev_pid: Option<i32>,
+    prev_state: i64,
+    next_pid: Option<i32>,
+}
+
+impl RawSwitch {
+    /// The switches among a bundle's events.
+    fn all(events: Vec<super::proto::FtraceEvent>) -> Vec<RawSwitch> {
+        events
+            .into_iter()
+            .filter_map(|event| {
+                let switch = event.sched_switch?;
+                Some(RawSwitch {
+                    ts: event.timestamp.unwrap_or(0),
+                    prev_pid: switch.prev_pid,
+                    prev_state: switch.prev_state.unwrap_or(0),
+                    next_pid: switch.next_pid,
+                })
+            })
+            .collect()
+    }
+}
+
+/// Bad bytes in the first packet mean the file never was a trace.
+fn bad_bytes(path: &Path, packets: usize, why: &str) -> SessionError {
+    if packets == 0 {
+        SessionError::NotPerfetto {
+            path: path.to_path_buf(),
+            why: format!("it does not start like a Perfetto trace ({why})"),
+        }
+    } else {
+        SessionError::Damaged {
+            path: path.to_path_buf(),
+            why: format!("after packet {packets}, {why}"),
         }
     }
 }
@@ -286,41 +487,43 @@ impl RunBuilder {
     }
 
     fn take(&mut self, packet: TracePacket, path: &Path) -> Result<(), SessionError> {
-        if let Some(event) = packet.track_event {
-            self.task_event(packet.timestamp.unwrap_or(0), event, path)?;
+        let ts = packet.timestamp.unwrap_or(0);
+        if let Some(event) = &packet.track_event {
+            self.task_event(ts, TaskEvent::of(event), path)?;
         }
         if let Some(bundle) = packet.ftrace_events {
-            let cpu = bundle.cpu.unwrap_or(0);
-            // A slice keeps its core in 16 bits: more than any kernel has.
-            let cpu = u16::try_from(cpu)
-                .map(usize::from)
-                .map_err(|_| SessionError::Damaged {
-                    path: path.to_path_buf(),
-                    why: format!("a switch names CPU {cpu}, more than any machine has"),
-                })?;
-            let base = self.meta.origin_ns + self.meta.boottime_offset_ns;
-            for event in bundle.event {
-                let Some(switch) = event.sched_switch else {
-                    continue;
-                };
-                let time_ns = event.timestamp.unwrap_or(0).saturating_sub(base);
-                let mut add = |pid: Option<i32>, out: Option<SliceState>| {
-                    if let Some(&w) = pid.and_then(|p| self.worker_of.get(&p)) {
-                        self.switches[w].push(Switch { time_ns, cpu, out });
-                    }
-                };
-                add(
-                    switch.prev_pid,
-                    Some(slices::from_prev_state(switch.prev_state.unwrap_or(0))),
-                );
-                add(switch.next_pid, None);
-            }
+            self.switches(bundle.cpu.unwrap_or(0), RawSwitch::all(bundle.event), path)?;
         }
         Ok(())
     }
 
-    fn task_event(&mut self, ts: u64, event: TrackEvent, path: &Path) -> Result<(), SessionError> {
-        let Some(uuid) = event.track_uuid else {
+    fn switches(&mut self, cpu: u32, all: Vec<RawSwitch>, path: &Path) -> Result<(), SessionError> {
+        // A slice keeps its core in 16 bits: more than any kernel has.
+        let cpu = u16::try_from(cpu)
+            .map(usize::from)
+            .map_err(|_| SessionError::Damaged {
+                path: path.to_path_buf(),
+                why: format!("a switch names CPU {cpu}, more than any machine has"),
+            })?;
+        let base = self.meta.origin_ns + self.meta.boottime_offset_ns;
+        for switch in all {
+            let time_ns = switch.ts.saturating_sub(base);
+            let mut add = |pid: Option<i32>, out: Option<SliceState>| {
+                if let Some(&w) = pid.and_then(|p| self.worker_of.get(&p)) {
+                    self.switches[w].push(Switch { time_ns, cpu, out });
+                }
+            };
+            add(
+                switch.prev_pid,
+                Some(slices::from_prev_state(switch.prev_state)),
+            );
+            add(switch.next_pid, None);
+        }
+        Ok(())
+    }
+
+    fn task_event(&mut self, ts: u64, event: TaskEvent, path: &Path) -> Result<(), SessionError> {
+        let Some(uuid) = event.uuid else {
             return Ok(());
         };
         // Counter tracks (derived from the slices) name no worker: passed over.
@@ -333,29 +536,23 @@ impl RunBuilder {
             path: path.to_path_buf(),
             why,
         };
-        match event.r#type() {
+        match event.kind {
             TrackEventType::SliceBegin => {
-                let value = |name: &str| {
-                    event
-                        .debug_annotations
-                        .iter()
-                        .find(|a| a.name.as_deref() == Some(name))
-                };
-                let uint = |name: &str| {
-                    value(name).and_then(|a| a.uint_value).ok_or_else(|| {
+                let uint = |value: Option<u64>, name: &str| {
+                    value.ok_or_else(|| {
                         damaged(format!("a task of worker {worker} lacks its {name}"))
                     })
                 };
                 let start_ns = self.relative(ts);
                 self.open[worker] = Some(TaskRecord {
-                    id: uint("task")? as u32,
+                    id: uint(event.task, "task")? as u32,
                     thread: worker as u32,
                     start_ns,
                     end_ns: start_ns,
-                    core_at_start: uint("core_at_start")? as u32,
-                    core_at_end: uint("core_at_end")? as u32,
-                    cpu_ns: uint("cpu_ns")?,
-                    ok: value("ok").and_then(|a| a.bool_value).unwrap_or(false),
+                    core_at_start: uint(event.core_at_start, "core_at_start")? as u32,
+                    core_at_end: uint(event.core_at_end, "core_at_end")? as u32,
+                    cpu_ns: uint(event.cpu_ns, "cpu_ns")?,
+                    ok: event.ok.unwrap_or(false),
                 });
             }
             TrackEventType::SliceEnd => {
