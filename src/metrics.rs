@@ -115,15 +115,11 @@ pub struct KernelFigures {
     pub profile_ns: Vec<u64>,
 }
 
-/// Calls `each(time_ns, count)` with the number of `slices` in `state` at
-/// each instant that number changes, in time order (slices are half-open,
-/// `[start, end)`, so one ending as another starts changes nothing). The
-/// first call is at time 0, the start of the run.
-pub fn count_changes<E>(
-    slices: &[SchedSlice],
-    state: SliceState,
-    mut each: impl FnMut(u64, i64) -> Result<(), E>,
-) -> Result<(), E> {
+/// The number of `slices` in `state` at each instant that number changes,
+/// as `(time_ns, count)` in time order (slices are half-open, `[start,
+/// end)`, so one ending as another starts changes nothing). The first is at
+/// time 0, the start of the run.
+pub fn count_changes(slices: &[SchedSlice], state: SliceState) -> CountChanges {
     // Two sorted lists of instants and a merge: 16 B a slice in state, where
     // sorting (time, ±1) pairs would take 16 B a boundary.
     let (mut starts, mut ends): (Vec<u64>, Vec<u64>) = slices
@@ -131,29 +127,61 @@ pub fn count_changes<E>(
         .filter(|s| s.state == state)
         .map(|s| (s.start_ns, s.end_ns.max(s.start_ns)))
         .unzip();
-    starts.sort_unstable();
-    ends.sort_unstable();
-    let (mut s, mut e, mut count, mut shown) = (0, 0, 0i64, None);
-    if starts.first().is_none_or(|&t| t > 0) {
-        each(0, 0)?;
-        shown = Some(0);
+    // Slices come by thread, each thread's in start order, so these are a
+    // few sorted runs: a stable sort merges them where an unstable one
+    // would sort from scratch.
+    starts.sort();
+    ends.sort();
+    let zero_first = starts.first().is_none_or(|&t| t > 0);
+    CountChanges {
+        starts,
+        ends,
+        s: 0,
+        e: 0,
+        count: 0,
+        shown: None,
+        zero_first,
     }
-    while e < ends.len() {
-        let now = starts.get(s).map_or(ends[e], |&t| t.min(ends[e]));
-        while starts.get(s) == Some(&now) {
-            count += 1;
-            s += 1;
+}
+
+/// See [`count_changes`].
+pub struct CountChanges {
+    starts: Vec<u64>,
+    ends: Vec<u64>,
+    s: usize,
+    e: usize,
+    count: i64,
+    shown: Option<i64>,
+    /// Whether a 0 at time 0 is still to come first.
+    zero_first: bool,
+}
+
+impl Iterator for CountChanges {
+    type Item = (u64, i64);
+
+    fn next(&mut self) -> Option<(u64, i64)> {
+        if std::mem::take(&mut self.zero_first) {
+            self.shown = Some(0);
+            return Some((0, 0));
         }
-        while ends.get(e) == Some(&now) {
-            count -= 1;
-            e += 1;
+        while self.e < self.ends.len() {
+            let end = self.ends[self.e];
+            let now = self.starts.get(self.s).map_or(end, |&t| t.min(end));
+            while self.starts.get(self.s) == Some(&now) {
+                self.count += 1;
+                self.s += 1;
+            }
+            while self.ends.get(self.e) == Some(&now) {
+                self.count -= 1;
+                self.e += 1;
+            }
+            if self.shown != Some(self.count) {
+                self.shown = Some(self.count);
+                return Some((now, self.count));
+            }
         }
-        if shown != Some(count) {
-            each(now, count)?;
-            shown = Some(count);
-        }
+        None
     }
-    Ok(())
 }
 
 impl KernelFigures {
@@ -170,15 +198,14 @@ impl KernelFigures {
         // Time at each level of the running count, clipped to the wall.
         let mut profile_ns = vec![0u64; 1];
         let (mut level, mut at) = (0usize, 0u64);
-        let _ = count_changes::<()>(slices, SliceState::Running, |t, count| {
+        for (t, count) in count_changes(slices, SliceState::Running) {
             let t = t.min(wall_ns);
             profile_ns[level] += t - at;
             (level, at) = (count as usize, t);
             if profile_ns.len() <= level {
                 profile_ns.resize(level + 1, 0);
             }
-            Ok(())
-        });
+        }
         profile_ns[level] += wall_ns.saturating_sub(at);
         KernelFigures {
             parallelism: ratio(running, wall_ns),

@@ -48,13 +48,7 @@ mod tests {
     }
 
     fn changes(slices: &[SchedSlice], state: SliceState) -> Vec<(u64, i64)> {
-        let mut out = Vec::new();
-        count_changes::<()>(slices, state, |t, n| {
-            out.push((t, n));
-            Ok(())
-        })
-        .unwrap();
-        out
+        count_changes(slices, state).collect()
     }
 
     #[test]

@@ -11,8 +11,10 @@ use prost::encoding::{WireType, encode_key};
 
 use crate::export::{self, ExportError};
 use crate::run::Recording;
+use crate::telemetry::events::TaskRecord;
 use crate::telemetry::sched::{SchedSlice, SliceState};
 
+use super::in_order::in_order;
 use super::meta::{RunMeta, SchedMeta};
 use super::proto::*;
 use super::{FORMAT_VERSION, META_NAME, Machine, counters, slices};
@@ -38,8 +40,7 @@ pub fn save(path: &Path, runs: &[(&Recording, &Machine)]) -> Result<(), ExportEr
         for (i, (rec, machine)) in runs.iter().enumerate() {
             let mut packets = Packets {
                 out: &mut *out,
-                buf: Vec::with_capacity(64 << 10),
-                seq: i as u32 + 1,
+                encoder: Encoder::new(i as u32 + 1),
             };
             write_run(&mut packets, rec, machine, offset)?;
         }
@@ -66,34 +67,88 @@ pub fn counter_uuid(seq: u32, k: usize) -> u64 {
     (u64::from(seq) << 32) | (1 << 31) | k as u64
 }
 
-/// Writes one run's packets on its own sequence.
-struct Packets<'a> {
-    out: &'a mut dyn Write,
-    buf: Vec<u8>,
+/// One run's packets encoded on its own sequence, appended to `buf`.
+struct Encoder {
     seq: u32,
+    buf: Vec<u8>,
 }
 
-impl Packets<'_> {
-    fn put(&mut self, mut packet: TracePacket) -> io::Result<()> {
+impl Encoder {
+    fn new(seq: u32) -> Encoder {
+        Encoder {
+            seq,
+            buf: Vec::with_capacity(64 << 10),
+        }
+    }
+
+    fn put(&mut self, mut packet: TracePacket) {
+        self.put_ref(&mut packet);
+    }
+
+    fn put_ref(&mut self, packet: &mut TracePacket) {
         packet.trusted_packet_sequence_id = Some(self.seq);
-        self.buf.clear();
         encode_key(TRACE_PACKET_FIELD, WireType::LengthDelimited, &mut self.buf);
         packet
             .encode_length_delimited(&mut self.buf)
             .expect("a Vec grows as needed");
-        self.out.write_all(&self.buf)
     }
 
     /// A track event stamped with `CLOCK_MONOTONIC` ns.
-    fn event(&mut self, monotonic_ns: u64, event: TrackEvent) -> io::Result<()> {
+    fn event(&mut self, monotonic_ns: u64, event: TrackEvent) {
         self.put(TracePacket {
             timestamp: Some(monotonic_ns),
             timestamp_clock_id: Some(BUILTIN_CLOCK_MONOTONIC),
             track_event: Some(event),
             ..TracePacket::default()
-        })
+        });
     }
 }
+
+/// Writes one run's packets on its own sequence.
+struct Packets<'a> {
+    out: &'a mut dyn Write,
+    encoder: Encoder,
+}
+
+impl Packets<'_> {
+    fn put(&mut self, packet: TracePacket) -> io::Result<()> {
+        self.write(|e| e.put(packet))
+    }
+
+    fn event(&mut self, monotonic_ns: u64, event: TrackEvent) -> io::Result<()> {
+        self.write(|e| e.event(monotonic_ns, event))
+    }
+
+    fn write(&mut self, encode: impl FnOnce(&mut Encoder)) -> io::Result<()> {
+        self.encoder.buf.clear();
+        encode(&mut self.encoder);
+        self.out.write_all(&self.encoder.buf)
+    }
+
+    /// Encodes `pieces` on the other cores, then writes them in order:
+    /// encoding is most of what saving costs.
+    fn write_pieces<P: Send>(
+        &mut self,
+        pieces: impl Iterator<Item = P>,
+        encode: impl Fn(P, &mut Encoder) + Sync,
+    ) -> io::Result<()> {
+        let seq = self.encoder.seq;
+        in_order(
+            pieces.map(Ok),
+            |piece| {
+                let mut encoder = Encoder::new(seq);
+                encode(piece, &mut encoder);
+                encoder.buf
+            },
+            |bytes| self.out.write_all(&bytes),
+        )
+    }
+}
+
+/// Tasks encoded per piece: about 200 KiB of packets.
+const TASKS_PER_PIECE: usize = 2048;
+/// Counter values encoded per piece: about 200 KiB of packets.
+const CHANGES_PER_PIECE: usize = 8192;
 
 fn write_run(
     packets: &mut Packets,
@@ -101,7 +156,7 @@ fn write_run(
     machine: &Machine,
     offset: u64,
 ) -> io::Result<()> {
-    let seq = packets.seq;
+    let seq = packets.encoder.seq;
     let origin = rec.origin_ns;
     // Streamed or not, a report's slices are in its order, by thread then
     // start (the recording groups streamed ones), as the file holds them.
@@ -246,38 +301,24 @@ fn write_run(
             counter_value: None,
         },
     )?;
-    for task in &rec.tasks {
-        let track = Some(track_uuid(seq, Some(task.thread as usize)));
-        packets.event(
-            origin + task.start_ns,
-            TrackEvent {
-                r#type: Some(TrackEventType::SliceBegin as i32),
-                track_uuid: track,
-                name: Some(format!("task {}", task.id)),
-                debug_annotations: vec![
-                    DebugAnnotation::uint("task", task.id.into()),
-                    DebugAnnotation::uint("cpu_ns", task.cpu_ns),
-                    DebugAnnotation::bool("ok", task.ok),
-                    DebugAnnotation::uint("core_at_start", task.core_at_start.into()),
-                    DebugAnnotation::uint("core_at_end", task.core_at_end.into()),
-                ],
-                counter_value: None,
-            },
-        )?;
-        packets.event(
-            origin + task.end_ns,
-            TrackEvent {
-                r#type: Some(TrackEventType::SliceEnd as i32),
-                track_uuid: track,
-                ..TrackEvent::default()
-            },
-        )?;
-    }
+    packets.write_pieces(rec.tasks.chunks(TASKS_PER_PIECE), |tasks, encoder| {
+        let mut packets = TaskPackets::new();
+        for task in tasks {
+            packets.put(encoder, origin, task);
+        }
+    })?;
     if let Some(report) = sched {
         for (k, (state, _)) in COUNTERS.iter().enumerate() {
             let track_uuid = Some(counter_uuid(seq, k));
-            counters::count_changes(&report.slices, *state, |t, count| {
-                packets.event(origin + t, counter(track_uuid, count))
+            let mut changes = counters::count_changes(&report.slices, *state);
+            let pieces = std::iter::from_fn(|| {
+                let piece: Vec<_> = changes.by_ref().take(CHANGES_PER_PIECE).collect();
+                (!piece.is_empty()).then_some(piece)
+            });
+            packets.write_pieces(pieces, |piece, encoder| {
+                for (t, count) in piece {
+                    encoder.event(origin + t, counter(track_uuid, count));
+                }
             })?;
         }
         for (&core, per_window) in &busy {
@@ -300,6 +341,71 @@ fn write_run(
         write_switches(packets, rec, &report.slices, origin + offset)?;
     }
     Ok(())
+}
+
+/// A task's begin and end packets, made once and refilled for each task:
+/// a million tasks would otherwise allocate their seven strings each.
+struct TaskPackets {
+    begin: TracePacket,
+    end: TracePacket,
+}
+
+impl TaskPackets {
+    fn new() -> TaskPackets {
+        let packet = |kind: TrackEventType, name, debug_annotations| TracePacket {
+            timestamp_clock_id: Some(BUILTIN_CLOCK_MONOTONIC),
+            track_event: Some(TrackEvent {
+                r#type: Some(kind as i32),
+                name,
+                debug_annotations,
+                ..TrackEvent::default()
+            }),
+            ..TracePacket::default()
+        };
+        TaskPackets {
+            // In the order `put` fills them.
+            begin: packet(
+                TrackEventType::SliceBegin,
+                Some(String::new()),
+                vec![
+                    DebugAnnotation::uint("task", 0),
+                    DebugAnnotation::uint("cpu_ns", 0),
+                    DebugAnnotation::bool("ok", false),
+                    DebugAnnotation::uint("core_at_start", 0),
+                    DebugAnnotation::uint("core_at_end", 0),
+                ],
+            ),
+            end: packet(TrackEventType::SliceEnd, None, Vec::new()),
+        }
+    }
+
+    /// `task`'s begin and end on its worker's track.
+    fn put(&mut self, encoder: &mut Encoder, origin: u64, task: &TaskRecord) {
+        use std::fmt::Write as _;
+        let track = Some(track_uuid(encoder.seq, Some(task.thread as usize)));
+        let begin = self.begin.track_event.as_mut().expect("made with one");
+        begin.track_uuid = track;
+        let name = begin.name.as_mut().expect("made with one");
+        name.clear();
+        write!(name, "task {}", task.id).expect("a String grows as needed");
+        let [id, cpu, ok, core_at_start, core_at_end] = &mut begin.debug_annotations[..] else {
+            unreachable!("made with five");
+        };
+        id.uint_value = Some(task.id.into());
+        cpu.uint_value = Some(task.cpu_ns);
+        ok.bool_value = Some(task.ok);
+        core_at_start.uint_value = Some(task.core_at_start.into());
+        core_at_end.uint_value = Some(task.core_at_end.into());
+        self.begin.timestamp = Some(origin + task.start_ns);
+        encoder.put_ref(&mut self.begin);
+        self.end
+            .track_event
+            .as_mut()
+            .expect("made with one")
+            .track_uuid = track;
+        self.end.timestamp = Some(origin + task.end_ns);
+        encoder.put_ref(&mut self.end);
+    }
 }
 
 /// A counter's value on its track.
@@ -342,6 +448,45 @@ fn write_switches(
         .filter(|&i| all[i as usize].state == SliceState::Running)
         .collect();
     running.sort_by_key(|&i| (all[i as usize].core, all[i as usize].start_ns));
+    let pieces = running
+        .chunk_by(|&a, &b| all[a as usize].core == all[b as usize].core)
+        .flat_map(|core| pieces_of(all, core));
+    packets.write_pieces(pieces, |piece, encoder| {
+        encode_switches(encoder, rec, all, piece, base_ns);
+    })
+}
+
+/// Running slices encoded per piece: about eight bundles.
+const SLICES_PER_PIECE: usize = 4 * BUNDLE;
+
+/// One CPU's running slices (in start order) cut into pieces, each cut
+/// where every slice before it has ended, so that each piece's switches
+/// are in time order on their own.
+fn pieces_of<'a>(all: &[SchedSlice], core: &'a [u32]) -> Vec<&'a [u32]> {
+    let mut pieces = Vec::new();
+    let (mut from, mut ended) = (0, 0);
+    for (k, &i) in core.iter().enumerate() {
+        let slice = &all[i as usize];
+        if k - from >= SLICES_PER_PIECE && ended <= slice.start_ns {
+            pieces.push(&core[from..k]);
+            from = k;
+        }
+        ended = ended.max(slice.end_ns);
+    }
+    pieces.push(&core[from..]);
+    pieces
+}
+
+/// The switches of `piece`, running slices of one CPU, in bundles.
+fn encode_switches(
+    encoder: &mut Encoder,
+    rec: &Recording,
+    all: &[SchedSlice],
+    piece: &[u32],
+    base_ns: u64,
+) {
+    // This piece's own copies: the helpers encoding pieces side by side
+    // would otherwise all count references on the same few names.
     let names: Vec<bytes::Bytes> = rec
         .threads
         .iter()
@@ -382,40 +527,69 @@ fn write_switches(
             }),
         }
     };
-    for core in running.chunk_by(|&a, &b| all[a as usize].core == all[b as usize].core) {
-        let cpu = all[core[0] as usize].core as u32;
-        let mut bundle = Vec::with_capacity(BUNDLE);
-        let flush = |bundle: &mut Vec<FtraceEvent>, packets: &mut Packets| {
-            packets.put(TracePacket {
-                ftrace_events: Some(FtraceEventBundle {
-                    cpu: Some(cpu),
-                    event: std::mem::take(bundle),
-                }),
-                ..TracePacket::default()
-            })
-        };
-        // Slices on one CPU do not overlap when exact; a coarse source's may,
-        // so pending switch-outs wait in a heap and the order stays by time.
-        let mut outs = BinaryHeap::new();
-        let pending_end = core.iter().map(|&i| (all[i as usize].start_ns, Some(i)));
-        for (now, slice) in pending_end.chain([(u64::MAX, None)]) {
-            while let Some(&Reverse((end, out))) = outs.peek()
-                && end <= now
-            {
-                outs.pop();
-                bundle.push(switch(end, out as usize, false));
-            }
-            if let Some(i) = slice {
-                bundle.push(switch(now, i as usize, true));
-                outs.push(Reverse((all[i as usize].end_ns, i)));
-            }
-            if bundle.len() >= BUNDLE {
-                flush(&mut bundle, packets)?;
-            }
+    let cpu = u32::from(all[piece[0] as usize].core);
+    let mut bundle = Vec::with_capacity(BUNDLE);
+    let flush = |bundle: &mut Vec<FtraceEvent>, encoder: &mut Encoder| {
+        encoder.put(TracePacket {
+            ftrace_events: Some(FtraceEventBundle {
+                cpu: Some(cpu),
+                event: std::mem::take(bundle),
+            }),
+            ..TracePacket::default()
+        });
+    };
+    // Slices on one CPU do not overlap when exact; a coarse source's may,
+    // so pending switch-outs wait in a heap and the order stays by time.
+    let mut outs = BinaryHeap::new();
+    let pending_end = piece.iter().map(|&i| (all[i as usize].start_ns, Some(i)));
+    for (now, slice) in pending_end.chain([(u64::MAX, None)]) {
+        while let Some(&Reverse((end, out))) = outs.peek()
+            && end <= now
+        {
+            outs.pop();
+            bundle.push(switch(end, out as usize, false));
         }
-        if !bundle.is_empty() {
-            flush(&mut bundle, packets)?;
+        if let Some(i) = slice {
+            bundle.push(switch(now, i as usize, true));
+            outs.push(Reverse((all[i as usize].end_ns, i)));
+        }
+        if bundle.len() >= BUNDLE {
+            flush(&mut bundle, encoder);
         }
     }
-    Ok(())
+    if !bundle.is_empty() {
+        flush(&mut bundle, encoder);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cpus_slices_are_cut_into_pieces_only_where_nothing_still_runs() {
+        let slices = 3 * SLICES_PER_PIECE as u64;
+        let mut all: Vec<SchedSlice> = (0..slices)
+            .map(|k| SchedSlice::new(0, 0, SliceState::Running, k * 10, k * 10 + 10))
+            .collect();
+        // A coarse source's slice that outlasts the next five starts, just
+        // before where the first cut would fall.
+        all[SLICES_PER_PIECE - 1].end_ns += 45;
+        let core: Vec<u32> = (0..slices as u32).collect();
+        let pieces = pieces_of(&all, &core);
+        assert_eq!(pieces.concat(), core, "every slice once, in order");
+        assert_eq!(
+            pieces[0].len(),
+            SLICES_PER_PIECE + 5,
+            "the cut waits for it"
+        );
+        for (k, piece) in pieces.iter().enumerate().skip(1) {
+            let first = piece[0] as usize;
+            assert!(
+                all[..first].iter().all(|s| s.end_ns <= all[first].start_ns),
+                "piece {k} starts while an earlier slice still runs"
+            );
+        }
+        assert!(pieces.len() >= 3, "{} pieces", pieces.len());
+    }
 }
