@@ -81,7 +81,7 @@ where
             take(out.unwrap_or_else(|panic| resume_unwind(panic)))
         };
         let mut failed = None;
-        for piece in pieces.by_ref() {
+        for piece in pieces {
             match piece {
                 Ok(piece) => {
                     while sent - taken >= ahead {

@@ -69,7 +69,8 @@ pub fn open_with_limit(path: &Path, limit: u64) -> Result<Vec<SavedRun>, Session
         Piece::decode,
         |decoded| {
             for item in decoded.map_err(|(packets, why)| bad_bytes(&path, packets, &why))? {
-                let run = by_seq.get(&item.seq()).map(|&run| &mut runs[run]);
+                let seq = item.seq();
+                let run = by_seq.get(&seq).map(|&run| &mut runs[run]);
                 match (item, run) {
                     (Item::Task { ts, event, .. }, Some(run)) => {
                         run.task_event(ts, event, &path)?;
@@ -80,8 +81,8 @@ pub fn open_with_limit(path: &Path, limit: u64) -> Result<Vec<SavedRun>, Session
                     (Item::Whole(packet), Some(run)) => run.take(packet, &path)?,
                     (Item::Whole(packet), None) => {
                         if let Some(meta) = metadata(&packet, &path)? {
-                            by_seq.insert(item_seq(&packet), runs.len());
-                            runs.push(RunBuilder::new(item_seq(&packet), meta));
+                            by_seq.insert(seq, runs.len());
+                            runs.push(RunBuilder::new(seq, meta));
                         }
                     }
                     // Before its run's metadata: no run to add it to.

@@ -19,7 +19,7 @@ use super::{Registry, SchedSlice, ThreadSched, TidMap};
 pub type Sink = Box<dyn FnMut(Vec<SchedSlice>) + Send>;
 
 /// How far behind the start of the rings' read the builder stays.
-const LAG_NS: u64 = 2_000_000;
+pub const LAG_NS: u64 = 2_000_000;
 /// Records of a thread that has not registered are kept this long, then dropped
 /// (the run's controller thread, which is not a worker, never registers).
 const UNCLAIMED_NS: u64 = 1_000_000_000;

@@ -1022,9 +1022,12 @@ impl SchedCapture {
                     report.note = Some(shortfall_note(short, sampled, workers.len(), self.cpus));
                 }
                 if late {
+                    let lag = crate::metrics::human_ns(live::LAG_NS);
                     add_note(
                         &mut report.note,
-                        "Some of the kernel's switch records reached the capture more than 2 ms late (the machine stalled it): a few slices near them may be off by that much.",
+                        &format!(
+                            "Some of the kernel's switch records reached the capture more than {lag} late (the machine stalled it): a few slices near them may be off by that much."
+                        ),
                     );
                 }
                 if report.lost_records > 0 {

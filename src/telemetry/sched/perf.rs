@@ -1,8 +1,8 @@
 //! The exact source: `perf_event_open` context-switch records.
 //!
-//! [`parse_records`] turns raw ring bytes into records (pure, tested with
-//! hand-made bytes); [`PerfCapture`] owns the per-CPU rings and the thread
-//! that drains them every few milliseconds.
+//! [`parse_wrapped`] turns raw ring bytes into records where they lie
+//! (pure, tested with hand-made bytes); [`PerfCapture`] owns the per-CPU
+//! rings and the thread that drains them every few milliseconds.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -102,18 +102,19 @@ fn u64_at(b: &[u8], at: usize) -> u64 {
     u64::from_ne_bytes(b[at..at + 8].try_into().expect("8 bytes"))
 }
 
-/// Parses consecutive perf records (as read from the ring, wrap-around undone)
-/// of an event with `sample_id_all` and `sample_type = TID | TIME | CPU`.
-/// Appends switch, fork and exit records to `out` and returns the number of
-/// records the kernel reported lost. Unknown record types are skipped; a
-/// malformed header ends parsing.
+/// [`parse_wrapped`] of bytes in one piece: what it must give for the
+/// same bytes split anywhere.
+#[cfg(test)]
 pub fn parse_records(bytes: &[u8], out: &mut Vec<PerfRecord>) -> u64 {
     parse_prefix(bytes, out).0
 }
 
-/// Parses a ring's bytes where they lie, `first` then `second` (past the
-/// ring's end), as [`parse_records`] parses them joined: only a record
-/// that straddles the two is copied, into `scratch`.
+/// Parses consecutive perf records of an event with `sample_id_all` and
+/// `sample_type = TID | TIME | CPU`, where they lie in its ring: `first`,
+/// then `second` past the ring's end (only a record that straddles the two
+/// is copied, into `scratch`). Appends switch, fork and exit records to
+/// `out` and returns the number of records the kernel reported lost.
+/// Unknown record types are skipped; a malformed header ends parsing.
 pub fn parse_wrapped(
     first: &[u8],
     second: &[u8],
@@ -150,8 +151,8 @@ pub fn parse_wrapped(
     lost
 }
 
-/// [`parse_records`], also returning how many bytes of whole, well-formed
-/// records it parsed (where it stopped).
+/// Parses `bytes` as [`parse_wrapped`] does one piece, also returning how
+/// many bytes of whole, well-formed records it parsed (where it stopped).
 fn parse_prefix(bytes: &[u8], out: &mut Vec<PerfRecord>) -> (u64, usize) {
     let mut lost = 0;
     let mut at = 0;
