@@ -5,7 +5,7 @@
 
 pub mod capture;
 mod long;
-mod sessions;
+pub(crate) mod sessions;
 
 pub use long::{LongRun, print_long};
 

@@ -252,23 +252,6 @@ mod tests {
     }
 
     #[test]
-    fn a_run_saved_and_opened_in_many_pieces_comes_back_exactly() {
-        // Pieces of tasks, of each CPU's switches and of counter values are
-        // encoded apart, and the file is decoded in pieces of packets: this
-        // run spans many of each.
-        let rec = synthetic_run(20_000, 300_000);
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("pieces.pftrace");
-        session::save(&path, &[(&rec, &Machine::this())]).unwrap();
-        let back = session::open(&path).unwrap();
-        assert_eq!(back.len(), 1);
-        let is = &back[0].recording;
-        assert_eq!(is.tasks, rec.tasks);
-        assert_eq!(is.slices(), rec.slices());
-        assert_eq!(is.metrics(), rec.metrics());
-    }
-
-    #[test]
     fn a_step_is_timed_and_resident_memory_read() {
         let (rss, hwm) = resident().expect("/proc/self/status has VmRSS and VmHWM");
         assert!(rss > 0 && hwm >= rss, "rss {rss}, peak {hwm}");

@@ -140,3 +140,40 @@ pub enum SessionError {
     #[error("{} is damaged: {why}.", path.display())]
     Damaged { path: PathBuf, why: String },
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::telemetry::sched::SliceState;
+
+    #[test]
+    fn a_run_saved_and_opened_in_many_pieces_comes_back_exactly() {
+        // Tasks, counter values and each CPU's switches are encoded in
+        // pieces apart, and the file is decoded in pieces of packets: this
+        // run spans at least two of each, else it would show nothing of them.
+        let rec = crate::bench::sessions::synthetic_run(20_000, 700_000);
+        let slices = rec.slices();
+        let on_cpu0 = slices
+            .iter()
+            .filter(|s| s.state == SliceState::Running && s.core() == 0)
+            .count();
+        let changes = counters::count_changes(slices, SliceState::Runnable).count();
+        assert!(rec.tasks.len() >= 2 * write::TASKS_PER_PIECE);
+        assert!(
+            on_cpu0 >= 2 * write::SLICES_PER_PIECE,
+            "{on_cpu0} running on CPU 0"
+        );
+        assert!(changes >= 2 * write::CHANGES_PER_PIECE, "{changes} changes");
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("pieces.pftrace");
+        save(&path, &[(&rec, &Machine::this())]).unwrap();
+        let size = std::fs::metadata(&path).unwrap().len();
+        assert!(size >= 2 * read::PIECE_BYTES as u64, "{size} bytes");
+        let back = open(&path).unwrap();
+        assert_eq!(back.len(), 1);
+        let is = &back[0].recording;
+        assert_eq!(is.tasks, rec.tasks);
+        assert_eq!(is.slices(), rec.slices());
+        assert_eq!(is.metrics(), rec.metrics());
+    }
+}

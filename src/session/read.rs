@@ -250,7 +250,7 @@ impl Reader {
 
 /// Packet bytes read per piece decoded apart: a few hundred small packets,
 /// or one bundle of switches.
-const PIECE_BYTES: usize = 256 << 10;
+pub(super) const PIECE_BYTES: usize = 256 << 10;
 
 /// Consecutive packets of the file, undecoded.
 struct Piece {

@@ -146,9 +146,9 @@ impl Packets<'_> {
 }
 
 /// Tasks encoded per piece: about 200 KiB of packets.
-const TASKS_PER_PIECE: usize = 2048;
+pub(super) const TASKS_PER_PIECE: usize = 2048;
 /// Counter values encoded per piece: about 200 KiB of packets.
-const CHANGES_PER_PIECE: usize = 8192;
+pub(super) const CHANGES_PER_PIECE: usize = 8192;
 
 fn write_run(
     packets: &mut Packets,
@@ -457,7 +457,7 @@ fn write_switches(
 }
 
 /// Running slices encoded per piece: about eight bundles.
-const SLICES_PER_PIECE: usize = 4 * BUNDLE;
+pub(super) const SLICES_PER_PIECE: usize = 4 * BUNDLE;
 
 /// One CPU's running slices (in start order) cut into pieces, each cut
 /// where every slice before it has ended, so that each piece's switches
