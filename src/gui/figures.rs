@@ -111,11 +111,20 @@ const FIGURES: [Figure; 12] = [
             Some(_) => Err(
                 "A recorded program has no tasks of ours: only its threads, from the kernel".into(),
             ),
-            None => Ok(format!(
-                "{} ok of {}",
-                s.metrics.tasks_ok,
-                s.rec.tasks.len()
-            )),
+            // Out of every task recorded: a long run keeps only its latest
+            // ones, but its totals count them all.
+            None => {
+                let done = s.metrics.tasks_ok + s.metrics.tasks_failed;
+                let planned = s.rec.config.planned_tasks();
+                Ok(if s.rec.is_running() && planned > 0 {
+                    format!(
+                        "{} ok of {done} done, {planned} planned",
+                        s.metrics.tasks_ok
+                    )
+                } else {
+                    format!("{} ok of {done}", s.metrics.tasks_ok)
+                })
+            }
         },
     },
     Figure {
@@ -283,4 +292,56 @@ fn machine_ui(ui: &mut Ui, prefix: &str, rec: &Recording) {
         .on_hover_text(
             "What the run ran on, read at its start and saved with the session: judge the figures against it",
         );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::run::RunConfig;
+    use crate::telemetry::events::{RunEvent, TaskRecord};
+    use crate::topology::Topology;
+
+    fn tasks_figure(rec: &Recording) -> String {
+        let metrics = rec.metrics();
+        let shown = Shown {
+            rec,
+            metrics: &metrics,
+            speedup: Err(NoSpeedup::Running),
+            cores_used: 1,
+        };
+        let tasks = FIGURES.iter().find(|f| f.name == "tasks").unwrap();
+        (tasks.value)(&shown).unwrap()
+    }
+
+    #[test]
+    fn the_tasks_figure_counts_every_task_recorded_and_says_what_is_planned_while_running() {
+        let config = RunConfig {
+            tasks: 6,
+            ..RunConfig::defaults(Topology::get())
+        };
+        let mut rec = Recording::new(config);
+        let task = |id: u32, ok: bool| TaskRecord {
+            id,
+            thread: 0,
+            start_ns: u64::from(id) * 10,
+            end_ns: u64::from(id) * 10 + 5,
+            core_at_start: 0,
+            core_at_end: 0,
+            cpu_ns: 5,
+            ok,
+        };
+        rec.ingest(RunEvent::Tasks(vec![
+            task(0, true),
+            task(1, false),
+            task(2, true),
+        ]));
+        assert_eq!(tasks_figure(&rec), "2 ok of 3 done, 6 planned");
+        rec.ingest(RunEvent::Finished {
+            wall_ns: 100,
+            cancelled: true,
+        });
+        // A long run keeps only its latest tasks; its totals still count them all.
+        rec.tasks.drain(..2);
+        assert_eq!(tasks_figure(&rec), "2 ok of 3");
+    }
 }
