@@ -199,9 +199,11 @@ fn control(
     // read while the run uses none; it costs `BUSY_WINDOW` (100 ms) per run.
     let environment = Environment::at_run_start();
     // Opened here, before the workers exist, so that they inherit the perf events.
+    let allowed = &Topology::get().allowed;
+    let capture_cpus = valid.capture_cpus(allowed);
     let sched = match SchedCapture::start_within(
         valid.config.sched,
-        &Topology::get().allowed,
+        &capture_cpus,
         Target::Own,
         valid.config.system_wide,
         valid.capture_limits,
@@ -242,6 +244,7 @@ fn control(
         cancel: cancel.clone(),
         serial_done: worker::Gate::default(),
         sched: (sched.source() != SchedSource::Off).then_some(sched),
+        every_core_watched: capture_cpus.len() >= allowed.len(),
         origin_ns,
         in_flight,
     });

@@ -20,6 +20,8 @@ pub(super) struct Shared {
     pub cancel: Arc<AtomicBool>,
     pub serial_done: Gate,
     pub sched: Option<SchedCapture>,
+    /// False when the capture watches only the cores the threads are pinned to.
+    pub every_core_watched: bool,
     pub origin_ns: u64,
     /// Each worker's current task, by worker index.
     pub in_flight: Arc<[super::live::Slot]>,
@@ -65,8 +67,13 @@ pub(super) fn work(shared: &Shared, mut me: ThreadRecord, tx: Sender<RunEvent>) 
     if let Some(core) = me.pinned_core
         && !core_affinity::set_for_current(core_affinity::CoreId { id: core })
     {
+        let missed = if shared.sched.is_some() && !shared.every_core_watched {
+            " The scheduler capture watches only the run's cores: its time on others is missing from its lane."
+        } else {
+            ""
+        };
         let _ = tx.send(RunEvent::Failure(format!(
-            "{} could not be pinned to core {core}; it ran unpinned. Check the core is online and in this process's affinity.",
+            "{} could not be pinned to core {core}; it ran unpinned. Check the core is online and in this process's affinity.{missed}",
             me.name
         )));
         me.pinned_core = None;
