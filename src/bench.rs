@@ -26,7 +26,8 @@ pub struct BenchArgs {
     pub events: usize,
     /// Also time runs with scheduler capture on and off: cpu runs in this
     /// process, and an io run switching ~80 000 times a second as child
-    /// processes beside `perf sched record` where root may run it (~1 min).
+    /// processes beside `perf sched record` where root may run it, and
+    /// what 254 perf events more per thread (a 256-CPU machine's) cost it (~1.5 min).
     #[arg(long)]
     pub capture: bool,
     /// Also save, open and export a synthetic run of 1 M tasks and 5 M

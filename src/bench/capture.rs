@@ -8,6 +8,12 @@
 //! (with `perf sched record`, perf's own process too). Runs alternate (off,
 //! capture, perf sched) so that drift in the machine's load hits each alike,
 //! and each figure is the median over the rounds of on ÷ off.
+//!
+//! Each round also times what a many-CPU machine would add to a capture
+//! whose events the threads inherit, one per CPU: the same run on one core,
+//! with and without [`MORE_CPUS`] events more on the other core, inherited
+//! from this process (the kernel walks them all at each switch and skips
+//! them, as it would those of a big machine's other CPUs).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -20,6 +26,8 @@ use crate::topology::Topology;
 /// 4 threads on 2 cores, tasks of 10 µs (a sleep: each task blocks and wakes).
 const THREADS: usize = 4;
 const TASK_MS: f64 = 0.01;
+/// The events a 256-CPU machine adds to each thread of an inherited capture.
+const MORE_CPUS: usize = 254;
 
 /// One run's cost.
 #[derive(Clone, Copy, Debug)]
@@ -58,6 +66,9 @@ pub struct Figures {
     pub ours_split: (f64, f64, f64),
     /// The same for `perf sched record`, or why it was not measured.
     pub perf_sched: Result<(f64, f64), String>,
+    /// What [`MORE_CPUS`] events more on each thread cost the capture's run:
+    /// the median ratio − 1 of the workers' CPU, the run's CPU and wall.
+    pub more_cpus: Result<(f64, f64, f64), String>,
     pub off_wall_ns: u64,
     pub off_cpu_ns: u64,
     pub switches_per_s: f64,
@@ -83,11 +94,40 @@ pub fn measure(tasks: usize, rounds: usize) -> anyhow::Result<Figures> {
     };
     let perf_sched = perf_sched_allowed(dir.path());
     let (mut off, mut ours, mut perf) = (Vec::new(), Vec::new(), Vec::new());
+    // Many CPUs, emulated: the threads all on one core, carrying events for
+    // the other that never match where they run, as a big machine's would.
+    let one_core = args("perf")
+        .into_iter()
+        .map(|arg| {
+            if arg == placement {
+                format!("{a},{a},{a},{a}")
+            } else {
+                arg
+            }
+        })
+        .collect::<Vec<_>>();
+    let (mut plain, mut loaded) = (Vec::new(), Vec::new());
+    let mut more_cpus = Ok(());
     for _ in 0..rounds {
         off.push(one(&exe, &args("off"), Capture::Off, dir.path())?);
         ours.push(one(&exe, &args("perf"), Capture::Ours, dir.path())?);
         if perf_sched.is_ok() {
             perf.push(one(&exe, &args("off"), Capture::PerfSched, dir.path())?);
+        }
+        if more_cpus.is_ok() {
+            plain.push(one(&exe, &one_core, Capture::Ours, dir.path())?);
+            match sys::perf::inherited_load(b, MORE_CPUS) {
+                Ok(load) => {
+                    loaded.push(one(&exe, &one_core, Capture::Ours, dir.path())?);
+                    drop(load);
+                }
+                Err(e) => {
+                    more_cpus = Err(format!(
+                        "{MORE_CPUS} events more were refused: {}",
+                        e.source
+                    ));
+                }
+            }
         }
     }
     let overhead = |on: &[Cost]| {
@@ -119,6 +159,18 @@ pub fn measure(tasks: usize, rounds: usize) -> anyhow::Result<Figures> {
     let med =
         |f: fn(&Cost) -> u64| median(&mut off.iter().map(|c| f(c) as f64).collect::<Vec<_>>());
     let off_wall = med(|c| c.wall_ns);
+    let more_cpus = more_cpus.map(|()| {
+        let ratio = |f: fn(&Cost) -> u64| {
+            paired_median(&loaded, &plain, |on, off| {
+                f(on) as f64 / f(off).max(1) as f64 - 1.0
+            })
+        };
+        (
+            ratio(|c| c.workers_cpu_ns),
+            ratio(|c| c.run_cpu_ns),
+            ratio(|c| c.wall_ns),
+        )
+    });
     Ok(Figures {
         ours: (wall, cpu),
         ours_run_cpu: run_cpu,
@@ -127,6 +179,7 @@ pub fn measure(tasks: usize, rounds: usize) -> anyhow::Result<Figures> {
             let (wall, cpu, _) = overhead(&perf);
             (wall, cpu)
         }),
+        more_cpus,
         off_wall_ns: off_wall as u64,
         off_cpu_ns: med(|c| c.cpu_ns) as u64,
         switches_per_s: med(|c| c.switches) / (off_wall / 1e9),
@@ -179,6 +232,17 @@ pub fn print(f: &Figures) {
             cpu * 100.0
         ),
         Err(why) => println!("  perf sched record: not measured: {why}"),
+    }
+    match &f.more_cpus {
+        Ok((workers, run, wall)) => println!(
+            "  {MORE_CPUS} perf events more on each thread (what an inherited capture adds on a 256-CPU machine; \
+             emulated: all 4 threads on one core, the events on the other): workers' CPU {:+.1} %, run CPU {:+.1} %, wall {:+.1} %. \
+             Pinned workers open one event each, on their own core, instead",
+            workers * 100.0,
+            run * 100.0,
+            wall * 100.0
+        ),
+        Err(why) => println!("  {MORE_CPUS} perf events more on each thread: not measured: {why}"),
     }
 }
 

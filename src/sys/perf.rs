@@ -143,6 +143,14 @@ fn open_event(watch: Watch, cpu: usize) -> Result<OwnedFd, OpenError> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
+/// For `corelanes bench`: `n` events on `cpu`, without a ring, carried by
+/// the calling thread and every thread and process it starts from now on:
+/// what an inherited capture adds to each thread on a machine with `n` more
+/// CPUs, since the kernel walks a thread's events at each of its switches.
+pub fn inherited_load(cpu: usize, n: usize) -> Result<Vec<OwnedFd>, OpenError> {
+    (0..n).map(|_| open_event(Watch::Own, cpu)).collect()
+}
+
 /// Opens an event on `cpu` for `watch` whose records go into the ring of
 /// `ring` (`PERF_EVENT_IOC_SET_OUTPUT`).
 fn open_into(watch: Watch, cpu: usize, ring: &OwnedFd) -> Result<OwnedFd, OpenError> {
