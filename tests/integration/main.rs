@@ -298,6 +298,34 @@ pub fn finish(child: Child, args: &[&str]) -> Output {
     finish_within(child, args, Duration::from_secs(180))
 }
 
+/// Each thread of process `pid`: its name, state, the kernel function it
+/// waits in, its system call and (where this process may read it) its
+/// kernel stack, so that a run that hangs says where.
+fn where_threads_wait(pid: u32) -> String {
+    let read = |path: String| std::fs::read_to_string(path).unwrap_or_default();
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return "(its threads could not be listed)\n".into();
+    };
+    let mut out = String::new();
+    for task in tasks.flatten() {
+        let dir = task.path().display().to_string();
+        let state = read(format!("{dir}/status"))
+            .lines()
+            .find(|l| l.starts_with("State:"))
+            .unwrap_or_default()
+            .to_owned();
+        out += &format!(
+            "{} {}: {state}, in {}, syscall {}\n{}",
+            task.file_name().to_string_lossy(),
+            read(format!("{dir}/comm")).trim(),
+            read(format!("{dir}/wchan")),
+            read(format!("{dir}/syscall")).trim(),
+            read(format!("{dir}/stack"))
+        );
+    }
+    out
+}
+
 pub fn finish_within(mut child: Child, args: &[&str], limit: Duration) -> Output {
     let deadline = Instant::now() + limit;
     while child
@@ -306,12 +334,13 @@ pub fn finish_within(mut child: Child, args: &[&str], limit: Duration) -> Output
         .is_none()
     {
         if Instant::now() > deadline {
+            let threads = where_threads_wait(child.id());
             let _ = child.kill();
             let out = child
                 .wait_with_output()
                 .expect("the killed child is reaped");
             panic!(
-                "corelanes {args:?} ran longer than {limit:?}; stderr:\n{}",
+                "corelanes {args:?} ran longer than {limit:?}; where its threads were:\n{threads}stderr:\n{}",
                 String::from_utf8_lossy(&out.stderr)
             );
         }
