@@ -237,7 +237,7 @@ pub fn print(f: &Figures) {
         Ok((workers, run, wall)) => println!(
             "  {MORE_CPUS} perf events more on each thread (what an inherited capture adds on a 256-CPU machine; \
              emulated: all 4 threads on one core, the events on the other): workers' CPU {:+.1} %, run CPU {:+.1} %, wall {:+.1} %. \
-             Pinned workers open one event each, on their own core, instead",
+             A pinned run's capture watches only its cores, so its threads carry one event per core they are pinned to",
             workers * 100.0,
             run * 100.0,
             wall * 100.0

@@ -246,13 +246,13 @@ pub struct ValidConfig {
 }
 
 impl ValidConfig {
-    /// The CPUs whose switches the capture records: one ring each, and one
-    /// perf event each for a worker that inherits its events. The kernel
-    /// walks a thread's events at every one of its switches: given 254 more
-    /// on another CPU (what a 256-CPU machine adds), an io run's workers
-    /// spent ~75 % more CPU. So a run whose threads are all pinned watches
-    /// only their cores; an unpinned one, and one that names other programs
-    /// (on every core the timeline shows), watches all of `allowed`.
+    /// The CPUs whose switches the capture records. Each worker inherits one
+    /// perf event per CPU, and the kernel walks them all at every one of the
+    /// worker's switches: given 254 events more on another CPU (what a
+    /// 256-CPU machine adds), an io run's workers spent ~75 % more CPU.
+    /// So a run whose threads are all pinned watches only their cores; an
+    /// unpinned one, and one that names other programs (on every core the
+    /// timeline shows), watches all of `allowed`.
     pub fn capture_cpus(&self, allowed: &[usize]) -> Vec<usize> {
         let pinned: Option<BTreeSet<usize>> = self.cores.iter().copied().collect();
         match pinned {

@@ -106,21 +106,6 @@ pub fn failed(why: String) -> [RunEvent; 2] {
     ]
 }
 
-/// Workers pinned to one core each record their own switches there, one
-/// perf event each (see `sys::perf::RingOutput`), where the open-file limit
-/// leaves a descriptor per worker; otherwise they inherit one per captured CPU.
-fn capture_target(valid: &ValidConfig) -> Target {
-    let pinned = valid.cores.iter().all(Option::is_some) && !valid.config.system_wide;
-    let room = sys::process::spare_fds().is_none_or(|spare| {
-        spare >= valid.cores.len() as u64 + crate::telemetry::sched::perf::FD_RESERVE
-    });
-    if pinned && room {
-        Target::Pinned
-    } else {
-        Target::Own
-    }
-}
-
 /// Runs to the end on this thread's watch and returns everything recorded.
 pub fn run_to_end(valid: ValidConfig) -> Recording {
     run_until(valid, &crossbeam_channel::never())
@@ -219,7 +204,7 @@ fn control(
     let sched = match SchedCapture::start_within(
         valid.config.sched,
         &capture_cpus,
-        capture_target(&valid),
+        Target::Own,
         valid.config.system_wide,
         valid.capture_limits,
     ) {

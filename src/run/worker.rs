@@ -81,15 +81,7 @@ pub(super) fn work(shared: &Shared, mut me: ThreadRecord, tx: Sender<RunEvent>) 
     me.tid = sys::gettid();
     crate::workload::enter_worker(me.index);
     if let Some(sched) = &shared.sched {
-        match sched.watch_worker(me.pinned_core) {
-            Ok(()) => sched.register_worker(me.index, me.tid),
-            Err(e) => {
-                let _ = tx.send(RunEvent::Failure(format!(
-                    "{}'s switches were not recorded ({e}): its kernel lane is empty and its tasks' CPU times are unknown.",
-                    me.name
-                )));
-            }
-        }
+        sched.register_worker(me.index, me.tid);
     }
     let _ = tx.send(RunEvent::ThreadStarted {
         index: me.index,

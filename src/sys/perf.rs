@@ -5,11 +5,8 @@
 //! afterwards carry child events whose records land in this ring. It asks for
 //! `PERF_RECORD_SWITCH` (`context_switch`), fork/exit records (`task`), and a
 //! `sample_id` trailer of `TID | TIME | CPU` on every record, stamped with
-//! `CLOCK_MONOTONIC`. A thread pinned to one CPU can instead open its own
-//! event there and send its records into that CPU's ring ([`RingOutput`]):
-//! the kernel walks every event a thread carries at each of its switches.
-//! Reading returns raw record bytes; parsing them is pure code in
-//! `telemetry::sched::perf`.
+//! `CLOCK_MONOTONIC`. Reading returns raw record bytes; parsing them is pure
+//! code in `telemetry::sched::perf`.
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
@@ -78,9 +75,6 @@ pub enum Watch {
     /// writes `PERF_RECORD_SWITCH_CPU_WIDE`, which names the other task too.
     /// Needs CAP_PERFMON (or root) or `perf_event_paranoid` ≤ 0.
     Cpu,
-    /// Nothing: the ring only holds what other events send into it (see
-    /// [`RingOutput`]). Opened on the calling thread, not inherited.
-    Nothing,
 }
 
 /// Opens a software dummy event on `cpu` for `watch` (see the module docs).
@@ -103,25 +97,24 @@ fn open_event(watch: Watch, cpu: usize) -> Result<OwnedFd, OpenError> {
         ..Default::default()
     };
     let (pid, from_exec) = match watch {
-        Watch::Own | Watch::Nothing => (0, false),
+        Watch::Own => (0, false),
         Watch::FromExec(pid) => (pid, true),
         Watch::Thread(tid) => (tid, false),
         Watch::Cpu => (-1, false),
     };
     let cpu_wide = watch == Watch::Cpu;
-    let records = watch != Watch::Nothing;
     attr.set_disabled(u64::from(from_exec));
     attr.set_enable_on_exec(u64::from(from_exec));
     // A CPU-wide event has no task to pass on, and every task's fork and
     // exit would only add noise: its switch records name the tasks.
-    attr.set_inherit(u64::from(!cpu_wide && records));
+    attr.set_inherit(u64::from(!cpu_wide));
     attr.set_exclude_kernel(1);
     attr.set_exclude_hv(1);
-    attr.set_context_switch(u64::from(records));
-    attr.set_task(u64::from(!cpu_wide && records));
+    attr.set_context_switch(1);
+    attr.set_task(u64::from(!cpu_wide));
     // Another program's threads are named by their `comm`, which changes at
     // exec and prctl(PR_SET_NAME): those records carry the new name.
-    attr.set_comm(u64::from(!matches!(watch, Watch::Own | Watch::Nothing)));
+    attr.set_comm(u64::from(watch != Watch::Own));
     attr.set_sample_id_all(1);
     attr.set_use_clockid(1);
 
@@ -149,46 +142,6 @@ fn open_event(watch: Watch, cpu: usize) -> Result<OwnedFd, OpenError> {
 /// CPUs, since the kernel walks a thread's events at each of its switches.
 pub fn inherited_load(cpu: usize, n: usize) -> Result<Vec<OwnedFd>, OpenError> {
     (0..n).map(|_| open_event(Watch::Own, cpu)).collect()
-}
-
-/// Opens an event on `cpu` for `watch` whose records go into the ring of
-/// `ring` (`PERF_EVENT_IOC_SET_OUTPUT`).
-fn open_into(watch: Watch, cpu: usize, ring: &OwnedFd) -> Result<OwnedFd, OpenError> {
-    let fd = open_event(watch, cpu)?;
-    // SAFETY: both fds are live perf events on the same CPU with the same
-    // clock, as SET_OUTPUT requires; the kernel checks it and we check the result.
-    let rc = unsafe { pe::ioctls::SET_OUTPUT(fd.as_raw_fd(), ring.as_raw_fd()) };
-    if rc < 0 {
-        return Err(OpenError {
-            step: OpenStep::Open,
-            cpu,
-            source: io::Error::last_os_error(),
-        });
-    }
-    Ok(fd)
-}
-
-/// Where a thread can send its own records: one CPU's ring (see
-/// [`PerfSwitchRing::output`]).
-#[derive(Debug)]
-pub struct RingOutput {
-    fd: OwnedFd,
-    cpu: usize,
-}
-
-impl RingOutput {
-    /// Records the calling thread's switches on this ring's CPU (and those of
-    /// the threads it spawns from now on) into the ring, for as long as the
-    /// returned event is open. A thread pinned to that CPU then carries this
-    /// one event, where one inherited per CPU would make the kernel walk
-    /// them all at each of its switches.
-    pub fn watch_calling_thread(&self) -> Result<OwnedFd, OpenError> {
-        open_into(Watch::Own, self.cpu, &self.fd)
-    }
-
-    pub fn cpu(&self) -> usize {
-        self.cpu
-    }
 }
 
 impl PerfSwitchRing {
@@ -256,17 +209,19 @@ impl PerfSwitchRing {
     /// process takes one event per thread and CPU, and one ring each would
     /// exhaust the locked-memory allowance after a few threads.
     pub fn add(&mut self, watch: Watch) -> Result<(), OpenError> {
-        self.more.push(open_into(watch, self.cpu, &self.fd)?);
+        let fd = open_event(watch, self.cpu)?;
+        // SAFETY: both fds are live perf events on the same CPU with the same
+        // clock, as SET_OUTPUT requires; the kernel checks it and we check the result.
+        let rc = unsafe { pe::ioctls::SET_OUTPUT(fd.as_raw_fd(), self.fd.as_raw_fd()) };
+        if rc < 0 {
+            return Err(OpenError {
+                step: OpenStep::Open,
+                cpu: self.cpu,
+                source: io::Error::last_os_error(),
+            });
+        }
+        self.more.push(fd);
         Ok(())
-    }
-
-    /// A handle that other threads can send their records into this ring
-    /// with, while the ring itself is read elsewhere.
-    pub fn output(&self) -> io::Result<RingOutput> {
-        Ok(RingOutput {
-            fd: self.fd.try_clone()?,
-            cpu: self.cpu,
-        })
     }
 
     /// Closes the event the last [`PerfSwitchRing::add`] opened (a thread

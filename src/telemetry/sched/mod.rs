@@ -808,7 +808,7 @@ impl SchedCapture {
         let registry = Arc::new(Registry::default());
         let now = sys::monotonic_ns();
         match target {
-            perf::Target::Own | perf::Target::Pinned => {}
+            perf::Target::Own => {}
             perf::Target::Launch(pid) => registry.discovered(pid, now, None, false),
             perf::Target::Attach(pid) => {
                 let tids =
@@ -901,18 +901,6 @@ impl SchedCapture {
     /// their names where known.
     pub fn registry(&self) -> &Registry {
         &self.registry
-    }
-
-    /// A worker of a [`perf::Target::Pinned`] capture calls this from its
-    /// own thread before it registers: its switches on `core` (where it is
-    /// pinned; `None`: on every CPU captured) are recorded from then on.
-    /// Any other capture has nothing to do.
-    pub fn watch_worker(&self, core: Option<usize>) -> Result<(), SchedError> {
-        let state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-        match &*state {
-            State::Capturing(Backend::Perf(capture, _)) => capture.watch_calling_thread(core),
-            _ => Ok(()),
-        }
     }
 
     /// Each worker calls this from its own thread once it runs, before its
@@ -1135,36 +1123,6 @@ mod tests {
         sys::affinity_of_current_thread().expect("sched_getaffinity")
     }
 
-    /// How a test captures: the source, and for perf whether the threads
-    /// inherit their events or each opens its own on its core.
-    #[derive(Clone, Copy)]
-    struct How {
-        mode: SchedMode,
-        target: perf::Target,
-    }
-
-    const PERF: How = How {
-        mode: SchedMode::Perf,
-        target: perf::Target::Own,
-    };
-    const PERF_PINNED: How = How {
-        mode: SchedMode::Perf,
-        target: perf::Target::Pinned,
-    };
-    const PROCFS: How = How {
-        mode: SchedMode::Procfs,
-        target: perf::Target::Own,
-    };
-
-    impl fmt::Display for How {
-        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            match self.target {
-                perf::Target::Pinned => write!(f, "{} (pinned threads' own events)", self.mode),
-                _ => write!(f, "{}", self.mode),
-            }
-        }
-    }
-
     #[derive(Clone, Copy)]
     enum Job {
         /// Burn CPU until this much wall time has passed since the start.
@@ -1183,14 +1141,14 @@ mod tests {
     /// Starts a capture, runs one thread per entry of `pins` (pinned there),
     /// joins them and finishes. `None` when perf is refused by the kernel
     /// (said as SKIPPED, or a failure where CI requires perf).
-    fn run(how: How, pins: &[usize], job: Job) -> Option<(SchedReport, Vec<Done>)> {
-        run_within(how, pins, job, None)
+    fn run(mode: SchedMode, pins: &[usize], job: Job) -> Option<(SchedReport, Vec<Done>)> {
+        run_within(mode, pins, job, None)
     }
 
     /// As [`run`]; with `limits`, the capture keeps that much raw data and
     /// is told the origin (its slices streamed nowhere), as a run's is.
     fn run_within(
-        how: How,
+        mode: SchedMode,
         pins: &[usize],
         job: Job,
         limits: Option<Limits>,
@@ -1198,7 +1156,7 @@ mod tests {
         let origin = sys::monotonic_ns();
         let within = limits.unwrap_or_default();
         let capture =
-            match SchedCapture::start_within(how.mode, &allowed(), how.target, false, within) {
+            match SchedCapture::start_within(mode, &allowed(), perf::Target::Own, false, within) {
                 Ok(c) => Arc::new(c),
                 Err(e @ SchedError::PerfDenied { .. }) => {
                     perf_checks_apply(Some(&e.to_string()));
@@ -1206,13 +1164,13 @@ mod tests {
                 }
                 Err(e) => panic!("capture did not start: {e}"),
             };
-        if how.mode == SchedMode::Perf {
+        if mode == SchedMode::Perf {
             perf_checks_apply(None);
         }
         if limits.is_some() {
             capture.stream(origin, Box::new(drop));
         }
-        let expected = match how.mode {
+        let expected = match mode {
             SchedMode::Procfs => SchedSource::Procfs,
             _ => SchedSource::Perf,
         };
@@ -1228,9 +1186,6 @@ mod tests {
                         assert!(core_affinity::set_for_current(core_affinity::CoreId {
                             id: core
                         }));
-                        capture
-                            .watch_worker(Some(core))
-                            .expect("an event of its own");
                         capture.register_worker(index, sys::gettid());
                         let mut sleeps = Vec::new();
                         match job {
@@ -1300,16 +1255,17 @@ mod tests {
     /// Two CPU-bound threads pinned to one core for 300 ms. `cpu_tolerance`:
     /// how far each thread's running time may be from its CPU clock, where
     /// the two are independent readings.
-    fn same_core(how: How, cpu_tolerance: Option<f64>, max_overlap: f64) {
+    fn same_core(mode: SchedMode, cpu_tolerance: Option<f64>, max_overlap: f64) {
         let _serial = serial();
         let core = *allowed().last().unwrap();
-        let Some((r, done)) = run(how, &[core, core], Job::Spin(Duration::from_millis(300))) else {
+        let Some((r, done)) = run(mode, &[core, core], Job::Spin(Duration::from_millis(300)))
+        else {
             return;
         };
         for (i, (t, d)) in r.per_thread.iter().zip(&done).enumerate() {
             let err = (t.running_ns as f64 - d.cpu_ns as f64) / d.cpu_ns as f64;
             eprintln!(
-                "{how} same core, thread {i}: running {:.1} ms vs thread CPU clock {:.1} ms ({:+.2} %), \
+                "{mode} same core, thread {i}: running {:.1} ms vs thread CPU clock {:.1} ms ({:+.2} %), \
                  runnable {:.1} ms, blocked {:.1} ms, preempted {}, blocked switches {}, lost {}",
                 ms(t.running_ns),
                 ms(d.cpu_ns),
@@ -1346,7 +1302,7 @@ mod tests {
         let both = overlap_ns(&a, &b);
         let least = r.per_thread.iter().map(|t| t.running_ns).min().unwrap();
         eprintln!(
-            "{how} same core: running slices on core {core} overlap {:.3} ms ({} + {} slices)",
+            "{mode} same core: running slices on core {core} overlap {:.3} ms ({} + {} slices)",
             ms(both),
             a.len(),
             b.len()
@@ -1355,7 +1311,7 @@ mod tests {
     }
 
     /// Two CPU-bound threads on two cores for 300 ms.
-    fn two_cores(how: How) {
+    fn two_cores(mode: SchedMode) {
         let _serial = serial();
         let cores = allowed();
         if cores.len() < 2 {
@@ -1363,7 +1319,7 @@ mod tests {
             return;
         }
         let pins = [cores[0], cores[1]];
-        let Some((r, _)) = run(how, &pins, Job::Spin(Duration::from_millis(300))) else {
+        let Some((r, _)) = run(mode, &pins, Job::Spin(Duration::from_millis(300))) else {
             return;
         };
         // How long each waited for a CPU while the other ran on it: on one
@@ -1387,7 +1343,7 @@ mod tests {
             .sum();
         let running: u64 = r.per_thread.iter().map(|t| t.running_ns).sum();
         eprintln!(
-            "{how} two cores: waited for each other {:.2} ms, running {:.1} ms",
+            "{mode} two cores: waited for each other {:.2} ms, running {:.1} ms",
             ms(waited_for_each_other),
             ms(running)
         );
@@ -1409,10 +1365,10 @@ mod tests {
     }
 
     /// One thread sleeping 10 × 20 ms.
-    fn sleeper(how: How, min_cover: f64, min_switches: u64) {
+    fn sleeper(mode: SchedMode, min_cover: f64, min_switches: u64) {
         let _serial = serial();
         let core = allowed()[0];
-        let Some((r, done)) = run(how, &[core], Job::Sleep(10, Duration::from_millis(20))) else {
+        let Some((r, done)) = run(mode, &[core], Job::Sleep(10, Duration::from_millis(20))) else {
             return;
         };
         let blocked = spans(&r, |s| s.state == SliceState::Blocked);
@@ -1420,7 +1376,7 @@ mod tests {
         let covered = overlap_ns(&blocked, &done[0].sleeps);
         let t = &r.per_thread[0];
         eprintln!(
-            "{how} sleeper: blocked slices cover {:.1} of {:.1} ms asleep; running {:.2} ms, \
+            "{mode} sleeper: blocked slices cover {:.1} of {:.1} ms asleep; running {:.2} ms, \
              runnable {:.2} ms, blocked switches {}",
             ms(covered),
             ms(slept),
@@ -1439,100 +1395,17 @@ mod tests {
     // same on-CPU time, up to the µs of the exit path after the last reading.
     #[test]
     fn perf_same_core_time_slices() {
-        same_core(PERF, Some(0.05), 0.0);
+        same_core(SchedMode::Perf, Some(0.05), 0.0);
     }
 
     #[test]
     fn perf_two_cores_in_parallel() {
-        two_cores(PERF);
+        two_cores(SchedMode::Perf);
     }
 
     #[test]
     fn perf_sleeper_is_blocked() {
-        sleeper(PERF, 0.8, 10);
-    }
-
-    // Threads pinned to one core each, with one event of their own there:
-    // the same exact figures as with one event per CPU inherited.
-    #[test]
-    fn perf_pinned_same_core_time_slices() {
-        same_core(PERF_PINNED, Some(0.05), 0.0);
-    }
-
-    #[test]
-    fn perf_pinned_two_cores_in_parallel() {
-        two_cores(PERF_PINNED);
-    }
-
-    #[test]
-    fn perf_pinned_sleeper_is_blocked() {
-        sleeper(PERF_PINNED, 0.8, 10);
-    }
-
-    /// With pinned threads' own events, the capture's rings are not
-    /// inherited: a thread records only the event it opened, so a thread
-    /// that opened none leaves no record at all.
-    #[test]
-    fn a_pinned_capture_records_only_threads_that_watch_themselves() {
-        let _serial = serial();
-        let core = allowed()[0];
-        let capture = match SchedCapture::start_within(
-            SchedMode::Perf,
-            &[core],
-            perf::Target::Pinned,
-            false,
-            Limits::default(),
-        ) {
-            Ok(c) => Arc::new(c),
-            Err(e @ SchedError::PerfDenied { .. }) => {
-                perf_checks_apply(Some(&e.to_string()));
-                return;
-            }
-            Err(e) => panic!("capture did not start: {e}"),
-        };
-        perf_checks_apply(None);
-        let origin = sys::monotonic_ns();
-        let sleepers: Vec<_> = [true, false]
-            .into_iter()
-            .enumerate()
-            .map(|(index, watches)| {
-                let capture = capture.clone();
-                thread::spawn(move || {
-                    assert!(core_affinity::set_for_current(core_affinity::CoreId {
-                        id: core
-                    }));
-                    if watches {
-                        capture
-                            .watch_worker(Some(core))
-                            .expect("an event of its own");
-                    }
-                    capture.register_worker(index, sys::gettid());
-                    for _ in 0..5 {
-                        thread::sleep(Duration::from_millis(10));
-                    }
-                })
-            })
-            .collect();
-        for sleeper in sleepers {
-            sleeper.join().unwrap();
-        }
-        let r = capture.finish(origin);
-        let blocked = |thread: usize| {
-            r.slices
-                .iter()
-                .filter(|s| s.thread() == thread && s.state == SliceState::Blocked)
-                .count()
-        };
-        assert!(
-            blocked(0) >= 5,
-            "the watching thread's sleeps: {}",
-            blocked(0)
-        );
-        assert!(
-            r.slices.iter().all(|s| s.thread() == 0),
-            "the other thread left records: {:?}",
-            r.slices.iter().find(|s| s.thread() == 1)
-        );
+        sleeper(SchedMode::Perf, 0.8, 10);
     }
 
     // Procfs: its running time *is* the thread's CPU clock (schedstat's
@@ -1545,12 +1418,12 @@ mod tests {
     // seen to overlap on a loaded 2-core VM; 25 % still tells it from two cores.
     #[test]
     fn procfs_same_core_time_slices() {
-        same_core(PROCFS, None, 0.25);
+        same_core(SchedMode::Procfs, None, 0.25);
     }
 
     #[test]
     fn procfs_two_cores_in_parallel() {
-        two_cores(PROCFS);
+        two_cores(SchedMode::Procfs);
     }
 
     /// A long run's /proc sampler (its window lowered to 50 ms) forgets its
@@ -1567,8 +1440,8 @@ mod tests {
             ..Limits::default()
         };
         let job = Job::Spin(Duration::from_millis(300));
-        let (r, done) =
-            run_within(PROCFS, &[core, core], job, Some(limits)).expect("procfs always runs");
+        let (r, done) = run_within(SchedMode::Procfs, &[core, core], job, Some(limits))
+            .expect("procfs always runs");
         eprintln!("procfs forgot {:?}", r.dropped);
         assert!(r.dropped.any(), "nothing was forgotten");
         for (i, (t, d)) in r.per_thread.iter().zip(&done).enumerate() {
@@ -1594,7 +1467,7 @@ mod tests {
         // The switch counters are read when the sampler first sees the thread
         // (maybe already in its first sleep) and then every 8 ms: the first
         // and last sleeps may be missed.
-        sleeper(PROCFS, 0.7, 8);
+        sleeper(SchedMode::Procfs, 0.7, 8);
     }
 
     #[test]

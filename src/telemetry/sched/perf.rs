@@ -5,9 +5,8 @@
 //! rings and the thread that drains them every few milliseconds.
 
 use std::collections::{HashMap, HashSet};
-use std::os::fd::OwnedFd;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -16,7 +15,7 @@ use crossbeam_channel::{Receiver, Sender};
 use super::live::{LiveSlices, Sink};
 use super::slices::Others;
 use super::{Limits, Registry, SchedError};
-use crate::sys::perf::{OpenError, OpenStep, PerfSwitchRing, RingOutput, Watch};
+use crate::sys::perf::{OpenError, OpenStep, PerfSwitchRing, Watch};
 
 const PERF_RECORD_LOST: u32 = 2;
 const PERF_RECORD_COMM: u32 = 3;
@@ -324,10 +323,6 @@ pub struct PerfCapture {
     live_tx: Sender<(u64, Sink)>,
     handle: Option<JoinHandle<Drained>>,
     shortfall: Shortfall,
-    /// [`Target::Pinned`]: each CPU's ring, for the workers to send their
-    /// records into, and the events they opened (closed after the last drain).
-    outputs: Vec<RingOutput>,
-    watching: Mutex<Vec<OwnedFd>>,
 }
 
 fn open_error(e: OpenError) -> SchedError {
@@ -381,9 +376,6 @@ pub fn paranoid_level() -> String {
 pub enum Target {
     /// The calling thread's future threads: the run's workers, which register.
     Own,
-    /// The run's workers, each pinned to one of the CPUs, which register and
-    /// send their own records into that CPU's ring ([`PerfCapture::watch_calling_thread`]).
-    Pinned,
     /// A process stopped before `exec` (see [`crate::sys::process`]), from
     /// its `exec` on, with every thread and child process it starts.
     Launch(i32),
@@ -395,7 +387,7 @@ impl Target {
     /// Whether the capture finds the threads itself (from the records),
     /// rather than the threads registering.
     fn discovers(self) -> bool {
-        !matches!(self, Target::Own | Target::Pinned)
+        self != Target::Own
     }
 }
 
@@ -410,7 +402,7 @@ pub fn threads_of(pid: i32) -> std::io::Result<Vec<i32>> {
 
 /// Descriptors an attach leaves for everything else: the /proc sampling of
 /// the threads past the limit, the files written at the end, the window.
-pub const FD_RESERVE: u64 = 64;
+const FD_RESERVE: u64 = 64;
 
 /// An attached process's threads that got no perf events because the
 /// open-file limit ran out: they are sampled from /proc instead.
@@ -437,7 +429,6 @@ fn open_rings(
 ) -> Result<(Vec<PerfSwitchRing>, Shortfall), SchedError> {
     let first = match target {
         Target::Own => Watch::Own,
-        Target::Pinned => Watch::Nothing,
         Target::Launch(pid) => Watch::FromExec(pid),
         Target::Attach(pid) => return attach_rings(cpus, pid, spill),
     };
@@ -538,25 +529,6 @@ fn busiest_first(pid: i32, tids: &mut [i32]) {
     });
 }
 
-/// [`Target::Pinned`]: where the workers on each ring's CPU send their records.
-fn outputs_of(rings: &[PerfSwitchRing], target: Target) -> Result<Vec<RingOutput>, SchedError> {
-    if target != Target::Pinned {
-        return Ok(Vec::new());
-    }
-    rings
-        .iter()
-        .map(|ring| {
-            ring.output().map_err(|source| {
-                open_error(OpenError {
-                    step: OpenStep::Open,
-                    cpu: ring.cpu(),
-                    source,
-                })
-            })
-        })
-        .collect()
-}
-
 fn open_ring(cpu: usize, watch: Watch) -> Result<PerfSwitchRing, SchedError> {
     let error = if watch == Watch::Cpu {
         wide_open_error
@@ -631,13 +603,8 @@ impl PerfCapture {
         } else {
             Ok(Vec::new())
         };
-        let opened = wide.and_then(|wide| {
-            let (rings, shortfall) = open_rings(cpus, target, spill)?;
-            let outputs = outputs_of(&rings, target)?;
-            Ok((rings, shortfall, outputs, wide))
-        });
-        match opened {
-            Ok((rings, shortfall, outputs, wide)) => {
+        match wide.and_then(|wide| Ok((open_rings(cpus, target, spill)?, wide))) {
+            Ok(((rings, shortfall), wide)) => {
                 rings_tx
                     .send((rings, wide))
                     .expect("drain thread waits for the rings");
@@ -646,8 +613,6 @@ impl PerfCapture {
                     live_tx,
                     handle: Some(handle),
                     shortfall,
-                    outputs,
-                    watching: Mutex::default(),
                 })
             }
             Err(e) => {
@@ -656,23 +621,6 @@ impl PerfCapture {
                 Err(e)
             }
         }
-    }
-
-    /// [`Target::Pinned`]: records the calling thread's switches on `cpu`
-    /// (its pinned core; `None`: on every CPU captured) until the capture
-    /// stops. Call before the thread registers.
-    pub fn watch_calling_thread(&self, cpu: Option<usize>) -> Result<(), SchedError> {
-        let mut opened = Vec::new();
-        for output in &self.outputs {
-            if cpu.is_none_or(|c| c == output.cpu()) {
-                opened.push(output.watch_calling_thread().map_err(open_error)?);
-            }
-        }
-        self.watching
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .extend(opened);
-        Ok(())
     }
 
     /// The attached threads left without events (none unless `spill` was needed).
