@@ -255,6 +255,63 @@ fn attaching_sees_both_busy_threads_of_a_running_process() {
     );
 }
 
+/// Attaches to a program that runs `script` in `sh`, pinned to one core,
+/// for one second; `None` where perf was refused.
+fn attached_for_a_second(script: &str) -> Option<Recording> {
+    let core = *Topology::get().allowed.last().unwrap();
+    let mut child = Command::new("taskset")
+        .args(["-c", &core.to_string(), "sh", "-c", script])
+        .stdin(Stdio::null())
+        .spawn()
+        .expect("taskset starts");
+    // Until taskset has pinned itself and become the program.
+    let pid = child.id() as i32;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == "taskset")
+    {
+        assert!(Instant::now() < deadline, "taskset never ran the program");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let rec = recorded(Program::Attach(pid), Some(Duration::from_secs(1)));
+    let _ = child.kill();
+    let _ = child.wait();
+    rec
+}
+
+/// A thread that never switches while recorded (a busy loop alone on its
+/// core, or one asleep throughout) leaves no switch record: it kept one
+/// state all along, which the capture reads from /proc at the end.
+#[test]
+fn an_attached_thread_that_never_switches_is_still_shown() {
+    let _machine = exclusive();
+    for (script, busy) in [("while :; do :; done", true), ("exec sleep 30", false)] {
+        let Some(rec) = attached_for_a_second(script) else {
+            return;
+        };
+        let t = &rec.sched.as_ref().unwrap().per_thread[0];
+        eprintln!("{script}: {t:?} over {} ms", rec.wall_ns / 1_000_000);
+        let shown = t.running_ns + t.runnable_ns + t.blocked_ns;
+        assert!(
+            shown * 10 >= rec.wall_ns * 8,
+            "{script}: {t:?} of {} ns",
+            rec.wall_ns
+        );
+        // One thread accounts for no more time than passed, give or take
+        // the capture's start before the recording's clock: never twice.
+        assert!(
+            shown * 2 <= rec.wall_ns * 3,
+            "{script}: {t:?} of {} ns",
+            rec.wall_ns
+        );
+        if busy {
+            // Alone on its core it runs throughout; under load it shares the core.
+            assert!(t.running_ns * 10 >= rec.wall_ns * 3, "{t:?}");
+        } else {
+            assert!(t.blocked_ns * 10 >= rec.wall_ns * 8, "{t:?}");
+        }
+    }
+}
+
 #[test]
 fn ctrl_c_during_record_still_writes_the_files_and_exits_promptly() {
     let _machine = exclusive();

@@ -12,8 +12,8 @@
 use std::collections::HashMap;
 
 use super::perf::{Kept, RecordKind};
-use super::slices::{SliceBuilder, SwitchEvent, Totals};
-use super::{Registry, SchedSlice, ThreadSched, TidMap};
+use super::slices::{Quiet, SliceBuilder, SwitchEvent, Totals};
+use super::{Registry, SchedSlice, SliceState, ThreadSched, TidMap};
 
 /// Where live slices go (the run's event channel).
 pub type Sink = Box<dyn FnMut(Vec<SchedSlice>) + Send>;
@@ -71,12 +71,14 @@ impl LiveSlices {
         registry: &Registry,
         end_ns: u64,
         alive: impl Fn(i32) -> bool,
+        quiet: impl Fn(i32) -> Quiet,
     ) -> (Vec<ThreadSched>, bool) {
         self.feed(records, registry, u64::MAX);
         let mut out = Vec::new();
         for (tid, builder) in std::mem::take(&mut self.builders) {
             let thread = builder.thread();
-            let counts = builder.finish(None, alive(tid), end_ns, &mut out);
+            let still = if builder.switched() { None } else { quiet(tid) };
+            let counts = builder.finish(None, alive(tid), end_ns, still, &mut out);
             Self::count(&mut self.switches, thread, counts);
         }
         self.send(out);
@@ -146,7 +148,9 @@ impl LiveSlices {
                 RecordKind::Exit => {
                     if let Some(builder) = self.builders.remove(&r.tid) {
                         let thread = builder.thread();
-                        let counts = builder.finish(Some(r.time_ns), false, r.time_ns, &mut out);
+                        let running = Some((SliceState::Running, r.cpu as usize));
+                        let counts =
+                            builder.finish(Some(r.time_ns), false, r.time_ns, running, &mut out);
                         Self::count(&mut self.switches, thread, counts);
                     }
                 }
@@ -228,6 +232,39 @@ mod tests {
         );
     }
 
+    /// A thread that never switched while recorded: its exit says it ran
+    /// from registration on that CPU, and one alive at the end is in the
+    /// state the caller reads for it.
+    #[test]
+    fn a_thread_without_switches_keeps_one_state_from_registration() {
+        let got = Arc::new(Mutex::new(Vec::new()));
+        let sink_got = got.clone();
+        let mut live = LiveSlices::new(0, Box::new(move |s| sink_got.lock().unwrap().extend(s)));
+        let registry = Registry::default();
+        worker(&registry, 0, 7, 1_000);
+        worker(&registry, 1, 8, 1_000);
+        live.feed(
+            &kept(&[rec(7, 1, 3_000_000, RecordKind::Exit)]),
+            &registry,
+            9_000_000,
+        );
+        let quiet = |tid| (tid == 8).then_some((SliceState::Blocked, 0));
+        live.finish(&[], &registry, 10_000_000, |_| true, quiet);
+        let spans: Vec<_> = got
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|s| (s.thread(), s.state, s.core, s.start_ns, s.end_ns))
+            .collect();
+        assert_eq!(
+            spans,
+            vec![
+                (0, SliceState::Running, 1, 1_000, 3_000_000),
+                (1, SliceState::Blocked, 0, 1_000, 10_000_000),
+            ]
+        );
+    }
+
     fn worker(registry: &Registry, index: usize, tid: i32, registered_ns: u64) {
         registry.add(Registered {
             index,
@@ -298,7 +335,7 @@ mod tests {
             live.feed(&kept(&batch), &registry, until);
             read = until;
         }
-        let (_, late) = live.finish(&[], &registry, 70_000_000, |_| false);
+        let (_, late) = live.finish(&[], &registry, 70_000_000, |_| false, |_| None);
         assert!(!late);
         let mut streamed = got.lock().unwrap().clone();
         slices::group_by_thread(&mut streamed);
@@ -342,7 +379,8 @@ mod tests {
                 20_000_000,
             );
             live.feed(&kept(last), &registry, 30_000_000);
-            live.finish(&[], &registry, 40_000_000, |_| false).1
+            live.finish(&[], &registry, 40_000_000, |_| false, |_| None)
+                .1
         };
         assert!(!late_after(&[]));
         assert!(
@@ -383,7 +421,7 @@ mod tests {
         for (records, read_ns) in feeds {
             live.feed(&kept(&records), &registry, read_ns);
         }
-        let (_, late) = live.finish(&[], &registry, 50_000_000, |_| true);
+        let (_, late) = live.finish(&[], &registry, 50_000_000, |_| true, |_| None);
         assert!(late);
         let slices = got.lock().unwrap().clone();
         let spans: Vec<_> = slices

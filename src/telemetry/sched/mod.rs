@@ -1093,6 +1093,10 @@ impl SchedCapture {
             // `/proc/TID` names any thread, of this process or another program.
             track.alive_at_end = track.exit_ns.is_none()
                 && std::fs::exists(format!("/proc/{}", w.tid)).unwrap_or(false);
+            // Streamed, the records went to the live builder, which did this.
+            if !report.streamed && track.alive_at_end && track.events.is_empty() {
+                track.quiet = procfs::still_state(w.tid);
+            }
             let (preempted, blocked) =
                 slices::build_thread(w.index, &track, origin_ns, &mut report.slices);
             let t = &mut report.per_thread[w.index];

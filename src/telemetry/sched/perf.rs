@@ -814,7 +814,12 @@ fn drain_loop(
         let alive = |tid: i32| {
             !exited.contains(&tid) && std::fs::exists(format!("/proc/{tid}")).unwrap_or(false)
         };
-        let (per_thread, late) = live.finish(&d.out.records[fed..], registry, end_ns, alive);
+        let quiet = |tid: i32| {
+            (!exited.contains(&tid))
+                .then(|| super::procfs::still_state(tid))
+                .flatten()
+        };
+        let (per_thread, late) = live.finish(&d.out.records[fed..], registry, end_ns, alive, quiet);
         d.out.streamed = Some(per_thread);
         d.out.late = late;
         d.out.records = Vec::new();

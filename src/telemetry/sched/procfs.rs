@@ -286,6 +286,28 @@ pub fn own_sample() -> Option<Sample> {
     })
 }
 
+/// Thread `tid`'s state and CPU now, for a capture in which it never
+/// switched (so it was in that state all along, see [`super::slices::Quiet`]):
+/// blocked unless its state letter is `R`; then running if its CPU time
+/// grows over 20 ms (two ticks at the slowest tick rate), else waiting for
+/// a CPU. `None` once the thread is gone.
+pub fn still_state(tid: i32) -> Option<(SliceState, usize)> {
+    let read = |name: &str| std::fs::read_to_string(format!("/proc/{tid}/{name}")).ok();
+    let (state, processor) = parse_stat(&read("stat")?)?;
+    if state != 'R' {
+        return Some((SliceState::Blocked, processor));
+    }
+    let on_cpu = || parse_schedstat(&read("schedstat")?).map(|(on_cpu, _, _)| on_cpu);
+    let before = on_cpu()?;
+    std::thread::sleep(Duration::from_millis(20));
+    let state = if on_cpu()? > before {
+        SliceState::Running
+    } else {
+        SliceState::Runnable
+    };
+    Some((state, processor))
+}
+
 /// `stat`: (state letter, processor). The command name in field 2 is in
 /// parentheses and may hold spaces and ')' itself, so fields are counted from
 /// after the last ')': field 3 (state) comes first, field 39 (processor) 37th.

@@ -52,8 +52,11 @@ pub struct ThreadTrack {
     pub registered_ns: Option<u64>,
     /// Switch events in time order.
     pub events: Vec<SwitchEvent>,
-    /// When the thread exited (perf exit record), if seen.
+    /// When the thread exited (perf exit record), if seen, and on which CPU.
     pub exit_ns: Option<u64>,
+    pub exit_cpu: Option<usize>,
+    /// Its state now, for a thread still alive that never switched (see [`Quiet`]).
+    pub quiet: Quiet,
     /// Whether the thread still existed when the capture stopped.
     pub alive_at_end: bool,
     /// When the capture stopped.
@@ -68,11 +71,19 @@ impl ThreadTrack {
             self.events.push(switch);
         } else if r.kind == RecordKind::Fork {
             self.fork_ns = Some(self.fork_ns.map_or(r.time_ns, |f| f.min(r.time_ns)));
-        } else if r.kind == RecordKind::Exit {
-            self.exit_ns = Some(self.exit_ns.map_or(r.time_ns, |e| e.max(r.time_ns)));
+        } else if r.kind == RecordKind::Exit && self.exit_ns.is_none_or(|e| r.time_ns > e) {
+            self.exit_ns = Some(r.time_ns);
+            self.exit_cpu = Some(r.cpu as usize);
         }
     }
 }
+
+/// How a thread spent a capture in which it never switched: one state on
+/// one core all along, since any change would have been a switch record.
+/// Running if it exited (exiting is the last thing a running thread does),
+/// else its state at the end as /proc tells it
+/// ([`super::procfs::still_state`]). `None`: not known.
+pub type Quiet = Option<(SliceState, usize)>;
 
 /// Builds the slices of worker `thread` from its track, appending them to
 /// `out`, and returns its switch-out counts (preempted, blocked).
@@ -88,7 +99,11 @@ pub fn build_thread(
     for ev in track.events.iter().filter(|e| e.time_ns <= limit) {
         builder.event(ev, out);
     }
-    builder.finish(track.exit_ns, track.alive_at_end, track.end_ns, out)
+    let quiet = match track.exit_cpu {
+        Some(cpu) => Some((SliceState::Running, cpu)),
+        None => track.quiet,
+    };
+    builder.finish(track.exit_ns, track.alive_at_end, track.end_ns, quiet, out)
 }
 
 /// One thread's slices, built event by event: the whole run at its end, or
@@ -148,6 +163,11 @@ impl SliceBuilder {
         self.thread
     }
 
+    /// Whether any switch of the thread was taken.
+    pub fn switched(&self) -> bool {
+        !self.first
+    }
+
     /// Takes the next switch (in time order); appends the slice it closed.
     pub fn event(&mut self, ev: &SwitchEvent, out: &mut Vec<SchedSlice>) {
         if self.first {
@@ -195,8 +215,17 @@ impl SliceBuilder {
         exit_ns: Option<u64>,
         alive_at_end: bool,
         end_ns: u64,
+        quiet: Quiet,
         out: &mut Vec<SchedSlice>,
     ) -> (u64, u64) {
+        if !self.switched() {
+            // No switch while recorded: one state from when we knew of it.
+            if let (Some((state, core)), Some(since)) = (quiet, self.registered_ns.or(self.fork_ns))
+            {
+                self.emit(state, core, since, exit_ns.unwrap_or(end_ns), out);
+            }
+            return (0, 0);
+        }
         if let Some((state, core, since)) = self.open {
             match exit_ns {
                 // Exiting is the last thing a running thread does; a switch-out
@@ -581,6 +610,7 @@ mod tests {
             exit_ns: Some(4_200),
             alive_at_end: false,
             end_ns: 9_000,
+            ..Default::default()
         };
         let (slices, counts) = build(&track, 1_000);
         use SliceState::*;
@@ -623,6 +653,34 @@ mod tests {
             ]
         );
         assert_eq!(counts, (0, 1));
+    }
+
+    /// A thread that never switched while recorded (attached to a busy
+    /// loop alone on its core, say) kept one state all along: running until
+    /// its exit, or what /proc says at the end.
+    #[test]
+    fn a_thread_that_never_switched_keeps_one_state_all_along() {
+        use SliceState::*;
+        let exited = ThreadTrack {
+            registered_ns: Some(100),
+            exit_ns: Some(900),
+            exit_cpu: Some(2),
+            ..Default::default()
+        };
+        assert_eq!(build(&exited, 0).0, vec![slice(Running, 2, 100, 900)]);
+        let asleep = ThreadTrack {
+            registered_ns: Some(100),
+            alive_at_end: true,
+            end_ns: 1_000,
+            quiet: Some((Blocked, 1)),
+            ..Default::default()
+        };
+        assert_eq!(build(&asleep, 0).0, vec![slice(Blocked, 1, 100, 1_000)]);
+        let unknown = ThreadTrack {
+            quiet: None,
+            ..asleep
+        };
+        assert_eq!(build(&unknown, 0).0, vec![]);
     }
 
     #[test]
