@@ -84,28 +84,19 @@ pub fn measure(tasks: usize, rounds: usize) -> anyhow::Result<Figures> {
     };
     let exe = std::env::current_exe()?;
     let dir = tempfile::tempdir()?;
-    let placement = format!("{a},{b},{a},{b}");
-    let args = |sched: &str| {
+    let run_args = |placement: &str, sched: &str| {
         let text = format!(
             "run --workload io --threads {THREADS} --tasks {tasks} --task-ms {TASK_MS} \
              --placement {placement} --sched {sched} --json -"
         );
         text.split(' ').map(str::to_owned).collect::<Vec<_>>()
     };
+    let args = |sched: &str| run_args(&format!("{a},{b},{a},{b}"), sched);
     let perf_sched = perf_sched_allowed(dir.path());
     let (mut off, mut ours, mut perf) = (Vec::new(), Vec::new(), Vec::new());
     // Many CPUs, emulated: the threads all on one core, carrying events for
     // the other that never match where they run, as a big machine's would.
-    let one_core = args("perf")
-        .into_iter()
-        .map(|arg| {
-            if arg == placement {
-                format!("{a},{a},{a},{a}")
-            } else {
-                arg
-            }
-        })
-        .collect::<Vec<_>>();
+    let one_core = run_args(&format!("{a},{a},{a},{a}"), "perf");
     let (mut plain, mut loaded) = (Vec::new(), Vec::new());
     let mut more_cpus = Ok(());
     for _ in 0..rounds {
@@ -131,15 +122,10 @@ pub fn measure(tasks: usize, rounds: usize) -> anyhow::Result<Figures> {
         }
     }
     let overhead = |on: &[Cost]| {
-        let ratio = |f: fn(&Cost) -> u64| {
-            paired_median(on, &off, |on, off| {
-                f(on) as f64 / f(off).max(1) as f64 - 1.0
-            })
-        };
         (
-            ratio(|c| c.wall_ns),
-            ratio(|c| c.cpu_ns),
-            ratio(|c| c.run_cpu_ns),
+            growth(on, &off, |c| c.wall_ns),
+            growth(on, &off, |c| c.cpu_ns),
+            growth(on, &off, |c| c.run_cpu_ns),
         )
     };
     let (wall, cpu, run_cpu) = overhead(&ours);
@@ -160,15 +146,10 @@ pub fn measure(tasks: usize, rounds: usize) -> anyhow::Result<Figures> {
         |f: fn(&Cost) -> u64| median(&mut off.iter().map(|c| f(c) as f64).collect::<Vec<_>>());
     let off_wall = med(|c| c.wall_ns);
     let more_cpus = more_cpus.map(|()| {
-        let ratio = |f: fn(&Cost) -> u64| {
-            paired_median(&loaded, &plain, |on, off| {
-                f(on) as f64 / f(off).max(1) as f64 - 1.0
-            })
-        };
         (
-            ratio(|c| c.workers_cpu_ns),
-            ratio(|c| c.run_cpu_ns),
-            ratio(|c| c.wall_ns),
+            growth(&loaded, &plain, |c| c.workers_cpu_ns),
+            growth(&loaded, &plain, |c| c.run_cpu_ns),
+            growth(&loaded, &plain, |c| c.wall_ns),
         )
     });
     Ok(Figures {
@@ -185,6 +166,13 @@ pub fn measure(tasks: usize, rounds: usize) -> anyhow::Result<Figures> {
         switches_per_s: med(|c| c.switches) / (off_wall / 1e9),
         tasks,
         rounds,
+    })
+}
+
+/// The median over the rounds of `f(on) ÷ f(base) − 1`, each round's runs paired.
+fn growth(on: &[Cost], base: &[Cost], f: fn(&Cost) -> u64) -> f64 {
+    paired_median(on, base, |on, base| {
+        f(on) as f64 / f(base).max(1) as f64 - 1.0
     })
 }
 
