@@ -13,7 +13,7 @@ use std::collections::HashMap;
 
 use super::perf::{Kept, RecordKind};
 use super::slices::{Quiet, SliceBuilder, SwitchEvent, Totals};
-use super::{Registry, SchedSlice, SliceState, ThreadSched, TidMap};
+use super::{Registry, SchedSlice, ThreadSched, TidMap};
 
 /// Where live slices go (the run's event channel).
 pub type Sink = Box<dyn FnMut(Vec<SchedSlice>) + Send>;
@@ -77,8 +77,14 @@ impl LiveSlices {
         let mut out = Vec::new();
         for (tid, builder) in std::mem::take(&mut self.builders) {
             let thread = builder.thread();
-            let still = if builder.switched() { None } else { quiet(tid) };
-            let counts = builder.finish(None, alive(tid), end_ns, still, &mut out);
+            let alive = alive(tid);
+            // Read only where it is needed: /proc, maybe a 20 ms wait.
+            let still = if alive && !builder.switched() {
+                quiet(tid)
+            } else {
+                None
+            };
+            let counts = builder.finish(None, alive, end_ns, still, &mut out);
             Self::count(&mut self.switches, thread, counts);
         }
         self.send(out);
@@ -148,9 +154,8 @@ impl LiveSlices {
                 RecordKind::Exit => {
                     if let Some(builder) = self.builders.remove(&r.tid) {
                         let thread = builder.thread();
-                        let running = Some((SliceState::Running, r.cpu as usize));
-                        let counts =
-                            builder.finish(Some(r.time_ns), false, r.time_ns, running, &mut out);
+                        let exit = Some((r.time_ns, r.cpu as usize));
+                        let counts = builder.finish(exit, false, r.time_ns, None, &mut out);
                         Self::count(&mut self.switches, thread, counts);
                     }
                 }

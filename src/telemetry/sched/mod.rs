@@ -1091,7 +1091,7 @@ impl SchedCapture {
             // Records of different CPUs arrive ring by ring.
             track.events.sort_by_key(|e| e.time_ns);
             // `/proc/TID` names any thread, of this process or another program.
-            track.alive_at_end = track.exit_ns.is_none()
+            track.alive_at_end = track.exit.is_none()
                 && std::fs::exists(format!("/proc/{}", w.tid)).unwrap_or(false);
             // Streamed, the records went to the live builder, which did this.
             if !report.streamed && track.alive_at_end && track.events.is_empty() {

@@ -814,12 +814,13 @@ fn drain_loop(
         let alive = |tid: i32| {
             !exited.contains(&tid) && std::fs::exists(format!("/proc/{tid}")).unwrap_or(false)
         };
-        let quiet = |tid: i32| {
-            (!exited.contains(&tid))
-                .then(|| super::procfs::still_state(tid))
-                .flatten()
-        };
-        let (per_thread, late) = live.finish(&d.out.records[fed..], registry, end_ns, alive, quiet);
+        let (per_thread, late) = live.finish(
+            &d.out.records[fed..],
+            registry,
+            end_ns,
+            alive,
+            super::procfs::still_state,
+        );
         d.out.streamed = Some(per_thread);
         d.out.late = late;
         d.out.records = Vec::new();

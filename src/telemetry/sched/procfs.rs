@@ -592,6 +592,39 @@ mod tests {
     use super::*;
     use SliceState::*;
 
+    /// A real busy thread reads as running, a real sleeping one as blocked.
+    #[test]
+    fn still_state_tells_a_spinning_thread_from_a_sleeping_one() {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let stop = Arc::new(AtomicBool::new(false));
+        let started = |spin: bool| {
+            let (tx, rx) = crossbeam_channel::bounded(1);
+            let stop = stop.clone();
+            let handle = std::thread::spawn(move || {
+                tx.send(sys::gettid()).unwrap();
+                while !stop.load(Ordering::Relaxed) {
+                    if !spin {
+                        std::thread::sleep(Duration::from_millis(500));
+                    }
+                }
+            });
+            (rx.recv().unwrap(), handle)
+        };
+        let (spinner, a) = started(true);
+        let (sleeper, b) = started(false);
+        std::thread::sleep(Duration::from_millis(50));
+        let spinning = still_state(spinner).map(|(state, _)| state);
+        let sleeping = still_state(sleeper).map(|(state, _)| state);
+        stop.store(true, Ordering::Relaxed);
+        a.join().unwrap();
+        b.join().unwrap();
+        // Beside other load a spinner may wait for its CPU a while, but over
+        // 20 ms it gets some; the sleeper sleeps through.
+        assert_eq!(spinning, Some(Running));
+        assert_eq!(sleeping, Some(Blocked));
+        assert_eq!(still_state(-1), None, "no such thread");
+    }
+
     /// A sample; `state` is the `stat` letter.
     fn s(
         t_ns: u64,

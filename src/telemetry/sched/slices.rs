@@ -52,9 +52,8 @@ pub struct ThreadTrack {
     pub registered_ns: Option<u64>,
     /// Switch events in time order.
     pub events: Vec<SwitchEvent>,
-    /// When the thread exited (perf exit record), if seen, and on which CPU.
-    pub exit_ns: Option<u64>,
-    pub exit_cpu: Option<usize>,
+    /// When the thread exited and on which CPU (perf exit record), if seen.
+    pub exit: Option<(u64, usize)>,
     /// Its state now, for a thread still alive that never switched (see [`Quiet`]).
     pub quiet: Quiet,
     /// Whether the thread still existed when the capture stopped.
@@ -71,18 +70,17 @@ impl ThreadTrack {
             self.events.push(switch);
         } else if r.kind == RecordKind::Fork {
             self.fork_ns = Some(self.fork_ns.map_or(r.time_ns, |f| f.min(r.time_ns)));
-        } else if r.kind == RecordKind::Exit && self.exit_ns.is_none_or(|e| r.time_ns > e) {
-            self.exit_ns = Some(r.time_ns);
-            self.exit_cpu = Some(r.cpu as usize);
+        } else if r.kind == RecordKind::Exit && self.exit.is_none_or(|(e, _)| r.time_ns > e) {
+            self.exit = Some((r.time_ns, r.cpu as usize));
         }
     }
 }
 
-/// How a thread spent a capture in which it never switched: one state on
-/// one core all along, since any change would have been a switch record.
-/// Running if it exited (exiting is the last thing a running thread does),
-/// else its state at the end as /proc tells it
-/// ([`super::procfs::still_state`]). `None`: not known.
+/// How a thread still alive at the end spent a capture in which it never
+/// switched: one state on one core all along, since any change would have
+/// been a switch record. Its state at the end, as /proc tells it
+/// ([`super::procfs::still_state`]); `None`: not known. (One that exited
+/// was running: [`SliceBuilder::finish`] knows that from the exit.)
 pub type Quiet = Option<(SliceState, usize)>;
 
 /// Builds the slices of worker `thread` from its track, appending them to
@@ -95,15 +93,17 @@ pub fn build_thread(
 ) -> (u64, u64) {
     let mut builder = SliceBuilder::new(thread, origin_ns, track.registered_ns);
     builder.fork_ns = track.fork_ns;
-    let limit = track.exit_ns.unwrap_or(u64::MAX);
+    let limit = track.exit.map_or(u64::MAX, |(ns, _)| ns);
     for ev in track.events.iter().filter(|e| e.time_ns <= limit) {
         builder.event(ev, out);
     }
-    let quiet = match track.exit_cpu {
-        Some(cpu) => Some((SliceState::Running, cpu)),
-        None => track.quiet,
-    };
-    builder.finish(track.exit_ns, track.alive_at_end, track.end_ns, quiet, out)
+    builder.finish(
+        track.exit,
+        track.alive_at_end,
+        track.end_ns,
+        track.quiet,
+        out,
+    )
 }
 
 /// One thread's slices, built event by event: the whole run at its end, or
@@ -208,19 +208,27 @@ impl SliceBuilder {
         });
     }
 
-    /// Closes the last slice at the thread's exit (or at `end_ns` while it
-    /// lives) and returns its switch-out counts (preempted, blocked).
+    /// Closes the last slice at the thread's exit (when, and on which CPU),
+    /// or at `end_ns` while it lives, and returns its switch-out counts
+    /// (preempted, blocked). A thread that never switched gets one slice
+    /// from when it was known: running until its exit, else in its `quiet` state.
     pub fn finish(
         self,
-        exit_ns: Option<u64>,
+        exit: Option<(u64, usize)>,
         alive_at_end: bool,
         end_ns: u64,
         quiet: Quiet,
         out: &mut Vec<SchedSlice>,
     ) -> (u64, u64) {
+        let exit_ns = exit.map(|(ns, _)| ns);
         if !self.switched() {
-            // No switch while recorded: one state from when we knew of it.
-            if let (Some((state, core)), Some(since)) = (quiet, self.registered_ns.or(self.fork_ns))
+            // No switch while recorded: one state from when we knew of it,
+            // running until an exit (the last thing a running thread does).
+            let still = match exit {
+                Some((_, cpu)) => Some((SliceState::Running, cpu)),
+                None => quiet,
+            };
+            if let (Some((state, core)), Some(since)) = (still, self.registered_ns.or(self.fork_ns))
             {
                 self.emit(state, core, since, exit_ns.unwrap_or(end_ns), out);
             }
@@ -607,7 +615,7 @@ mod tests {
                 ev(3_000, 1, BLK),
                 ev(4_000, 1, IN),
             ],
-            exit_ns: Some(4_200),
+            exit: Some((4_200, 1)),
             alive_at_end: false,
             end_ns: 9_000,
             ..Default::default()
@@ -639,7 +647,7 @@ mod tests {
         let track = ThreadTrack {
             registered_ns: Some(100),
             events: vec![ev(300, 1, BLK), ev(700, 1, IN)],
-            exit_ns: Some(750),
+            exit: Some((750, 1)),
             ..Default::default()
         };
         let (slices, counts) = build(&track, 0);
@@ -663,8 +671,7 @@ mod tests {
         use SliceState::*;
         let exited = ThreadTrack {
             registered_ns: Some(100),
-            exit_ns: Some(900),
-            exit_cpu: Some(2),
+            exit: Some((900, 2)),
             ..Default::default()
         };
         assert_eq!(build(&exited, 0).0, vec![slice(Running, 2, 100, 900)]);
@@ -733,7 +740,7 @@ mod tests {
                 ev(40, 1, IN),
                 ev(50, 1, IN),
             ],
-            exit_ns: Some(60),
+            exit: Some((60, 1)),
             ..Default::default()
         };
         let (slices, counts) = build(&track, 0);
@@ -762,7 +769,7 @@ mod tests {
     fn events_after_exit_and_before_origin() {
         let track = ThreadTrack {
             events: vec![ev(10, 0, IN), ev(90, 0, BLK)],
-            exit_ns: Some(50),
+            exit: Some((50, 0)),
             ..Default::default()
         };
         let (slices, counts) = build(&track, 30);
