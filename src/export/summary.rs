@@ -56,6 +56,8 @@ pub struct SchedSummary<'a> {
     pub others: &'a [OtherSlice],
     /// The capture's own thread's CPU time (perf's drain thread).
     pub capture_cpu_ns: Option<u64>,
+    /// Perf events per thread (see `SchedReport::events_per_thread`).
+    pub events_per_thread: Option<usize>,
 }
 
 impl<'a> Summary<'a> {
@@ -95,6 +97,7 @@ impl<'a> Summary<'a> {
                 system_wide: rec.sched.as_ref().is_some_and(|s| s.system_wide),
                 others: rec.sched.as_ref().map_or(&[], |s| &s.others),
                 capture_cpu_ns: rec.sched.as_ref().and_then(|s| s.capture_cpu_ns),
+                events_per_thread: rec.sched.as_ref().and_then(|s| s.events_per_thread),
             },
             failures: &rec.failures,
             environment: rec.environment.as_ref(),

@@ -161,9 +161,17 @@ const FIGURES: [Figure; 12] = [
     Figure {
         name: "capture's CPU",
         definition: "CPU time of the perf capture's own thread: reading the kernel's switch records and building the slices from them. \
-                     It is what watching cost this process beside the run; the kernel's work at each switch lands in the workers' CPU time.",
+                     It is what watching cost this process beside the run; the kernel's work at each switch lands in the workers' CPU time. \
+                     That work grows with the perf events each thread carries, which the kernel walks at every switch: \
+                     one where each worker opened its own, or one per core watched where the workers outnumber the cores.",
         value: |s| match s.rec.sched.as_ref().and_then(|r| r.capture_cpu_ns) {
-            Some(ns) => Ok(human_ns(ns)),
+            Some(ns) => Ok(
+                match s.rec.sched.as_ref().and_then(|r| r.events_per_thread) {
+                    Some(1) => format!("{} (1 perf event per thread)", human_ns(ns)),
+                    Some(n) => format!("{} ({n} perf events per thread)", human_ns(ns)),
+                    None => human_ns(ns),
+                },
+            ),
             None => Err("only the perf capture measures its own thread \
                          (and files saved before it did not keep it)"
                 .into()),

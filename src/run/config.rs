@@ -4,6 +4,7 @@
 use std::collections::BTreeSet;
 
 use crate::telemetry::sched::SchedMode;
+use crate::telemetry::sched::perf::Target;
 use crate::topology::Topology;
 use crate::workload::WorkloadKind;
 
@@ -229,6 +230,7 @@ impl RunConfig {
             cores,
             fault: None,
             capture_limits: crate::telemetry::sched::Limits::default(),
+            inherited_events: false,
         })
     }
 }
@@ -243,6 +245,9 @@ pub struct ValidConfig {
     pub(super) fault: Option<Fault>,
     /// How much raw data the scheduler capture keeps (see [`ValidConfig::with_capture_limits`]).
     pub(super) capture_limits: crate::telemetry::sched::Limits,
+    /// The workers inherit one perf event per CPU whatever their number
+    /// (see [`ValidConfig::with_inherited_events`]).
+    pub(super) inherited_events: bool,
 }
 
 impl ValidConfig {
@@ -258,6 +263,22 @@ impl ValidConfig {
         match pinned {
             Some(cores) if !self.config.system_wide => cores.into_iter().collect(),
             _ => allowed.to_vec(),
+        }
+    }
+
+    /// Whose perf events the capture of `cpus` (see [`ValidConfig::capture_cpus`])
+    /// opens. Where the workers are no more than those CPUs, each opens one
+    /// of its own that follows it across them ([`Target::Workers`]): one
+    /// event per worker, and no more rings than one per CPU. Otherwise they
+    /// inherit one per CPU ([`Target::Own`]), fewer rings than workers. A
+    /// system-wide run stays with the latter, whose rings are per CPU like
+    /// its view of the other programs.
+    pub fn capture_target(&self, cpus: &[usize]) -> Target {
+        let fewer_events = cpus.len() > 1 && self.cores.len() <= cpus.len();
+        if fewer_events && !self.config.system_wide && !self.inherited_events {
+            Target::Workers
+        } else {
+            Target::Own
         }
     }
 
@@ -280,6 +301,17 @@ impl ValidConfig {
     pub fn with_capture_limits(self, limits: crate::telemetry::sched::Limits) -> ValidConfig {
         ValidConfig {
             capture_limits: limits,
+            ..self
+        }
+    }
+
+    /// For `corelanes bench --capture` (and tests): the workers inherit one
+    /// perf event per CPU even where each could open its own, so that the
+    /// two can be compared on the same run. Only a hidden option sets this.
+    #[doc(hidden)]
+    pub fn with_inherited_events(self) -> ValidConfig {
+        ValidConfig {
+            inherited_events: true,
             ..self
         }
     }
@@ -380,6 +412,32 @@ mod tests {
         assert_eq!(cpus(2, Placement::Unpinned, false), [0, 1, 2, 3]);
         // Other programs are named on every core the timeline shows.
         assert_eq!(cpus(2, Placement::OneCore(2), true), [0, 1, 2, 3]);
+    }
+
+    #[test]
+    fn workers_open_their_own_event_where_they_are_no_more_than_the_cores() {
+        let topo = Topology::with_layout(vec![0, 1, 2, 3], 4, crate::topology::Layout::default());
+        let target = |threads, placement, system_wide| {
+            let valid = RunConfig {
+                system_wide,
+                ..config(threads, placement)
+            }
+            .validate(&topo)
+            .unwrap();
+            let cpus = valid.capture_cpus(&topo.allowed);
+            (
+                valid.capture_target(&cpus),
+                valid.with_inherited_events().capture_target(&cpus),
+            )
+        };
+        let (own, workers) = (Target::Own, Target::Workers);
+        assert_eq!(target(4, Placement::Unpinned, false), (workers, own));
+        assert_eq!(target(2, Placement::Spread, false), (workers, own));
+        assert_eq!(target(3, Placement::List(vec![3, 1, 3]), false), (own, own));
+        // One core watched: one event each way.
+        assert_eq!(target(2, Placement::OneCore(2), false), (own, own));
+        assert_eq!(target(5, Placement::Unpinned, false), (own, own));
+        assert_eq!(target(2, Placement::Unpinned, true), (own, own));
     }
 
     #[test]

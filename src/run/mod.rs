@@ -198,13 +198,15 @@ fn control(
     // Before the capture and the workers, so that other programs' CPU use is
     // read while the run uses none; it costs `BUSY_WINDOW` (100 ms) per run.
     let environment = Environment::at_run_start();
-    // Opened here, before the workers exist, so that they inherit the perf events.
+    // Opened here, before the workers exist, so that they inherit the perf
+    // events (or, where each opens its own, a refusal comes before any runs).
     let allowed = &Topology::get().allowed;
     let capture_cpus = valid.capture_cpus(allowed);
+    let target = valid.capture_target(&capture_cpus);
     let sched = match SchedCapture::start_within(
         valid.config.sched,
         &capture_cpus,
-        Target::Own,
+        target,
         valid.config.system_wide,
         valid.capture_limits,
     ) {
@@ -244,7 +246,8 @@ fn control(
         cancel: cancel.clone(),
         serial_done: worker::Gate::default(),
         sched: (sched.source() != SchedSource::Off).then_some(sched),
-        every_core_watched: capture_cpus.len() >= allowed.len(),
+        // A worker's own event follows it to any core.
+        every_core_watched: target == Target::Workers || capture_cpus.len() >= allowed.len(),
         origin_ns,
         in_flight,
     });

@@ -80,8 +80,10 @@ pub(super) fn work(shared: &Shared, mut me: ThreadRecord, tx: Sender<RunEvent>) 
     }
     me.tid = sys::gettid();
     crate::workload::enter_worker(me.index);
-    if let Some(sched) = &shared.sched {
-        sched.register_worker(me.index, me.tid);
+    if let Some(sched) = &shared.sched
+        && let Err(why) = sched.register_worker(me.index, me.tid)
+    {
+        let _ = tx.send(RunEvent::Failure(format!("{}: {why}", me.name)));
     }
     let _ = tx.send(RunEvent::ThreadStarted {
         index: me.index,

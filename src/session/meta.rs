@@ -90,6 +90,9 @@ pub struct SchedMeta {
     /// absent from older files).
     #[serde(default)]
     pub capture_cpu_ns: Option<u64>,
+    /// Perf events per thread (see `SchedReport::events_per_thread`).
+    #[serde(default)]
+    pub events_per_thread: Option<usize>,
 }
 
 /// Reads only the version, so that a newer layout is named as such.

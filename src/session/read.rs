@@ -625,6 +625,7 @@ impl RunBuilder {
             others_before: meta.others_before,
             dropped: meta.dropped,
             capture_cpu_ns: meta.capture_cpu_ns,
+            events_per_thread: meta.events_per_thread,
             ..SchedReport::of_slices(meta.source, all, meta.per_thread)
         }))
     }

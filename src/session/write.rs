@@ -280,6 +280,7 @@ fn write_run(
                 others_before: report.others_before.clone(),
                 dropped: report.dropped,
                 capture_cpu_ns: report.capture_cpu_ns,
+                events_per_thread: report.events_per_thread,
             }
         }),
         failures: rec.failures.clone(),

@@ -71,6 +71,12 @@ pub enum Watch {
     /// Thread `tid` of another process and the threads it starts from now
     /// on, enabled at once.
     Thread(i32),
+    /// The calling thread alone, wherever it runs (`cpu = -1`), enabled at
+    /// once and not inherited. The kernel walks a thread's events at each of
+    /// its switches: this gives a thread one event, where an inherited
+    /// capture gives it one per CPU. The kernel sends such an event's
+    /// records to a ring of its own only (the CPU given is not used).
+    Me,
     /// Every task on the CPU (`pid = -1`), enabled at once: the kernel then
     /// writes `PERF_RECORD_SWITCH_CPU_WIDE`, which names the other task too.
     /// Needs CAP_PERFMON (or root) or `perf_event_paranoid` ≤ 0.
@@ -84,8 +90,10 @@ fn open_event(watch: Watch, cpu: usize) -> Result<OwnedFd, OpenError> {
         cpu,
         source,
     };
-    let cpu_arg =
-        i32::try_from(cpu).map_err(|_| fail(io::Error::from(io::ErrorKind::InvalidInput)))?;
+    let cpu_arg = match watch {
+        Watch::Me => -1,
+        _ => i32::try_from(cpu).map_err(|_| fail(io::Error::from(io::ErrorKind::InvalidInput)))?,
+    };
     let mut attr = bindings::perf_event_attr {
         size: std::mem::size_of::<bindings::perf_event_attr>() as u32,
         type_: bindings::PERF_TYPE_SOFTWARE,
@@ -97,7 +105,7 @@ fn open_event(watch: Watch, cpu: usize) -> Result<OwnedFd, OpenError> {
         ..Default::default()
     };
     let (pid, from_exec) = match watch {
-        Watch::Own => (0, false),
+        Watch::Own | Watch::Me => (0, false),
         Watch::FromExec(pid) => (pid, true),
         Watch::Thread(tid) => (tid, false),
         Watch::Cpu => (-1, false),
@@ -107,14 +115,16 @@ fn open_event(watch: Watch, cpu: usize) -> Result<OwnedFd, OpenError> {
     attr.set_enable_on_exec(u64::from(from_exec));
     // A CPU-wide event has no task to pass on, and every task's fork and
     // exit would only add noise: its switch records name the tasks.
-    attr.set_inherit(u64::from(!cpu_wide));
+    // A thread's own event is not passed on either: the kernel maps no ring
+    // for an inherited event that follows its task across CPUs.
+    attr.set_inherit(u64::from(!cpu_wide && watch != Watch::Me));
     attr.set_exclude_kernel(1);
     attr.set_exclude_hv(1);
     attr.set_context_switch(1);
     attr.set_task(u64::from(!cpu_wide));
     // Another program's threads are named by their `comm`, which changes at
     // exec and prctl(PR_SET_NAME): those records carry the new name.
-    attr.set_comm(u64::from(watch != Watch::Own));
+    attr.set_comm(u64::from(!matches!(watch, Watch::Own | Watch::Me)));
     attr.set_sample_id_all(1);
     attr.set_use_clockid(1);
 

@@ -779,7 +779,12 @@ fn with_perf_capture_the_core_lane_shows_the_kernels_time_slices() {
     let own = sched
         .capture_cpu_ns
         .expect("perf's drain thread tells its CPU time");
-    let shown = corelanes::metrics::human_ns(own);
+    // With the perf events each thread carried: one, on one core.
+    assert_eq!(sched.events_per_thread, Some(1));
+    let shown = format!(
+        "{} (1 perf event per thread)",
+        corelanes::metrics::human_ns(own)
+    );
     assert!(
         harness.query_all_by_label(&shown).next().is_some(),
         "the figures show {shown}"

@@ -14,6 +14,7 @@ use std::time::Duration;
 use corelanes::run::{Placement, Recording};
 use corelanes::telemetry::events::{TaskCpu, TaskRecord};
 use corelanes::telemetry::sched::Limits;
+use corelanes::telemetry::sched::perf::Target;
 use corelanes::telemetry::sched::{
     SchedMode, SchedSource, SliceState, check_perf_against_env, overlap_ns, perf_checks_apply,
 };
@@ -378,6 +379,65 @@ fn task_cpu_from_kernel_slices_adds_up_to_each_threads_cpu_clock() {
         (cpu as f64) < 0.8 * lifetimes as f64,
         "CPU {cpu} ns of {lifetimes} ns of lifetimes"
     );
+}
+
+/// Where a run has no more workers than the cores it watches, each worker
+/// opens one perf event of its own that follows it, instead of inheriting
+/// one per core (the kernel walks a thread's events at each of its
+/// switches). Its slices say what inherited ones say: each thread ran on
+/// its core, and its tasks' CPU from them adds up to its CPU clock.
+#[test]
+fn each_worker_watches_itself_where_they_are_no_more_than_the_cores() {
+    let _machine = exclusive();
+    let allowed = &Topology::get().allowed;
+    let mut cfg = config(Cpu, 2, 8, 60.0, Placement::Spread);
+    cfg.sched = SchedMode::Auto;
+    let valid = cfg.validate(Topology::get()).unwrap();
+    let cpus = valid.capture_cpus(allowed);
+    if cpus.len() < 2 {
+        // Spread over one core: one inherited event is already the fewest.
+        assert_eq!(valid.capture_target(&cpus), Target::Own);
+        return;
+    }
+    assert_eq!(valid.capture_target(&cpus), Target::Workers);
+    for inherited in [false, true] {
+        let run = if inherited {
+            valid.clone().with_inherited_events()
+        } else {
+            valid.clone()
+        };
+        let steal: Vec<Steal> = cpus.iter().map(|&c| Steal::on(c)).collect();
+        let rec = corelanes::run::run_to_end(run);
+        assert!(rec.failures.is_empty(), "{:?}", rec.failures);
+        if !perf_checks_apply(refusal(&rec)) {
+            return;
+        }
+        let report = rec.sched.as_ref().unwrap();
+        let events = if inherited { cpus.len() } else { 1 };
+        assert_eq!(report.events_per_thread, Some(events));
+        assert_eq!(report.lost_records, 0);
+        let stolen: u64 = steal.iter().map(Steal::bound_ns).sum();
+        for (i, thread) in rec.threads.iter().enumerate() {
+            let core = thread.pinned_core.unwrap();
+            let ran_on: std::collections::BTreeSet<usize> = report
+                .slices
+                .iter()
+                .filter(|s| s.thread() == i && s.state == SliceState::Running)
+                .map(corelanes::telemetry::sched::SchedSlice::core)
+                .collect();
+            let tasks = tasks_cpu_ns(&rec, i);
+            eprintln!(
+                "{events} event(s) a thread: thread {i} pinned to {core} ran on {ran_on:?}; \
+                 tasks' CPU from slices {tasks} ns, CPU clock {} ns, the hypervisor took at most {stolen} ns",
+                thread.cpu_ns
+            );
+            assert_eq!(ran_on, [core].into(), "thread {i}");
+            assert!(
+                agrees_with_clock(tasks, thread.cpu_ns, 0.02, 0, stolen),
+                "thread {i}"
+            );
+        }
+    }
 }
 
 /// A run's capture streams its slices and keeps no perf records of its

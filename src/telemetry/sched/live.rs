@@ -119,14 +119,16 @@ impl LiveSlices {
     /// Takes newly read records; sends the slices they close, up to
     /// `read_ns − LAG_NS`, where `read_ns` is when the read of the rings began.
     pub fn feed(&mut self, records: &[Kept], registry: &Registry, read_ns: u64) {
-        for r in registry.since(&mut self.seen) {
-            let builder = SliceBuilder::new(r.index, self.origin_ns, Some(r.registered_ns));
-            self.builders.insert(r.tid, builder);
-        }
+        // Late: older than what the builder of a thread known before these
+        // records passed. A thread registered now has sent no slice yet.
         let passed = self.passed_ns;
         self.late |= records
             .iter()
             .any(|r| r.time_ns <= passed && self.builders.contains_key(&r.tid));
+        for r in registry.since(&mut self.seen) {
+            let builder = SliceBuilder::new(r.index, self.origin_ns, Some(r.registered_ns));
+            self.builders.insert(r.tid, builder);
+        }
         self.pending.extend_from_slice(records);
         self.pending.sort_by_key(|r| r.time_ns);
         let watermark = read_ns.saturating_sub(LAG_NS);
@@ -363,19 +365,25 @@ mod tests {
         assert_eq!(streamed, complete);
     }
 
+    /// Worker 7, switched in at 2 ms, its records taken up to `read_ns` − [`LAG_NS`].
+    fn seven_switched_in(read_ns: u64) -> (Registry, LiveSlices) {
+        let registry = Registry::default();
+        worker(&registry, 0, 7, 1_000);
+        let mut live = LiveSlices::new(0, Box::new(drop));
+        live.feed(
+            &kept(&[rec(7, 0, 2_000_000, RecordKind::SwitchIn)]),
+            &registry,
+            read_ns,
+        );
+        (registry, live)
+    }
+
     /// A record older than what the builder already took is noted as late
     /// (its slices may be wrong); one of a thread that is not a worker is not.
     #[test]
     fn a_workers_record_older_than_what_was_taken_is_late() {
         let late_after = |last: &[PerfRecord]| {
-            let registry = Registry::default();
-            worker(&registry, 0, 7, 1_000);
-            let mut live = LiveSlices::new(0, Box::new(drop));
-            live.feed(
-                &kept(&[rec(7, 0, 2_000_000, RecordKind::SwitchIn)]),
-                &registry,
-                10_000_000,
-            );
+            let (registry, mut live) = seven_switched_in(10_000_000);
             // Taken up to 8 ms: a record at 9 ms is in time, another thread's at 3 ms harmless.
             let out = RecordKind::SwitchOut { preempted: true };
             live.feed(
@@ -391,6 +399,23 @@ mod tests {
         assert!(
             late_after(&[rec(7, 1, 17_000_000, RecordKind::SwitchIn)]),
             "17 ms came after 18 ms was passed"
+        );
+    }
+
+    /// A worker registered only now (one that watches itself is registered
+    /// as its ring is taken) may bring records older than what the builder
+    /// passed: not late, since none of its slices was sent.
+    #[test]
+    fn a_new_workers_older_records_are_not_late() {
+        let (registry, mut live) = seven_switched_in(20_000_000);
+        worker(&registry, 1, 8, 3_000_000);
+        let out = RecordKind::SwitchOut { preempted: false };
+        live.feed(&kept(&[rec(8, 1, 4_000_000, out)]), &registry, 30_000_000);
+        let (per_thread, late) = live.finish(&[], &registry, 40_000_000, |_| false, |_| None);
+        assert!(!late);
+        assert_eq!(
+            per_thread[1].running_ns, 1_000_000,
+            "from registration to its switch"
         );
     }
 

@@ -275,6 +275,11 @@ pub struct SchedReport {
     /// the slices): what watching cost the process, beside the run's own.
     #[serde(default)]
     pub capture_cpu_ns: Option<u64>,
+    /// The perf events each thread carried, which the kernel walks at each
+    /// of its switches: 1 where each worker opened its own, else one per CPU
+    /// watched (perf only).
+    #[serde(default)]
+    pub events_per_thread: Option<usize>,
 }
 
 impl SchedReport {
@@ -298,6 +303,7 @@ impl SchedReport {
             dropped: crate::retention::Dropped::default(),
             raw_peak_bytes: 0,
             capture_cpu_ns: None,
+            events_per_thread: None,
         }
     }
 
@@ -743,6 +749,8 @@ pub struct SchedCapture {
     shortfall: Option<perf::Shortfall>,
     /// CPUs recorded (for the note on a shortfall).
     cpus: usize,
+    /// With [`perf::Target::Workers`], what each worker watches itself with.
+    adopter: Option<perf::Adopter>,
     /// Threads seen in /proc but not yet registered, with the drain count
     /// then (see [`SchedCapture::found_in_proc`]).
     pending: Mutex<HashMap<i32, u64>>,
@@ -808,7 +816,7 @@ impl SchedCapture {
         let registry = Arc::new(Registry::default());
         let now = sys::monotonic_ns();
         match target {
-            perf::Target::Own => {}
+            perf::Target::Own | perf::Target::Workers => {}
             perf::Target::Launch(pid) => registry.discovered(pid, now, None, false),
             perf::Target::Attach(pid) => {
                 let tids =
@@ -876,6 +884,10 @@ impl SchedCapture {
                 ),
             },
         };
+        let adopter = match &backend {
+            Backend::Perf(p, _) => p.adopter(),
+            _ => None,
+        };
         Ok(Self {
             source,
             note,
@@ -884,6 +896,7 @@ impl SchedCapture {
             state: Mutex::new(State::Capturing(backend)),
             shortfall,
             cpus: cpus.len(),
+            adopter,
             pending: Mutex::default(),
         })
     }
@@ -906,18 +919,35 @@ impl SchedCapture {
     /// Each worker calls this from its own thread once it runs, before its
     /// first task (`tid` = `sys::gettid()`). One short mutex push.
     /// (procfs: plus one read of the thread's own schedstat, a few µs.)
-    pub fn register_worker(&self, index: usize, tid: i32) {
+    /// With one event per worker ([`perf::Target::Workers`]) it opens the
+    /// thread's event first; if that fails, the error says why the thread's
+    /// switches go unseen (it is registered all the same).
+    pub fn register_worker(&self, index: usize, tid: i32) -> Result<(), String> {
         let first_sample = match self.source {
             SchedSource::Procfs if tid == sys::gettid() => procfs::own_sample(),
             _ => None,
         };
-        self.registry.add(Registered {
+        let worker = Registered {
             index,
             tid,
             registered_ns: sys::monotonic_ns(),
             first_sample,
             sampled: self.source == SchedSource::Procfs,
-        });
+        };
+        let opened = match &self.adopter {
+            Some(adopter) => adopter.register(worker),
+            None => {
+                self.registry.add(worker);
+                return Ok(());
+            }
+        };
+        opened.map_err(|e| {
+            self.registry.add(worker);
+            format!(
+                "its perf event could not be opened ({}): its kernel lane is inferred, not recorded",
+                e.source
+            )
+        })
     }
 
     /// Whether some threads are sampled from /proc, which sees no new
@@ -1084,6 +1114,7 @@ impl SchedCapture {
                 .finish(origin_ns, end_ns, &drained.names, &own_tid);
         report.raw_peak_bytes = drained.peak_bytes;
         report.capture_cpu_ns = Some(drained.cpu_ns);
+        report.events_per_thread = Some(if self.adopter.is_some() { 1 } else { self.cpus });
         for w in workers {
             let Some(mut track) = tracks.remove(&w.tid) else {
                 continue; // sampled, or registered twice with the same tid
@@ -1190,7 +1221,7 @@ mod tests {
                         assert!(core_affinity::set_for_current(core_affinity::CoreId {
                             id: core
                         }));
-                        capture.register_worker(index, sys::gettid());
+                        capture.register_worker(index, sys::gettid()).unwrap();
                         let mut sleeps = Vec::new();
                         match job {
                             Job::Spin(d) => {
@@ -1478,7 +1509,7 @@ mod tests {
     fn off_captures_nothing_but_sizes_per_thread() {
         let c = SchedCapture::start(SchedMode::Off, &[]).unwrap();
         assert_eq!(c.source(), SchedSource::Off);
-        c.register_worker(2, sys::gettid());
+        c.register_worker(2, sys::gettid()).unwrap();
         let r = c.finish(0);
         assert_eq!(r.source, SchedSource::Off);
         assert!(r.slices.is_empty());

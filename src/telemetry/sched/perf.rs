@@ -14,7 +14,7 @@ use crossbeam_channel::{Receiver, Sender};
 
 use super::live::{LiveSlices, Sink};
 use super::slices::Others;
-use super::{Limits, Registry, SchedError};
+use super::{Limits, Registered, Registry, SchedError};
 use crate::sys::perf::{OpenError, OpenStep, PerfSwitchRing, Watch};
 
 const PERF_RECORD_LOST: u32 = 2;
@@ -323,6 +323,8 @@ pub struct PerfCapture {
     live_tx: Sender<(u64, Sink)>,
     handle: Option<JoinHandle<Drained>>,
     shortfall: Shortfall,
+    /// Where each worker's own ring goes, with [`Target::Workers`].
+    adopt: Option<Sender<(PerfSwitchRing, Registered)>>,
 }
 
 fn open_error(e: OpenError) -> SchedError {
@@ -375,7 +377,12 @@ pub fn paranoid_level() -> String {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Target {
     /// The calling thread's future threads: the run's workers, which register.
+    /// They inherit one event per CPU.
     Own,
+    /// The run's workers, each watching itself from its start
+    /// ([`PerfCapture::watch_calling_thread`]): one event per thread
+    /// whatever the CPU count, one ring per thread.
+    Workers,
     /// A process stopped before `exec` (see [`crate::sys::process`]), from
     /// its `exec` on, with every thread and child process it starts.
     Launch(i32),
@@ -387,7 +394,7 @@ impl Target {
     /// Whether the capture finds the threads itself (from the records),
     /// rather than the threads registering.
     fn discovers(self) -> bool {
-        self != Target::Own
+        !matches!(self, Target::Own | Target::Workers)
     }
 }
 
@@ -429,6 +436,12 @@ fn open_rings(
 ) -> Result<(Vec<PerfSwitchRing>, Shortfall), SchedError> {
     let first = match target {
         Target::Own => Watch::Own,
+        // The workers open their own as they start: one now, closed at
+        // once, says whether perf and the locked-memory allowance let them.
+        Target::Workers => {
+            open_largest(0, Watch::Me).map_err(open_error)?;
+            return Ok((Vec::new(), Shortfall::default()));
+        }
         Target::Launch(pid) => Watch::FromExec(pid),
         Target::Attach(pid) => return attach_rings(cpus, pid, spill),
     };
@@ -535,16 +548,21 @@ fn open_ring(cpu: usize, watch: Watch) -> Result<PerfSwitchRing, SchedError> {
     } else {
         open_error
     };
+    open_largest(cpu, watch).map_err(error)
+}
+
+/// Opens a ring of the largest size in [`RING_PAGES`] that the
+/// locked-memory allowance still holds.
+fn open_largest(cpu: usize, watch: Watch) -> Result<PerfSwitchRing, OpenError> {
     let mut last = None;
     for pages in RING_PAGES {
         match PerfSwitchRing::open_for(watch, cpu, pages) {
             Ok(ring) => return Ok(ring),
-            // Over the locked-memory allowance: try a smaller ring.
             Err(e) if e.step == OpenStep::Mmap => last = Some(e),
-            Err(e) => return Err(error(e)),
+            Err(e) => return Err(e),
         }
     }
-    Err(error(last.expect("at least one size tried")))
+    Err(last.expect("at least one size tried"))
 }
 
 /// Whether this process may open CPU-wide events (CAP_PERFMON, root, or
@@ -584,6 +602,7 @@ impl PerfCapture {
         limits: Limits,
     ) -> Result<Self, SchedError> {
         let (rings_tx, rings_rx) = crossbeam_channel::bounded::<Rings>(1);
+        let (adopt_tx, adopt_rx) = crossbeam_channel::unbounded();
         let stop = Arc::new(AtomicBool::new(false));
         let stop_asked = stop.clone();
         let (live_tx, live_rx) = crossbeam_channel::bounded::<(u64, Sink)>(1);
@@ -591,7 +610,7 @@ impl PerfCapture {
             .name("corelanes-sched".into())
             .spawn(move || match rings_rx.recv() {
                 Ok((rings, wide)) => {
-                    let channels = (&*stop_asked, &live_rx);
+                    let channels = (&*stop_asked, &live_rx, adopt_rx);
                     drain_loop(rings, wide, target, channels, &registry, limits)
                 }
                 Err(_) => Drained::default(),
@@ -613,6 +632,7 @@ impl PerfCapture {
                     live_tx,
                     handle: Some(handle),
                     shortfall,
+                    adopt: (target == Target::Workers).then_some(adopt_tx),
                 })
             }
             Err(e) => {
@@ -621,6 +641,11 @@ impl PerfCapture {
                 Err(e)
             }
         }
+    }
+
+    /// With [`Target::Workers`], what each worker watches itself with.
+    pub fn adopter(&self) -> Option<Adopter> {
+        self.adopt.clone().map(Adopter)
     }
 
     /// The attached threads left without events (none unless `spill` was needed).
@@ -657,12 +682,34 @@ impl Drop for PerfCapture {
     }
 }
 
+/// Hands the rings of workers that watch themselves to the drain thread.
+#[derive(Clone, Debug)]
+pub struct Adopter(Sender<(PerfSwitchRing, Registered)>);
+
+impl Adopter {
+    /// Opens an event on the calling thread alone ([`Watch::Me`]) and hands
+    /// its ring to the drain thread, which registers `worker` (the calling
+    /// thread) as it takes the ring. On failure nothing was registered.
+    pub fn register(&self, worker: Registered) -> Result<(), OpenError> {
+        let ring = open_largest(0, Watch::Me)?;
+        // The drain thread outlives every worker.
+        let _ = self.0.send((ring, worker));
+        Ok(())
+    }
+}
+
+/// The workers' own rings, each with the worker to register.
+type Adopted = Receiver<(PerfSwitchRing, Registered)>;
+
 /// The target's rings, and the CPU-wide ones (empty unless system-wide).
 type Rings = (Vec<PerfSwitchRing>, Vec<PerfSwitchRing>);
 
 struct Drainer<'a> {
     rings: Vec<PerfSwitchRing>,
     wide: Vec<PerfSwitchRing>,
+    /// The rings of workers that watch themselves, as they start.
+    adopted: Adopted,
+    registry: &'a Registry,
     /// A record that straddles a ring's end, copied whole.
     straddling: Vec<u8>,
     /// The target's records of the latest read, names included (a buffer
@@ -692,6 +739,13 @@ impl Drainer<'_> {
     }
 
     fn drain_rings(&mut self) {
+        // A worker that watches itself is registered as its ring is taken:
+        // until then its records wait in the ring, some older than what the
+        // live builder has passed, which for a known thread means late.
+        for (ring, worker) in self.adopted.try_iter() {
+            self.rings.push(ring);
+            self.registry.add(worker);
+        }
         self.out.lost += read_rings(&mut self.rings, &mut self.straddling, &mut self.fresh);
         let read = &self.fresh;
         self.out.records.extend(read.iter().filter_map(Kept::of));
@@ -735,20 +789,15 @@ fn drain_loop(
     rings: Vec<PerfSwitchRing>,
     wide: Vec<PerfSwitchRing>,
     target: Target,
-    (stop, live_rx): (&AtomicBool, &Receiver<(u64, Sink)>),
+    (stop, live_rx, adopted): (&AtomicBool, &Receiver<(u64, Sink)>, Adopted),
     registry: &Registry,
     limits: Limits,
 ) -> Drained {
-    let smallest = rings
-        .iter()
-        .chain(&wide)
-        .map(crate::sys::perf::PerfSwitchRing::capacity)
-        .min()
-        .unwrap_or(0);
-    let interval = drain_interval(smallest);
     let mut d = Drainer {
         rings,
         wide,
+        adopted,
+        registry,
         straddling: Vec::new(),
         fresh: Vec::new(),
         wide_records: Vec::new(),
@@ -781,8 +830,15 @@ fn drain_loop(
         }
         let held = std::mem::size_of_val(d.out.records.as_slice()) + d.out.others.bytes();
         d.out.peak_bytes = d.out.peak_bytes.max(held);
+        // Paced by the smallest ring (the workers' own come as they start).
+        let smallest = d
+            .rings
+            .iter()
+            .chain(&d.wide)
+            .map(PerfSwitchRing::capacity)
+            .min();
         // Woken early by `stop` (or spuriously: one more drain, no harm).
-        std::thread::park_timeout(interval);
+        std::thread::park_timeout(drain_interval(smallest.unwrap_or(usize::MAX)));
         if stop.load(Ordering::Acquire) {
             break;
         }
