@@ -41,6 +41,10 @@ pub enum Command {
         run: RunArgs,
         #[command(flatten)]
         out: OutputArgs,
+        /// For `bench --capture`: each worker inherits one perf event per
+        /// CPU watched, even where it could open one of its own.
+        #[arg(long, hide = true)]
+        inherited_events: bool,
     },
     /// Run the same total work on 1..N threads and print speedup and efficiency.
     Sweep {
@@ -350,7 +354,11 @@ pub fn run(cli: Cli) -> ExitCode {
     let result = match cli.command {
         None => open_window(None),
         Some(Command::Gui(args)) => open_window(Some(args)),
-        Some(Command::Run { run, out }) => run_once(&run, &out),
+        Some(Command::Run {
+            run,
+            out,
+            inherited_events,
+        }) => run_once(&run, &out, inherited_events),
         Some(Command::Sweep {
             run,
             max_threads,
@@ -375,10 +383,13 @@ pub fn run(cli: Cli) -> ExitCode {
     }
 }
 
-fn run_once(args: &RunArgs, out: &OutputArgs) -> anyhow::Result<ExitCode> {
+fn run_once(args: &RunArgs, out: &OutputArgs, inherited: bool) -> anyhow::Result<ExitCode> {
     let out = out.outputs();
     let topo = Topology::get();
-    let valid = args.to_config(topo)?.validate(topo)?;
+    let mut valid = args.to_config(topo)?.validate(topo)?;
+    if inherited {
+        valid = valid.with_inherited_events();
+    }
     if valid.config.system_wide {
         // Refused here, before anything runs, with the reason.
         sched::check_system_wide(valid.config.sched, &topo.allowed)?;

@@ -13,7 +13,9 @@
 //! whose events the threads inherit, one per CPU: the same run on one core,
 //! with and without [`MORE_CPUS`] events more on the other core, inherited
 //! from this process (the kernel walks them all at each switch and skips
-//! them, as it would those of a big machine's other CPUs).
+//! them, as it would those of a big machine's other CPUs), and what it
+//! costs an unpinned run on this machine's CPUs that its workers inherit one
+//! event per CPU rather than each opening one of its own.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -43,6 +45,8 @@ struct Cost {
     /// Of the rest, the capture's own thread's (`sched.capture_cpu_ns`).
     capture_cpu_ns: u64,
     switches: u64,
+    /// The perf events each worker carried.
+    events_per_thread: u64,
 }
 
 /// How a run is measured.
@@ -69,6 +73,12 @@ pub struct Figures {
     /// What [`MORE_CPUS`] events more on each thread cost the capture's run:
     /// the median ratio − 1 of the workers' CPU, the run's CPU and wall.
     pub more_cpus: Result<(f64, f64, f64), String>,
+    /// An unpinned run of no more workers than this machine's CPUs, each
+    /// inheriting one event per CPU against each opening its own: the
+    /// median ratio − 1 of the workers' CPU, the run's CPU and wall; the
+    /// workers, the CPUs, and the events per worker each way.
+    pub own_events: (f64, f64, f64),
+    pub own_events_case: (usize, usize, u64, u64),
     pub off_wall_ns: u64,
     pub off_cpu_ns: u64,
     pub switches_per_s: f64,
@@ -84,20 +94,26 @@ pub fn measure(tasks: usize, rounds: usize) -> anyhow::Result<Figures> {
     };
     let exe = std::env::current_exe()?;
     let dir = tempfile::tempdir()?;
-    let run_args = |placement: &str, sched: &str| {
+    let run_args = |threads: usize, placement: &str, sched: &str| {
         let text = format!(
-            "run --workload io --threads {THREADS} --tasks {tasks} --task-ms {TASK_MS} \
+            "run --workload io --threads {threads} --tasks {tasks} --task-ms {TASK_MS} \
              --placement {placement} --sched {sched} --json -"
         );
         text.split(' ').map(str::to_owned).collect::<Vec<_>>()
     };
-    let args = |sched: &str| run_args(&format!("{a},{b},{a},{b}"), sched);
+    let args = |sched: &str| run_args(THREADS, &format!("{a},{b},{a},{b}"), sched);
     let perf_sched = perf_sched_allowed(dir.path());
     let (mut off, mut ours, mut perf) = (Vec::new(), Vec::new(), Vec::new());
     // Many CPUs, emulated: the threads all on one core, carrying events for
     // the other that never match where they run, as a big machine's would.
-    let one_core = run_args(&format!("{a},{a},{a},{a}"), "perf");
+    let one_core = run_args(THREADS, &format!("{a},{a},{a},{a}"), "perf");
     let (mut plain, mut loaded) = (Vec::new(), Vec::new());
+    // This machine's CPUs, all watched: workers that each open their own
+    // event against the same run inheriting one per CPU.
+    let cpus = topo.allowed.len();
+    let unpinned = run_args(THREADS.min(cpus), "unpinned", "perf");
+    let inheriting = [&unpinned[..], &["--inherited-events".to_owned()]].concat();
+    let (mut own, mut inherited) = (Vec::new(), Vec::new());
     let mut more_cpus = Ok(());
     for _ in 0..rounds {
         off.push(one(&exe, &args("off"), Capture::Off, dir.path())?);
@@ -105,6 +121,8 @@ pub fn measure(tasks: usize, rounds: usize) -> anyhow::Result<Figures> {
         if perf_sched.is_ok() {
             perf.push(one(&exe, &args("off"), Capture::PerfSched, dir.path())?);
         }
+        own.push(one(&exe, &unpinned, Capture::Ours, dir.path())?);
+        inherited.push(one(&exe, &inheriting, Capture::Ours, dir.path())?);
         if more_cpus.is_ok() {
             plain.push(one(&exe, &one_core, Capture::Ours, dir.path())?);
             match sys::perf::inherited_load(b, MORE_CPUS) {
@@ -161,6 +179,17 @@ pub fn measure(tasks: usize, rounds: usize) -> anyhow::Result<Figures> {
             (wall, cpu)
         }),
         more_cpus,
+        own_events: (
+            growth(&inherited, &own, |c| c.workers_cpu_ns),
+            growth(&inherited, &own, |c| c.run_cpu_ns),
+            growth(&inherited, &own, |c| c.wall_ns),
+        ),
+        own_events_case: (
+            THREADS.min(cpus),
+            cpus,
+            own[0].events_per_thread,
+            inherited[0].events_per_thread,
+        ),
         off_wall_ns: off_wall as u64,
         off_cpu_ns: med(|c| c.cpu_ns) as u64,
         switches_per_s: med(|c| c.switches) / (off_wall / 1e9),
@@ -225,13 +254,22 @@ pub fn print(f: &Figures) {
         Ok((workers, run, wall)) => println!(
             "  {MORE_CPUS} perf events more on each thread (what an inherited capture adds on a 256-CPU machine; \
              emulated: all 4 threads on one core, the events on the other): workers' CPU {:+.1} %, run CPU {:+.1} %, wall {:+.1} %. \
-             A pinned run's capture watches only its cores, so its threads carry one event per core they are pinned to",
+             Where a run has no more workers than the CPUs it watches, each opens one event of its own instead",
             workers * 100.0,
             run * 100.0,
             wall * 100.0
         ),
         Err(why) => println!("  {MORE_CPUS} perf events more on each thread: not measured: {why}"),
     }
+    let (workers, cpus, own, inherited) = f.own_events_case;
+    let (w, r, wall) = f.own_events;
+    println!(
+        "  unpinned, {workers} threads over this machine's {cpus} CPUs: {inherited} inherited perf events per worker \
+         against {own} of its own: workers' CPU {:+.1} %, run CPU {:+.1} %, wall {:+.1} %",
+        w * 100.0,
+        r * 100.0,
+        wall * 100.0
+    );
 }
 
 /// Runs one child and reads its cost.
@@ -274,6 +312,7 @@ fn one(exe: &Path, args: &[String], capture: Capture, dir: &Path) -> anyhow::Res
         workers_cpu_ns: threads().filter_map(|t| t["cpu_ns"].as_u64()).sum(),
         capture_cpu_ns: summary["sched"]["capture_cpu_ns"].as_u64().unwrap_or(0),
         switches,
+        events_per_thread: summary["sched"]["events_per_thread"].as_u64().unwrap_or(0),
     })
 }
 
