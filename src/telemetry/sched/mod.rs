@@ -680,6 +680,11 @@ impl Registry {
     }
 }
 
+/// How many threads a report of `workers` has: one per index up to the largest.
+fn thread_count(workers: &[Registered]) -> usize {
+    workers.iter().map(|w| w.index + 1).max().unwrap_or(0)
+}
+
 /// Adds the slices and switch counts of threads sampled from /proc.
 fn add_sampled(sampled: Vec<procfs::Sampled>, origin_ns: u64, report: &mut SchedReport) {
     for sampled in sampled {
@@ -1018,7 +1023,7 @@ impl SchedCapture {
 
     fn build(&self, backend: Backend, origin_ns: u64) -> SchedReport {
         let workers = self.registry.snapshot();
-        let threads = workers.iter().map(|w| w.index + 1).max().unwrap_or(0);
+        let threads = thread_count(&workers);
         let mut report = SchedReport {
             note: self.note.clone(),
             system_wide: self.system_wide,
@@ -1033,6 +1038,11 @@ impl SchedCapture {
             Backend::Perf(capture, sampler) => {
                 let mut drained = capture.stop();
                 let end_ns = sys::monotonic_ns();
+                // Workers that watch themselves are registered by the drain
+                // thread as it takes their rings: the last ones as it stopped.
+                let workers = self.registry.snapshot();
+                let threads = thread_count(&workers);
+                report.per_thread.resize(threads, ThreadSched::default());
                 report.lost_records = drained.lost;
                 let late = drained.late;
                 if let Some(mut per_thread) = drained.streamed.take() {

@@ -380,8 +380,8 @@ pub enum Target {
     /// They inherit one event per CPU.
     Own,
     /// The run's workers, each watching itself from its start
-    /// ([`PerfCapture::watch_calling_thread`]): one event per thread
-    /// whatever the CPU count, one ring per thread.
+    /// ([`Adopter::register`]): one event per thread whatever the CPU
+    /// count, one ring per thread.
     Workers,
     /// A process stopped before `exec` (see [`crate::sys::process`]), from
     /// its `exec` on, with every thread and child process it starts.
@@ -558,6 +558,7 @@ fn open_largest(cpu: usize, watch: Watch) -> Result<PerfSwitchRing, OpenError> {
     for pages in RING_PAGES {
         match PerfSwitchRing::open_for(watch, cpu, pages) {
             Ok(ring) => return Ok(ring),
+            // Over the locked-memory allowance: try a smaller ring.
             Err(e) if e.step == OpenStep::Mmap => last = Some(e),
             Err(e) => return Err(e),
         }
