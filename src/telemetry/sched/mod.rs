@@ -1515,6 +1515,49 @@ mod tests {
         sleeper(SchedMode::Procfs, 0.7, 8);
     }
 
+    /// Slices are streamed from the records read before the stream began
+    /// too: a launched program runs from its release, a moment before its
+    /// recorder asks for them (`record -- sleep 0.5` under load lost the
+    /// sleep so, and showed only the running after it).
+    #[test]
+    fn records_read_before_the_stream_began_are_streamed() {
+        let capture = match SchedCapture::start(SchedMode::Perf, &allowed()) {
+            Ok(c) => Arc::new(c),
+            Err(e @ SchedError::PerfDenied { .. }) => {
+                perf_checks_apply(Some(&e.to_string()));
+                return;
+            }
+            Err(e) => panic!("capture did not start: {e}"),
+        };
+        perf_checks_apply(None);
+        let origin = sys::monotonic_ns();
+        let worker = {
+            let capture = capture.clone();
+            thread::spawn(move || {
+                capture.register_worker(0, sys::gettid()).unwrap();
+                thread::sleep(Duration::from_millis(80));
+            })
+        };
+        // The drain thread (every 10 ms) reads the sleep's switch-out meanwhile.
+        thread::sleep(Duration::from_millis(40));
+        let streamed = Arc::new(Mutex::new(Vec::new()));
+        let sink = streamed.clone();
+        capture.stream(origin, Box::new(move |s| sink.lock().unwrap().extend(s)));
+        worker.join().unwrap();
+        capture.finish(origin);
+        let blocked: u64 = streamed
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|s| s.state == SliceState::Blocked)
+            .map(|s| s.end_ns - s.start_ns)
+            .sum();
+        assert!(
+            blocked >= 70_000_000,
+            "blocked {blocked} ns of an 80 ms sleep"
+        );
+    }
+
     #[test]
     fn off_captures_nothing_but_sizes_per_thread() {
         let c = SchedCapture::start(SchedMode::Off, &[]).unwrap();

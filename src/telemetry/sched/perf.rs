@@ -810,11 +810,14 @@ fn drain_loop(
     let mut live: Option<(u64, LiveSlices)> = None;
     loop {
         // The records this drain adds are those the live builder takes.
-        let fed = d.out.records.len();
+        let mut fed = d.out.records.len();
         d.drain();
         registry.drained();
         if let Ok((origin_ns, sink)) = live_rx.try_recv() {
             live = Some((origin_ns, LiveSlices::new(origin_ns, sink)));
+            // And at its start, those read before: a launched program runs
+            // from its release, a moment before its recorder asks for slices.
+            fed = 0;
         }
         if let Some((origin_ns, live)) = &mut live {
             let now = crate::sys::monotonic_ns();
