@@ -63,7 +63,7 @@ impl Shown<'_> {
     }
 }
 
-const FIGURES: [Figure; 12] = [
+const FIGURES: [Figure; 13] = [
     Figure {
         name: "wall",
         definition: "Time from the run's start until every worker thread ended.",
@@ -161,19 +161,23 @@ const FIGURES: [Figure; 12] = [
     Figure {
         name: "capture's CPU",
         definition: "CPU time of the perf capture's own thread: reading the kernel's switch records and building the slices from them. \
-                     It is what watching cost this process beside the run; the kernel's work at each switch lands in the workers' CPU time. \
-                     That work grows with the perf events each thread carries, which the kernel walks at every switch: \
-                     one where each worker opened its own, or one per core watched where the workers outnumber the cores.",
+                     It is what watching cost this process beside the run; the kernel's work at each switch lands in the workers' CPU time.",
         value: |s| match s.rec.sched.as_ref().and_then(|r| r.capture_cpu_ns) {
-            Some(ns) => Ok(
-                match s.rec.sched.as_ref().and_then(|r| r.events_per_thread) {
-                    Some(1) => format!("{} (1 perf event per thread)", human_ns(ns)),
-                    Some(n) => format!("{} ({n} perf events per thread)", human_ns(ns)),
-                    None => human_ns(ns),
-                },
-            ),
+            Some(ns) => Ok(human_ns(ns)),
             None => Err("only the perf capture measures its own thread \
                          (and files saved before it did not keep it)"
+                .into()),
+        },
+    },
+    Figure {
+        name: "perf events",
+        definition: "The perf events each of the run's threads carried for the capture. The kernel walks them all at each of the \
+                     thread's switches, so that work, in the workers' CPU time, grows with them: 1 where each worker opened its own \
+                     (no more workers than cores watched), else one per core watched, inherited.",
+        value: |s| match s.rec.sched.as_ref().and_then(|r| r.events_per_thread) {
+            Some(n) => Ok(format!("{n} per thread")),
+            None => Err("only the perf capture carries events \
+                         (and files saved before it did not say how many)"
                 .into()),
         },
     },

@@ -776,15 +776,14 @@ fn with_perf_capture_the_core_lane_shows_the_kernels_time_slices() {
     let sched = rec.sched.as_ref().expect("perf slices");
     // What watching cost is one of the figures, as the report says it.
     harness.get_by_label("capture's CPU");
+    // And how many perf events each thread carried: one, on one core.
+    harness.get_by_label("perf events");
+    harness.get_by_label("1 per thread");
+    assert_eq!(sched.events_per_thread, Some(1));
     let own = sched
         .capture_cpu_ns
         .expect("perf's drain thread tells its CPU time");
-    // With the perf events each thread carried: one, on one core.
-    assert_eq!(sched.events_per_thread, Some(1));
-    let shown = format!(
-        "{} (1 perf event per thread)",
-        corelanes::metrics::human_ns(own)
-    );
+    let shown = corelanes::metrics::human_ns(own);
     assert!(
         harness.query_all_by_label(&shown).next().is_some(),
         "the figures show {shown}"
