@@ -939,14 +939,11 @@ impl SchedCapture {
             first_sample,
             sampled: self.source == SchedSource::Procfs,
         };
-        let opened = match &self.adopter {
-            Some(adopter) => adopter.register(worker),
-            None => {
-                self.registry.add(worker);
-                return Ok(());
-            }
+        let Some(adopter) = &self.adopter else {
+            self.registry.add(worker);
+            return Ok(());
         };
-        opened.map_err(|e| {
+        adopter.register(worker).map_err(|e| {
             self.registry.add(worker);
             format!(
                 "its perf event could not be opened ({}): its kernel lane is inferred, not recorded",
